@@ -1,0 +1,3 @@
+"""imbal: imbalance-aware losses, samplers and studies for medical image classification."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,101 @@
+"""Per-sample losses (CE, focal, logit-adjusted CE) and the inverse-frequency class weights."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from imbal.losses._checks import check_logits_target
+
+Reduction = Literal["mean", "sum", "none"]
+
+
+def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
+    """float32 at least: bf16/fp16 logits are upcast before log-softmax."""
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+def _reduce(per_sample: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    if reduction == "none":
+        return per_sample
+    if reduction == "sum":
+        return per_sample.sum()
+    if reduction == "mean":
+        return per_sample.mean()
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean"
+) -> torch.Tensor:
+    """Softmax cross-entropy ``-log p_t`` (validated ``F.cross_entropy``)."""
+    check_logits_target(logits, target)
+    per_sample = F.cross_entropy(logits.to(_compute_dtype(logits)), target, reduction="none")
+    return _reduce(per_sample, reduction)
+
+
+def focal_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 2.0,
+    alpha: torch.Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """Softmax focal loss ``-alpha_t (1 - p_t)^gamma log p_t`` (Lin et al., ICCV 2017).
+
+    Args:
+        logits: ``(N, C)``; softmax is applied inside (log-softmax for stability).
+        target: ``(N,)`` integer labels.
+        gamma: focusing parameter; ``gamma = 0`` and no ``alpha`` is cross-entropy.
+        alpha: optional per-class weights ``(C,)``.
+        reduction: ``mean``, ``sum`` or ``none``.
+    """
+    c = check_logits_target(logits, target)
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    log_pt = logits.to(_compute_dtype(logits)).log_softmax(-1).gather(1, target[:, None]).squeeze(1)
+    pt = log_pt.exp()
+    loss = -((1 - pt).clamp_min(0) ** gamma) * log_pt if gamma else -log_pt
+    if alpha is not None:
+        if alpha.shape != (c,):
+            raise ValueError(f"alpha must have shape ({c},), got {tuple(alpha.shape)}")
+        loss = loss * alpha.to(loss)[target]
+    return _reduce(loss, reduction)
+
+
+def logit_adjusted_ce(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_priors: torch.Tensor,
+    tau: float = 1.0,
+    *,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """Logit-adjusted cross-entropy: ``CE(logits + tau * log(prior), target)`` (Menon et al., ICLR 2021).
+
+    ``class_priors`` is ``(C,)``, positive; it is normalised to sum to 1 here.
+    """
+    c = check_logits_target(logits, target)
+    if class_priors.shape != (c,):
+        raise ValueError(f"class_priors must have shape ({c},), got {tuple(class_priors.shape)}")
+    if (class_priors <= 0).any():
+        raise ValueError("class_priors must be > 0 for every class (a class with no samples has no prior)")
+    priors = class_priors.to(_compute_dtype(logits))
+    adjusted = logits.to(priors.dtype) + tau * (priors / priors.sum()).log().to(logits.device)
+    return _reduce(F.cross_entropy(adjusted, target, reduction="none"), reduction)
+
+
+def inverse_frequency_weights(class_counts: torch.Tensor | list[int]) -> torch.Tensor:
+    """Normalised inverse class frequency ``w_c = N / (C n_c)`` (SPEC section 1), float32 ``(C,)``.
+
+    A balanced set gives all ones; the expected weight of a training sample is 1.
+    """
+    counts = torch.as_tensor(class_counts, dtype=torch.float64)
+    if counts.ndim != 1 or counts.numel() < 2:
+        raise ValueError(f"class_counts must have shape (C,) with C >= 2, got shape={tuple(counts.shape)}")
+    if (counts <= 0).any():
+        raise ValueError(f"every class needs at least one sample, got class_counts={counts.long().tolist()}")
+    return (counts.sum() / (counts.numel() * counts)).float()
