@@ -1,0 +1,91 @@
+"""ResNet-18/34/50 classifiers in 2D and 3D on MONAI's ResNet, with a penultimate-feature hook."""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.nets import ResNet
+from torch import nn
+
+ARCHS = {
+    "resnet18": ("basic", [2, 2, 2, 2]),
+    "resnet34": ("basic", [3, 4, 6, 3]),
+    "resnet50": ("bottleneck", [3, 4, 6, 3]),
+}
+
+
+class Classifier(nn.Module):
+    """``backbone`` (MONAI ResNet without its fc) -> ``features (N, D)`` -> ``head`` -> ``logits (N, C)``.
+
+    ``config`` holds the constructor arguments, so a checkpoint rebuilds the model from the file alone.
+    """
+
+    def __init__(
+        self,
+        arch: str = "resnet18",
+        spatial_dims: int = 2,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        small_input: bool = True,
+        widen_factor: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if arch not in ARCHS:
+            raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        self.config = dict(
+            arch=arch,
+            spatial_dims=spatial_dims,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            small_input=small_input,
+            widen_factor=widen_factor,
+        )
+        block, layers = ARCHS[arch]
+        # 28-px inputs lose everything to a 7x7/2 stem plus max-pool; a 3x3/1 stem keeps the detail
+        stem = (
+            dict(conv1_t_size=3, conv1_t_stride=1, no_max_pool=True)
+            if small_input
+            else dict(conv1_t_size=7, conv1_t_stride=2, no_max_pool=False)
+        )
+        self.backbone = ResNet(
+            block=block,
+            layers=layers,
+            block_inplanes=[64, 128, 256, 512],
+            spatial_dims=spatial_dims,
+            n_input_channels=in_channels,
+            widen_factor=widen_factor,
+            feed_forward=False,
+            **stem,
+        )
+        width = int(512 * widen_factor) * (4 if block == "bottleneck" else 1)
+        self.feature_dim = width
+        self.head = nn.Linear(width, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``(N, D)`` (after global average pooling, before the classifier)."""
+        expected = 2 + self.config["spatial_dims"]
+        if x.ndim != expected or x.shape[1] != self.config["in_channels"]:
+            raise ValueError(
+                f"expected images (N, {self.config['in_channels']}, *spatial) with {expected} dims, "
+                f"got shape={tuple(x.shape)}"
+            )
+        return self.backbone(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def build_model(
+    arch: str,
+    spatial_dims: int,
+    in_channels: int,
+    num_classes: int,
+    *,
+    small_input: bool = True,
+    widen_factor: float = 1.0,
+) -> Classifier:
+    """A ResNet classifier; ``small_input=True`` uses a 3x3 stride-1 stem without max-pool."""
+    return Classifier(arch, spatial_dims, in_channels, num_classes, small_input, widen_factor)

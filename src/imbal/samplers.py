@@ -1,0 +1,115 @@
+"""Batch samplers for the study's strategies, seeded, ``set_epoch``-aware and DDP-aware.
+
+Every sampler yields lists of indices. ``batch_size`` is the *global* batch (the study's 50);
+under DDP each rank takes a disjoint share ``batch[rank::num_replicas]`` of every global batch,
+so all ranks run the same number of steps and the union of their batches is the one-process batch.
+The order depends only on ``(seed, epoch)``, so a resumed run replays the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+SAMPLERS = ("uniform", "weights", "oversample", "undersample")
+
+
+class _BatchSampler:
+    def __init__(
+        self, labels: torch.Tensor, batch_size: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0
+    ) -> None:
+        labels = torch.as_tensor(labels, dtype=torch.long).cpu()
+        if labels.ndim != 1 or len(labels) == 0:
+            raise ValueError(f"labels must have shape (N,) with N > 0, got shape={tuple(labels.shape)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must lie in [0, {num_replicas}), got {rank}")
+        if batch_size < num_replicas:
+            raise ValueError(f"batch_size={batch_size} is smaller than num_replicas={num_replicas}")
+        self.labels, self.batch_size, self.seed = labels, batch_size, seed
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
+        self.num_classes = int(labels.max()) + 1
+        self.by_class = [torch.nonzero(labels == k).flatten() for k in range(self.num_classes)]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+
+    def global_batches(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.global_batches():
+            yield batch[self.rank :: self.num_replicas].tolist()
+
+    def __len__(self) -> int:
+        return max(1, len(self.labels) // self.batch_size)
+
+
+class UniformSampler(_BatchSampler):
+    """Shuffle, then cut into ``N // batch_size`` batches that follow the data's class mix."""
+
+    def global_batches(self) -> list[torch.Tensor]:
+        perm = torch.randperm(len(self.labels), generator=self._generator())
+        b = min(self.batch_size, len(perm))
+        return [perm[i * b : (i + 1) * b] for i in range(len(self))]
+
+
+class OversampleSampler(_BatchSampler):
+    """Stratified oversampling: every batch holds equal portions of each class (within one sample).
+
+    Classes are drawn with replacement; ``N // batch_size`` batches per epoch, as for uniform.
+    A class without samples is left out of the split.
+    """
+
+    def global_batches(self) -> list[torch.Tensor]:
+        g = self._generator()
+        present = [c for c in self.by_class if len(c)]
+        k = len(present)
+        out = []
+        for _ in range(len(self)):
+            share = torch.full((k,), self.batch_size // k, dtype=torch.long)
+            share[torch.randperm(k, generator=g)[: self.batch_size % k]] += 1
+            parts = [idx[torch.randint(len(idx), (int(s),), generator=g)] for idx, s in zip(present, share)]
+            batch = torch.cat(parts)
+            out.append(batch[torch.randperm(len(batch), generator=g)])
+        return out
+
+
+class UndersampleSampler(_BatchSampler):
+    """Each epoch draws the minority count from every class without replacement, then shuffles."""
+
+    def _epoch_pool(self, g: torch.Generator) -> torch.Tensor:
+        present = [c for c in self.by_class if len(c)]
+        m = min(len(c) for c in present)
+        pool = torch.cat([c[torch.randperm(len(c), generator=g)[:m]] for c in present])
+        return pool[torch.randperm(len(pool), generator=g)]
+
+    def __len__(self) -> int:
+        m = min(len(c) for c in self.by_class if len(c))
+        n = m * sum(1 for c in self.by_class if len(c))
+        return max(1, n // self.batch_size)
+
+    def global_batches(self) -> list[torch.Tensor]:
+        pool = self._epoch_pool(self._generator())
+        b = min(self.batch_size, len(pool))
+        return [pool[i * b : (i + 1) * b] for i in range(len(self))]
+
+
+def build_sampler(
+    name: str, labels: torch.Tensor, batch_size: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0
+) -> _BatchSampler:
+    """``uniform`` and ``weights`` share the uniform order (weights go to the loss); see module doc."""
+    classes = {
+        "uniform": UniformSampler,
+        "weights": UniformSampler,
+        "oversample": OversampleSampler,
+        "undersample": UndersampleSampler,
+    }
+    if name not in classes:
+        raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
+    return classes[name](labels, batch_size, seed=seed, num_replicas=num_replicas, rank=rank)
