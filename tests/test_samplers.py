@@ -1,3 +1,6 @@
+import functools
+import operator
+
 import pytest
 import torch
 
@@ -22,7 +25,7 @@ def test_length_and_batch_size(name):
 
 def test_uniform_is_a_permutation():
     _, bs = batches("uniform")
-    flat = sum(bs, [])
+    flat = functools.reduce(operator.iadd, bs, [])
     assert sorted(flat) == list(range(100))
 
 
@@ -35,7 +38,7 @@ def test_oversample_equal_portions_per_batch():
 
 def test_undersample_minority_count_without_replacement():
     _, bs = batches("undersample", batch_size=10)
-    flat = sum(bs, [])
+    flat = functools.reduce(operator.iadd, bs, [])
     assert len(set(flat)) == len(flat) == 30
     assert torch.bincount(LABELS[flat], minlength=3).tolist() == [10, 10, 10]
 

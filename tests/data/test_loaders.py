@@ -1,6 +1,7 @@
 """Loaders on the real MedMNIST files, the study's own formats, and failure modes."""
 
 import shutil
+import typing
 import zipfile
 
 import numpy as np
@@ -87,7 +88,7 @@ def test_download_verifies_and_renames(data_root, tmp_path, monkeypatch):
     payload = (data_root / "retinamnist" / "retinamnist.npz").read_bytes()
 
     class Resp(io.BytesIO):
-        headers = {"Content-Length": str(len(payload))}
+        headers: typing.ClassVar = {"Content-Length": str(len(payload))}
 
     monkeypatch.setattr(mm.urllib.request, "urlopen", lambda *a, **k: Resp(payload))
     monkeypatch.delenv("IMBAL_DATA", raising=False)

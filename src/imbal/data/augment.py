@@ -53,7 +53,7 @@ def random_blur(x, g, p=0.5, sigma=(0.0, 1.5)):
     dims = x.ndim - 2
     s = _uniform(n, *sigma, g, x.device)
     s = torch.where(_per_sample(n, g, x.device, p), s, torch.zeros_like(s))
-    radius = max(1, int(round(3 * sigma[1])))
+    radius = max(1, round(3 * sigma[1]))
     offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
     kernels = torch.exp(-0.5 * (offsets[None] / s.clamp_min(1e-3)[:, None]) ** 2)
     kernels = kernels / kernels.sum(1, keepdim=True)  # sigma -> 0 gives a delta kernel
