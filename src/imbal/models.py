@@ -27,8 +27,11 @@ class Classifier(nn.Module):
         num_classes: int = 2,
         small_input: bool = True,
         widen_factor: float = 1.0,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
+        if norm not in ("batch", "group"):
+            raise ValueError(f"norm must be 'batch' or 'group', got {norm!r}")
         if arch not in ARCHS:
             raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
         if spatial_dims not in (2, 3):
@@ -42,6 +45,7 @@ class Classifier(nn.Module):
             num_classes=num_classes,
             small_input=small_input,
             widen_factor=widen_factor,
+            norm=norm,
         )
         block, layers = ARCHS[arch]
         # 28-px inputs lose everything to a 7x7/2 stem plus max-pool; a 3x3/1 stem keeps the detail
@@ -60,6 +64,8 @@ class Classifier(nn.Module):
             feed_forward=False,
             **stem,
         )
+        if norm == "group":
+            _batchnorm_to_groupnorm(self.backbone)
         width = int(512 * widen_factor) * (4 if block == "bottleneck" else 1)
         self.feature_dim = width
         self.head = nn.Linear(width, num_classes)
@@ -78,6 +84,20 @@ class Classifier(nn.Module):
         return self.head(self.features(x))
 
 
+def _batchnorm_to_groupnorm(module: nn.Module) -> None:
+    """Swap every BatchNorm for GroupNorm (MONAI's ResNet passes ``norm`` to its stem only).
+
+    Batch-independent normalisation makes training with tiny or sharded batches (CPU DDP, where
+    PyTorch has no SyncBatchNorm) give the same result as one process on the whole batch.
+    """
+    for name, child in module.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            c = child.num_features
+            setattr(module, name, nn.GroupNorm(min(8, c), c))
+        else:
+            _batchnorm_to_groupnorm(child)
+
+
 def build_model(
     arch: str,
     spatial_dims: int,
@@ -86,6 +106,10 @@ def build_model(
     *,
     small_input: bool = True,
     widen_factor: float = 1.0,
+    norm: str = "batch",
 ) -> Classifier:
-    """A ResNet classifier; ``small_input=True`` uses a 3x3 stride-1 stem without max-pool."""
-    return Classifier(arch, spatial_dims, in_channels, num_classes, small_input, widen_factor)
+    """A ResNet classifier; ``small_input=True`` uses a 3x3 stride-1 stem without max-pool.
+
+    ``norm="group"`` replaces BatchNorm by GroupNorm (batch-size independent).
+    """
+    return Classifier(arch, spatial_dims, in_channels, num_classes, small_input, widen_factor, norm)

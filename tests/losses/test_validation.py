@@ -79,3 +79,14 @@ def test_bad_names_and_settings():
         focal_loss(torch.randn(4, 3), torch.zeros(4, dtype=torch.long), alpha=torch.ones(2))
     with pytest.raises(ValueError, match="at least one sample, got class_counts=\\[3, 0\\]"):
         inverse_frequency_weights([3, 0])
+
+
+def test_validate_false_skips_value_checks_only():
+    x = torch.randn(4, 3)
+    x[0, 0] = float("nan")
+    y = torch.tensor([0, 1, 2, 1])
+    for fn in (soft_mcc_loss, soft_f1_loss, focal_loss):
+        assert torch.isnan(fn(x, y, validate=False))  # no value check, no host sync
+    assert torch.isnan(build_loss("ce+mcc", validate=False)(x, y))
+    with pytest.raises(ValueError, match="logits must have shape"):
+        soft_mcc_loss(torch.randn(4), y, validate=False)  # shapes are still checked

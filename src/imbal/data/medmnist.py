@@ -87,7 +87,7 @@ def find_medmnist(
     for p in paths:
         if p.is_file():
             verify(p, info.md5[size])
-            return p
+            return p.resolve()
     if not download_missing:
         raise FileNotFoundError(
             f"{info.filename(size)} not found; looked in {', '.join(map(str, paths))}. Put the official file "

@@ -5,8 +5,13 @@ from __future__ import annotations
 import torch
 
 
-def check_logits_target(logits: torch.Tensor, target: torch.Tensor) -> int:
-    """Validate ``logits (N, C)`` floating and ``target (N,)`` integer in ``[0, C)``; return ``C``."""
+def check_logits_target(logits: torch.Tensor, target: torch.Tensor, validate: bool = True) -> int:
+    """Validate ``logits (N, C)`` floating and ``target (N,)`` integer in ``[0, C)``; return ``C``.
+
+    Shapes and dtypes are always checked. ``validate=False`` skips the label-range and finiteness
+    checks: they read values back from the device, a host sync per call that a training loop on a
+    GPU avoids (imbal's loop checks labels once at load time and the loss once per epoch).
+    """
     if not isinstance(logits, torch.Tensor) or not isinstance(target, torch.Tensor):
         raise TypeError(
             f"logits and target must be torch.Tensor, got {type(logits).__name__} and {type(target).__name__}"
@@ -32,6 +37,8 @@ def check_logits_target(logits: torch.Tensor, target: torch.Tensor) -> int:
         raise ValueError(
             f"logits and target must have the same N, got logits N={n} and target N={target.shape[0]}"
         )
+    if not validate:
+        return c
     if n > 0:
         lo, hi = int(target.min()), int(target.max())
         if lo < 0 or hi >= c:

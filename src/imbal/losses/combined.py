@@ -83,6 +83,7 @@ def build_loss(
     f1_average: str = "macro",
     la_tau: float = 1.0,
     sync: bool = True,
+    validate: bool = True,
 ) -> CombinedLoss:
     """Build a loss from its name: ``ce, focal, f1, mcc, ce+f1, ce+mcc, la-ce`` or any ``a+b`` sum.
 
@@ -93,21 +94,23 @@ def build_loss(
             pass ``inverse_frequency_weights(class_counts)`` for the study's "+Weights" rows.
         focal_gamma, f1_average, la_tau: settings of the focal, F1 and logit-adjusted terms.
         sync: metric terms sum their counts over DDP ranks.
+        validate: value checks (label range, finiteness) in every call; a training loop that checked
+            its labels at load time passes ``False`` to avoid a host sync per step.
     """
     terms: list[tuple[float, str, nn.Module]] = []
     for coef, term in parse_loss_name(name):
         if term == "ce":
-            module: nn.Module = CrossEntropy()
+            module: nn.Module = CrossEntropy(validate=validate)
         elif term == "focal":
-            module = FocalLoss(gamma=focal_gamma)
+            module = FocalLoss(gamma=focal_gamma, validate=validate)
         elif term == "f1":
-            module = SoftF1Loss(average=f1_average, sync=sync)
+            module = SoftF1Loss(average=f1_average, sync=sync, validate=validate)
         elif term == "mcc":
-            module = SoftMCCLoss(sync=sync)
+            module = SoftMCCLoss(sync=sync, validate=validate)
         else:
             if class_counts is None:
                 raise ValueError("loss 'la-ce' needs class_counts (its class priors)")
             counts = torch.as_tensor(class_counts, dtype=torch.float32)
-            module = LogitAdjustedCE(counts / counts.sum(), tau=la_tau)
+            module = LogitAdjustedCE(counts / counts.sum(), tau=la_tau, validate=validate)
         terms.append((coef, term, module))
     return CombinedLoss(terms, class_weights=class_weights)

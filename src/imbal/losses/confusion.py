@@ -20,13 +20,23 @@ def _all_reduce_with_grad(x: torch.Tensor) -> torch.Tensor:
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
+    import warnings
+
     from torch.distributed.nn.functional import all_reduce
 
-    return all_reduce(x)
+    with warnings.catch_warnings():
+        # deprecated in favour of _functional_collectives, whose all_reduce has no autograd on CPU/gloo
+        warnings.simplefilter("ignore", FutureWarning)
+        return all_reduce(x)
 
 
 def soft_confusion(
-    logits: torch.Tensor, target: torch.Tensor, num_classes: int | None = None, *, sync: bool = False
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int | None = None,
+    *,
+    sync: bool = False,
+    validate: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Soft per-class counts from softmax probabilities.
 
@@ -40,11 +50,12 @@ def soft_confusion(
         target: ``(N,)`` integer labels in ``[0, C)``.
         num_classes: optional check that ``C`` equals this.
         sync: sum the counts over all DDP ranks (with gradients) when distributed is initialised.
+        validate: check label range and finiteness (a host sync; see ``check_logits_target``).
 
     Returns:
         ``(tp, fp, fn, tn)``, each of shape ``(C,)`` and dtype float32 (float64 for float64 logits).
     """
-    c = check_logits_target(logits, target)
+    c = check_logits_target(logits, target, validate)
     if num_classes is not None and num_classes != c:
         raise ValueError(f"num_classes={num_classes} does not match logits C={c}")
     dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32

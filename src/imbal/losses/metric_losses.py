@@ -10,7 +10,7 @@ from imbal.losses.confusion import soft_confusion
 
 
 def soft_mcc(
-    logits: torch.Tensor, target: torch.Tensor, *, eps: float = 1e-7, sync: bool = True
+    logits: torch.Tensor, target: torch.Tensor, *, eps: float = 1e-7, sync: bool = True, validate: bool = True
 ) -> torch.Tensor:
     """Gorodkin's multi-class R_K on the soft confusion matrix (a scalar in [-1, 1]).
 
@@ -22,7 +22,7 @@ def soft_mcc(
     mass on one class), as ``sklearn.metrics.matthews_corrcoef`` does. The gradient is then 0,
     never NaN. For C = 2 this equals the binary ``(TP TN - FP FN) / sqrt(...)``.
     """
-    tp, fp, fn, _ = soft_confusion(logits, target, sync=sync)
+    tp, fp, fn, _ = soft_confusion(logits, target, sync=sync, validate=validate)
     t = tp + fn
     q = tp + fp
     s = t.sum()
@@ -31,11 +31,13 @@ def soft_mcc(
     den2 = (s * s - (q * q).sum()) * (s * s - (t * t).sum())
     # the clamp keeps the unselected branch of `where` finite, so no NaN leaks into the gradient
     safe = den2.clamp_min(eps)
-    return torch.where(den2 > eps, num / safe.sqrt(), torch.zeros_like(num))
+    # NaN must propagate (a NaN comparison is False and would hide it behind the 0 branch)
+    defined = (den2 > eps) | den2.isnan()
+    return torch.where(defined, num / safe.sqrt(), torch.zeros_like(num))
 
 
 def soft_mcc_loss(
-    logits: torch.Tensor, target: torch.Tensor, *, eps: float = 1e-7, sync: bool = True
+    logits: torch.Tensor, target: torch.Tensor, *, eps: float = 1e-7, sync: bool = True, validate: bool = True
 ) -> torch.Tensor:
     """``1 - soft_mcc(logits, target)``: in [0, 2], 0 for a perfect confident batch.
 
@@ -45,11 +47,12 @@ def soft_mcc_loss(
         eps: floor of the squared denominator.
         sync: under ``torch.distributed``, sum the soft counts over ranks before the ratio, so the
             loss is the one of the global batch (SPEC section 1).
+        validate: check label range and finiteness (a host sync per call).
 
     Reference: Gorodkin, "Comparing two K-category assignments by a K-category correlation
     coefficient", Comput. Biol. Chem. 2004; Scholz et al., MIDL 2024.
     """
-    return 1.0 - soft_mcc(logits, target, eps=eps, sync=sync)
+    return 1.0 - soft_mcc(logits, target, eps=eps, sync=sync, validate=validate)
 
 
 def soft_f1(
@@ -59,6 +62,7 @@ def soft_f1(
     average: Literal["macro", "positive"] = "macro",
     eps: float = 1e-7,
     sync: bool = True,
+    validate: bool = True,
 ) -> torch.Tensor:
     """Soft F1 on the soft confusion counts.
 
@@ -70,7 +74,7 @@ def soft_f1(
         raise ValueError(f"average must be 'macro' or 'positive', got {average!r}")
     if average == "positive" and logits.ndim == 2 and logits.shape[1] != 2:
         raise ValueError(f"average='positive' needs binary logits of shape (N, 2), got C={logits.shape[1]}")
-    tp, fp, fn, _ = soft_confusion(logits, target, sync=sync)
+    tp, fp, fn, _ = soft_confusion(logits, target, sync=sync, validate=validate)
     precision = tp / (tp + fp + eps)
     recall = tp / (tp + fn + eps)
     f1 = 2 * precision * recall / (precision + recall + eps)
@@ -84,6 +88,7 @@ def soft_f1_loss(
     average: Literal["macro", "positive"] = "macro",
     eps: float = 1e-7,
     sync: bool = True,
+    validate: bool = True,
 ) -> torch.Tensor:
     """``1 - soft_f1(...)``; see :func:`soft_f1`. Softmax is applied inside; ``sync`` as in MCC."""
-    return 1.0 - soft_f1(logits, target, average=average, eps=eps, sync=sync)
+    return 1.0 - soft_f1(logits, target, average=average, eps=eps, sync=sync, validate=validate)

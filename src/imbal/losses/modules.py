@@ -14,12 +14,12 @@ class SoftMCCLoss(nn.Module):
 
     per_sample = False
 
-    def __init__(self, eps: float = 1e-7, sync: bool = True) -> None:
+    def __init__(self, eps: float = 1e-7, sync: bool = True, validate: bool = True) -> None:
         super().__init__()
-        self.eps, self.sync = eps, sync
+        self.eps, self.sync, self.validate = eps, sync, validate
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return soft_mcc_loss(logits, target, eps=self.eps, sync=self.sync)
+        return soft_mcc_loss(logits, target, eps=self.eps, sync=self.sync, validate=self.validate)
 
 
 class SoftF1Loss(nn.Module):
@@ -27,14 +27,18 @@ class SoftF1Loss(nn.Module):
 
     per_sample = False
 
-    def __init__(self, average: str = "macro", eps: float = 1e-7, sync: bool = True) -> None:
+    def __init__(
+        self, average: str = "macro", eps: float = 1e-7, sync: bool = True, validate: bool = True
+    ) -> None:
         super().__init__()
         if average not in ("macro", "positive"):
             raise ValueError(f"average must be 'macro' or 'positive', got {average!r}")
-        self.average, self.eps, self.sync = average, eps, sync
+        self.average, self.eps, self.sync, self.validate = average, eps, sync, validate
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return soft_f1_loss(logits, target, average=self.average, eps=self.eps, sync=self.sync)
+        return soft_f1_loss(
+            logits, target, average=self.average, eps=self.eps, sync=self.sync, validate=self.validate
+        )
 
 
 class CrossEntropy(nn.Module):
@@ -42,10 +46,14 @@ class CrossEntropy(nn.Module):
 
     per_sample = True
 
+    def __init__(self, validate: bool = True) -> None:
+        super().__init__()
+        self.validate = validate
+
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, reduction: Reduction = "mean"
     ) -> torch.Tensor:
-        return cross_entropy(logits, target, reduction=reduction)
+        return cross_entropy(logits, target, reduction=reduction, validate=self.validate)
 
 
 class FocalLoss(nn.Module):
@@ -54,8 +62,9 @@ class FocalLoss(nn.Module):
     per_sample = True
     alpha: torch.Tensor | None
 
-    def __init__(self, gamma: float = 2.0, alpha: torch.Tensor | None = None) -> None:
+    def __init__(self, gamma: float = 2.0, alpha: torch.Tensor | None = None, validate: bool = True) -> None:
         super().__init__()
+        self.validate = validate
         if gamma < 0:
             raise ValueError(f"gamma must be >= 0, got {gamma}")
         self.gamma = gamma
@@ -64,7 +73,9 @@ class FocalLoss(nn.Module):
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, reduction: Reduction = "mean"
     ) -> torch.Tensor:
-        return focal_loss(logits, target, gamma=self.gamma, alpha=self.alpha, reduction=reduction)
+        return focal_loss(
+            logits, target, gamma=self.gamma, alpha=self.alpha, reduction=reduction, validate=self.validate
+        )
 
 
 class LogitAdjustedCE(nn.Module):
@@ -73,12 +84,14 @@ class LogitAdjustedCE(nn.Module):
     per_sample = True
     class_priors: torch.Tensor
 
-    def __init__(self, class_priors: torch.Tensor, tau: float = 1.0) -> None:
+    def __init__(self, class_priors: torch.Tensor, tau: float = 1.0, validate: bool = True) -> None:
         super().__init__()
-        self.tau = tau
+        self.tau, self.validate = tau, validate
         self.register_buffer("class_priors", torch.as_tensor(class_priors, dtype=torch.float32))
 
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, reduction: Reduction = "mean"
     ) -> torch.Tensor:
-        return logit_adjusted_ce(logits, target, self.class_priors, self.tau, reduction=reduction)
+        return logit_adjusted_ce(
+            logits, target, self.class_priors, self.tau, reduction=reduction, validate=self.validate
+        )

@@ -28,10 +28,10 @@ def _reduce(per_sample: torch.Tensor, reduction: Reduction) -> torch.Tensor:
 
 
 def cross_entropy(
-    logits: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean"
+    logits: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean", validate: bool = True
 ) -> torch.Tensor:
     """Softmax cross-entropy ``-log p_t`` (validated ``F.cross_entropy``)."""
-    check_logits_target(logits, target)
+    check_logits_target(logits, target, validate)
     per_sample = F.cross_entropy(logits.to(_compute_dtype(logits)), target, reduction="none")
     return _reduce(per_sample, reduction)
 
@@ -43,6 +43,7 @@ def focal_loss(
     gamma: float = 2.0,
     alpha: torch.Tensor | None = None,
     reduction: Reduction = "mean",
+    validate: bool = True,
 ) -> torch.Tensor:
     """Softmax focal loss ``-alpha_t (1 - p_t)^gamma log p_t`` (Lin et al., ICCV 2017).
 
@@ -53,7 +54,7 @@ def focal_loss(
         alpha: optional per-class weights ``(C,)``.
         reduction: ``mean``, ``sum`` or ``none``.
     """
-    c = check_logits_target(logits, target)
+    c = check_logits_target(logits, target, validate)
     if gamma < 0:
         raise ValueError(f"gamma must be >= 0, got {gamma}")
     log_pt = logits.to(_compute_dtype(logits)).log_softmax(-1).gather(1, target[:, None]).squeeze(1)
@@ -73,15 +74,16 @@ def logit_adjusted_ce(
     tau: float = 1.0,
     *,
     reduction: Reduction = "mean",
+    validate: bool = True,
 ) -> torch.Tensor:
     """Logit-adjusted cross-entropy: ``CE(logits + tau * log(prior), target)`` (Menon et al., ICLR 2021).
 
     ``class_priors`` is ``(C,)``, positive; it is normalised to sum to 1 here.
     """
-    c = check_logits_target(logits, target)
+    c = check_logits_target(logits, target, validate)
     if class_priors.shape != (c,):
         raise ValueError(f"class_priors must have shape ({c},), got {tuple(class_priors.shape)}")
-    if (class_priors <= 0).any():
+    if validate and (class_priors <= 0).any():
         raise ValueError("class_priors must be > 0 for every class (a class with no samples has no prior)")
     priors = class_priors.to(_compute_dtype(logits))
     adjusted = logits.to(priors.dtype) + tau * (priors / priors.sum()).log().to(logits.device)

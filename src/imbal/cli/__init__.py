@@ -1,0 +1,1 @@
+"""The ``imbal`` command line."""

@@ -1,0 +1,53 @@
+"""``imbal data list | info NAME | fetch NAME``."""
+
+from __future__ import annotations
+
+import argparse
+
+from imbal.data import MEDMNIST, load_dataset
+from imbal.data.medmnist import candidate_paths, find_medmnist
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="list, describe and download data sets")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+    ls = dsub.add_parser("list", help="MedMNIST sets and where each is found locally")
+    ls.add_argument("--size", type=int, default=28)
+    info = dsub.add_parser("info", help="class counts per split and imbalance ratio")
+    info.add_argument("name", help="a MedMNIST name, an npz path, or 'synthetic'")
+    info.add_argument("--size", type=int, default=28)
+    fetch = dsub.add_parser("fetch", help="download (MD5-checked) into the cache")
+    fetch.add_argument("names", nargs="+")
+    fetch.add_argument("--size", type=int, default=28)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.data_cmd == "list":
+        print(f"{'name':<16} {'dims':>4} {'classes':>7} {'train':>7} {'val':>6} {'test':>6}  local file")
+        for name, info in sorted(MEDMNIST.items()):
+            if args.size not in info.md5:
+                continue
+            local = next((str(p) for p in candidate_paths(info, args.size, None) if p.is_file()), "-")
+            n = info.n_samples
+            print(
+                f"{name:<16} {info.spatial_dims:>3}D {info.num_classes:>7} {n['train']:>7} {n['val']:>6} "
+                f"{n['test']:>6}  {local}"
+            )
+        return 0
+    if args.data_cmd == "info":
+        splits = load_dataset(args.name, size=args.size)
+        print(f"{splits.train.name}  ({'SYNTHETIC' if splits.synthetic else splits.source})")
+        print(
+            f"  {splits.train.spatial_dims}D, {splits.train.in_channels} channel(s), size {splits.train.spatial_size}"
+        )
+        print(f"  classes: {', '.join(splits.train.class_names)}")
+        for split in ("train", "val", "test"):
+            d = splits[split]
+            print(
+                f"  {split:<5} n={len(d):>6}  counts={d.class_counts.tolist()}  imbalance={d.imbalance_ratio:.1f}:1"
+            )
+        return 0
+    for name in args.names:
+        print(find_medmnist(name, args.size))
+    return 0

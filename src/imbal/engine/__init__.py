@@ -1,0 +1,1 @@
+"""Training engine: config, Fabric loop, run folders, evaluation."""

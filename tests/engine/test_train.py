@@ -1,0 +1,184 @@
+"""End-to-end training: run folders, determinism, resume after a kill, evaluate, non-finite stop."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from imbal.cli.main import main
+from imbal.engine.config import load_config
+from imbal.engine.evaluate import load_model
+from imbal.engine.trainer import NonFiniteLossError, train
+
+SYN = {"kind": "synthetic", "spatial_dims": 2, "n": 500, "size": 16, "class_ratios": [0.6, 0.25, 0.15]}
+FILES = [
+    "config.yaml",
+    "history.csv",
+    "metrics.json",
+    "predictions_test.csv",
+    "best.ckpt",
+    "features_test.npz",
+]
+
+
+def tiny(tmp_path, name="run", **kw):
+    base = dict(
+        dataset=SYN, widen_factor=0.125, epochs=2, batch_size=50, out=str(tmp_path / name), quiet=True
+    )
+    base.update(kw)
+    return load_config(None, base)
+
+
+def strip_timing(path):
+    m = json.loads(Path(path).read_text())
+    m.pop("timing")
+    return m
+
+
+def check_run_folder(out: Path, n_test: int, num_classes: int):
+    for f in FILES:
+        assert (out / f).is_file(), f
+    m = json.loads((out / "metrics.json").read_text())
+    assert 1 <= m["best_epoch"] <= m["epochs_run"]
+    for split in ("val", "test"):
+        for k in ("balanced_accuracy", "accuracy", "macro_f1", "mcc", "auroc"):
+            assert k in m[split]
+        assert len(m[split]["f1_per_class"]) == num_classes
+    pred = pd.read_csv(out / "predictions_test.csv")
+    assert len(pred) == n_test
+    assert {"label", "prediction"} <= set(pred.columns)
+    probs = pred[[f"prob_{k}" for k in range(num_classes)]].to_numpy()
+    assert abs(probs.sum(1) - 1).max() < 1e-4
+    # the file's predictions reproduce the stored confusion matrix
+    cm = pd.crosstab(pred.label, pred.prediction).reindex(
+        index=range(num_classes), columns=range(num_classes), fill_value=0
+    )
+    assert cm.to_numpy().tolist() == m["test"]["confusion_matrix"]
+    feats = __import__("numpy").load(out / "features_test.npz")
+    assert feats["features"].shape[0] == n_test and (feats["labels"] == pred.label.to_numpy()).all()
+    hist = pd.read_csv(out / "history.csv")
+    assert len(hist) == m["epochs_run"]
+    return m
+
+
+@pytest.mark.slow
+def test_retinamnist_two_epochs(data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("IMBAL_DATA", str(data_root))
+    cfg = load_config(
+        None,
+        dict(
+            dataset="retinamnist",
+            widen_factor=0.25,
+            epochs=2,
+            loss="ce+mcc",
+            sampler="oversample",
+            out=str(tmp_path / "retina"),
+            quiet=True,
+        ),
+    )
+    m = check_run_folder(train(cfg), 400, 5)
+    assert m["dataset"]["synthetic"] is False and m["dataset"]["train_counts"] == [486, 128, 206, 194, 66]
+
+
+@pytest.mark.slow
+def test_vesselmnist3d_two_epochs(data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("IMBAL_DATA", str(data_root))
+    cfg = load_config(
+        None,
+        dict(
+            dataset="vesselmnist3d",
+            widen_factor=0.125,
+            epochs=2,
+            loss="ce+f1",
+            sampler="weights",
+            train_subset=400,
+            crop_size=24,
+            out=str(tmp_path / "vessel"),
+            quiet=True,
+        ),
+    )
+    m = check_run_folder(train(cfg), 382, 2)
+    assert m["dataset"]["n"]["train"] == 400
+
+
+def test_same_seed_same_metrics(tmp_path):
+    a = train(tiny(tmp_path, "a", loss="ce+mcc", sampler="oversample"))
+    b = train(tiny(tmp_path, "b", loss="ce+mcc", sampler="oversample"))
+    assert strip_timing(a / "metrics.json") == strip_timing(b / "metrics.json")
+    c = train(tiny(tmp_path, "c", loss="ce+mcc", sampler="oversample", seed=1))
+    assert strip_timing(a / "metrics.json") != strip_timing(c / "metrics.json")
+
+
+def test_checkpoint_rebuilds_model_and_evaluate(tmp_path, capsys):
+    out = train(tiny(tmp_path))
+    model, _ = load_model(out / "best.ckpt")
+    assert model(torch.rand(2, 1, 16, 16)).shape == (2, 3)
+    assert main(["evaluate", str(out), "--split", "val"]) == 0
+    stored = json.loads((out / "metrics.json").read_text())["val"]
+    again = json.loads((out / "metrics_val.json").read_text())["metrics"]
+    assert again["balanced_accuracy"] == pytest.approx(stored["balanced_accuracy"])
+    assert again["confusion_matrix"] == stored["confusion_matrix"]
+    assert (out / "predictions_val.csv").is_file()
+    assert "balanced accuracy" in capsys.readouterr().out
+
+
+def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch):
+    import imbal.engine.trainer as trainer
+
+    real = trainer.build_loss
+    calls = {"n": 0}
+
+    def poisoned(*a, **k):
+        loss = real(*a, **k)
+
+        class Poison(torch.nn.Module):
+            def forward(self, logits, target):
+                calls["n"] += 1
+                value = loss(logits, target)
+                return value * float("nan") if calls["n"] > 10 else value  # epoch 1 has 7 steps
+
+        return Poison()
+
+    monkeypatch.setattr(trainer, "build_loss", poisoned)
+    cfg = tiny(tmp_path, epochs=3)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite training loss \(nan\) in epoch 2; stopped"):
+        train(cfg)
+    out = Path(cfg.out)
+    assert (out / "best.ckpt").is_file() and not (out / "metrics.json").exists()
+    assert torch.load(out / "last.ckpt", weights_only=True)["state"]["epoch"] == 1
+
+
+def test_resume_after_kill_matches_uninterrupted(tmp_path):
+    args = ["--dataset", json.dumps(SYN), "--widen-factor", "0.25", "--epochs", "6", "--quiet"]
+    ref = train(
+        load_config(
+            None, dict(dataset=SYN, widen_factor=0.25, epochs=6, quiet=True, out=str(tmp_path / "ref"))
+        )
+    )
+    run = tmp_path / "killed"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imbal.cli.main", "train", *args, "--out", str(run)],
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "last.ckpt").is_file():
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "metrics.json").exists(), "the run finished before it could be killed"
+    done = torch.load(run / "last.ckpt", weights_only=True)["state"]["epoch"]
+    assert 1 <= done < 6
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert strip_timing(run / "metrics.json") == strip_timing(ref / "metrics.json")
+    assert len(pd.read_csv(run / "history.csv")) == 6
