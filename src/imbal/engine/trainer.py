@@ -255,6 +255,7 @@ def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Path:
             steps += 1
         scheduler.step()
         train_loss = float(fabric.all_reduce(loss_sum / max(steps, 1), reduce_op="mean"))
+        train_seconds = time.perf_counter() - te
         if not math.isfinite(train_loss):
             bar.close()
             raise NonFiniteLossError(
@@ -265,6 +266,8 @@ def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Path:
         score = _score(val, cfg.select_metric)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"]}
         row.update({f"val_{k}": v for k, v in val.items() if isinstance(v, float)})
+        row["train_seconds"] = train_seconds
+        row["train_samples"] = steps * cfg.batch_size
         row["epoch_seconds"] = time.perf_counter() - te
         state.history.append(row)
         state.epoch = epoch + 1
