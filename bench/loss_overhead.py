@@ -69,7 +69,7 @@ def main() -> None:
         for validate in (False, True):
             loss_fn = build_loss(name, class_counts=counts, validate=validate).to(device)
 
-            def alone():
+            def alone(loss_fn=loss_fn):
                 z = logits_fixed.clone().requires_grad_(True)
                 loss_fn(z, y).backward()
 

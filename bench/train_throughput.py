@@ -25,15 +25,28 @@ from imbal.engine.trainer import prepare_data, train
 from imbal.models import build_model
 
 SETTINGS = {
-    "2D 28x28 RGB, 5 cls": dict(dataset={"kind": "synthetic", "spatial_dims": 2, "n": 1500, "size": 28, "channels": 3, "class_ratios": [0.45, 0.12, 0.19, 0.18, 0.06]}),
-    "3D 28^3, 2 cls": dict(dataset={"kind": "synthetic", "spatial_dims": 3, "n": 400, "size": 28, "class_ratios": [0.85, 0.15]}),
+    "2D 28x28 RGB, 5 cls": dict(
+        dataset={
+            "kind": "synthetic",
+            "spatial_dims": 2,
+            "n": 1500,
+            "size": 28,
+            "channels": 3,
+            "class_ratios": [0.45, 0.12, 0.19, 0.18, 0.06],
+        }
+    ),
+    "3D 28^3, 2 cls": dict(
+        dataset={"kind": "synthetic", "spatial_dims": 3, "n": 400, "size": 28, "class_ratios": [0.85, 0.15]}
+    ),
 }
 
 
 def bare_loop(cfg, epochs: int) -> list[float]:
     torch.manual_seed(cfg.seed)
     data = prepare_data(cfg).train
-    model = build_model(cfg.arch, data.spatial_dims, data.in_channels, data.num_classes, widen_factor=cfg.widen_factor)
+    model = build_model(
+        cfg.arch, data.spatial_dims, data.in_channels, data.num_classes, widen_factor=cfg.widen_factor
+    )
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     images, labels = data.images, data.labels
     steps = len(labels) // cfg.batch_size
@@ -63,11 +76,17 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--widen", type=float, default=0.25)
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, widen_factor {args.widen}, batch 50, CE")
-    print(f"{'setting':<18} {'bare (samples/s)':>17} {'imbal (samples/s)':>18} {'ratio':>6} {'imbal+aug':>10}")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, widen_factor {args.widen}, batch 50, CE"
+    )
+    print(
+        f"{'setting':<18} {'bare (samples/s)':>17} {'imbal (samples/s)':>18} {'ratio':>6} {'imbal+aug':>10}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name, extra in SETTINGS.items():
-            base = dict(extra, widen_factor=args.widen, epochs=args.epochs, loss="ce", quiet=True, eval_batch_size=500)
+            base = dict(
+                extra, widen_factor=args.widen, epochs=args.epochs, loss="ce", quiet=True, eval_batch_size=500
+            )
             cfg = load_config(None, dict(base, augment=False, out=f"{tmp}/{name[:2]}"))
             # alternate bare and imbal so that machine noise hits both alike
             bare = bare_loop(cfg, args.epochs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from imbal.cli import data_cmd, train_cmd
+from imbal.cli import data_cmd, study_cmd, train_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     train_cmd.add_parsers(sub)
+    study_cmd.add_parsers(sub)
     data_cmd.add_parser(sub)
     return parser
 

@@ -1,0 +1,1 @@
+"""Studies: the loss x sampler x seed grid, its report and feature maps."""

@@ -1,0 +1,209 @@
+"""A tiny real grid: tables equal the runs' own metrics, resume, shards, failures, report in a browser."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from imbal.cli.main import main
+from imbal.study.grid import parse_shard, run_grid, shard_cells
+from imbal.study.report import make_report
+from imbal.study.spec import load_study
+
+TRAIN = {"dataset": "retinamnist", "widen_factor": 0.125, "epochs": 1, "train_subset": 150}
+GRID = [{"samplers": ["uniform", "oversample"], "losses": ["ce", "ce+mcc"]}]
+
+
+def study_file(tmp_path, train=TRAIN, grid=GRID, seeds=(0, 1), datasets=None):
+    data = {"train": train, "grid": grid, "seeds": list(seeds)}
+    if datasets:
+        data["datasets"] = datasets
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def grid_dir(tmp_path_factory, request):
+    root = request.getfixturevalue("module_data_root")
+    tmp = tmp_path_factory.mktemp("grid")
+    os.environ["IMBAL_DATA"] = str(root)
+    spec = load_study(study_file(tmp))
+    status = run_grid(spec, tmp / "study", log=lambda *_: None)
+    assert len(status["done"]) == 8 and not status["failed"]
+    return tmp / "study"
+
+
+@pytest.fixture(scope="module")
+def module_data_root():
+    from tests.conftest import shared_data_root
+
+    root = shared_data_root()
+    if root is None:
+        pytest.skip("real MedMNIST files not available")
+    return root
+
+
+@pytest.mark.slow
+def test_tables_equal_the_runs_metrics(grid_dir):
+    make_report(grid_dir, n_boot=50)
+    table = pd.read_csv(grid_dir / "tables" / "retinamnist_balanced_accuracy.csv", header=[0, 1], index_col=0)
+    for sampler in ("uniform", "oversample"):
+        for loss in ("ce", "ce+mcc"):
+            vals = [
+                json.loads(
+                    (
+                        grid_dir / "runs" / "retinamnist" / sampler / loss / f"seed{s}" / "metrics.json"
+                    ).read_text()
+                )["test"]["balanced_accuracy"]
+                for s in (0, 1)
+            ]
+            assert table.loc[sampler, ("mean", loss)] == pytest.approx(np.mean(vals))
+            assert table.loc[sampler, ("std", loss)] == pytest.approx(np.std(vals, ddof=1))
+            assert table.loc[sampler, ("n", loss)] == 2
+    md = (grid_dir / "report.md").read_text()
+    assert "### Balanced accuracy" in md and "Against the baseline" in md and "paired t over seeds" in md
+    vs = pd.read_csv(grid_dir / "tables" / "retinamnist_vs_baseline.csv")
+    assert set(vs.verdict) <= {"better", "worse", "inconclusive"} and (vs.seeds == 2).all()
+
+
+@pytest.mark.slow
+def test_deleted_cell_is_the_only_one_rerun(grid_dir):
+    victim = grid_dir / "runs" / "retinamnist" / "oversample" / "ce" / "seed1"
+    before = json.loads(victim.joinpath("metrics.json").read_text())
+    shutil.rmtree(victim)
+    spec = load_study(study_file(grid_dir.parent))
+    status = run_grid(spec, grid_dir, log=lambda *_: None)
+    assert status["done"] == ["retinamnist/oversample/ce/seed1"] and len(status["skipped"]) == 7
+    after = json.loads(victim.joinpath("metrics.json").read_text())
+    assert after["test"] == before["test"]  # same seed, same result
+
+
+@pytest.mark.slow
+def test_killed_cell_is_resumed_and_stale_lock_taken_over(grid_dir):
+    run = grid_dir / "runs" / "retinamnist" / "uniform" / "ce+mcc" / "seed0"
+    (run / "metrics.json").unlink()  # as if killed before the final write
+    (run / "run.lock").write_text(f"{os.uname().nodename} 999999")  # a dead process's lock
+    status = run_grid(load_study(study_file(grid_dir.parent)), grid_dir, log=lambda *_: None)
+    assert status["done"] == ["retinamnist/uniform/ce+mcc/seed0"]
+    assert (run / "metrics.json").is_file() and not (run / "run.lock").exists()
+
+
+@pytest.mark.slow
+def test_browser_renders_report(grid_dir, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide Debian's chromium (see .ci/run)")
+        pytest.skip("chromium not installed")
+    make_report(grid_dir, n_boot=50)
+    page = grid_dir / "report.html"
+    flags = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'p'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+    shot = tmp_path / "shot.png"
+    res = subprocess.run(
+        [*flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shot.is_file(), res.stderr[-2000:]
+    console = [line for line in res.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 10, "screenshot is blank"
+    dom = subprocess.run(
+        [*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    assert dom.count("<table>") >= 10 and dom.count("<img") >= 7
+    assert "data:image/png;base64," in dom and "src='http" not in dom and 'src="http' not in dom
+    # every embedded figure decodes to a real picture
+    import base64
+    import io
+    import re
+
+    for blob in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page.read_text()):
+        img = Image.open(io.BytesIO(base64.b64decode(blob)))
+        assert img.size[0] > 100 and np.asarray(img.convert("L")).std() > 5
+
+
+def test_shards_partition_the_grid(tmp_path):
+    spec = load_study(study_file(tmp_path, seeds=(0, 1, 2)))
+    cells = spec.cells()
+    assert len(cells) == 12
+    parts = [shard_cells(cells, parse_shard(f"{i}/5")) for i in range(5)]
+    keys = [c.key for p in parts for c in p]
+    assert sorted(keys) == sorted(c.key for c in cells) and len(set(keys)) == 12
+    with pytest.raises(ValueError, match=r"needs 0 <= i < n, got '5/5'"):
+        parse_shard("5/5")
+    with pytest.raises(ValueError, match="must look like i/n"):
+        parse_shard("first")
+
+
+SYN = {"kind": "synthetic", "spatial_dims": 2, "n": 300, "size": 12, "class_ratios": [0.7, 0.3]}
+
+
+def test_shards_into_one_folder_and_failures_recorded(tmp_path):
+    train = {"dataset": SYN, "widen_factor": 0.125, "epochs": 1}
+    grid = [{"samplers": ["uniform"], "losses": ["ce", "mcc"]}]
+    path = study_file(tmp_path, train, grid, seeds=(0,), datasets=[{**SYN, "label": "syn"}, "missing.npz"])
+    spec = load_study(path)
+    statuses = [run_grid(spec, tmp_path / "s", shard=(i, 2), log=lambda *_: None) for i in range(2)]
+    done = sorted(k for s in statuses for k in s["done"])
+    failed = sorted(k for s in statuses for k in s["failed"])
+    assert done == ["syn/uniform/ce/seed0", "syn/uniform/mcc/seed0"]
+    assert failed == ["missing/uniform/ce/seed0", "missing/uniform/mcc/seed0"]
+    err = (tmp_path / "s" / "runs" / "missing" / "uniform" / "ce" / "seed0" / "error.txt").read_text()
+    assert "no npz file at missing.npz" in err
+    # the report covers what finished and names what failed
+    make_report(tmp_path / "s", n_boot=30)
+    md = (tmp_path / "s" / "report.md").read_text()
+    assert "2 run(s) failed" in md and "## syn" in md
+    # one seed: the baseline comparison falls back to a paired bootstrap over test samples
+    vs = pd.read_csv(tmp_path / "s" / "tables" / "syn_vs_baseline.csv")
+    assert (vs.method == "paired bootstrap over test samples").all() and (vs.n == 60).all()
+
+
+@pytest.mark.slow
+def test_parallel_jobs_cli_and_embed(tmp_path, capsys):
+    train = {"dataset": SYN, "widen_factor": 0.125, "epochs": 1}
+    grid = [{"samplers": ["uniform", "oversample"], "losses": ["ce", "ce+mcc"]}]
+    path = study_file(tmp_path, train, grid, seeds=(0,))
+    assert main(["grid", "--config", str(path), "--out", str(tmp_path / "s"), "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(" done in ") == 4 and "ETA" in out
+    assert main(["embed", str(tmp_path / "s"), "--best-worst", "1"]) == 0
+    png = tmp_path / "s" / "embedding_synthetic.png"
+    assert png.is_file()
+    assert main(["report", str(tmp_path / "s")]) == 0
+    assert "Feature space" in (tmp_path / "s" / "report.md").read_text()
+    assert main(["embed", str(tmp_path / "s"), "--method", "umap", "--best-worst", "1"]) in (0, 2)
+    run = next((tmp_path / "s" / "runs").glob("*/*/*/seed0"))
+    assert (
+        main(["embed", str(run), "--out", str(tmp_path / "one.png")]) == 0
+        and (tmp_path / "one.png").is_file()
+    )
+
+
+def test_demo_module_importable():
+    res = subprocess.run([sys.executable, "-m", "imbal.study.demo", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "--epochs" in res.stdout
