@@ -74,3 +74,12 @@ def test_errors():
         build_sampler("uniform", LABELS, 10, num_replicas=2, rank=2)
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         build_sampler("uniform", LABELS, 0)
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_epoch_batches_tensor_matches_iteration(name):
+    s = build_sampler(name, LABELS, 10, seed=2, num_replicas=2, rank=1)
+    s.set_epoch(3)
+    t = s.epoch_batches()
+    assert t.shape == (len(s), 5) and t.dtype == torch.long
+    assert t.tolist() == list(s)

@@ -42,9 +42,16 @@ class _BatchSampler:
     def global_batches(self) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def epoch_batches(self) -> torch.Tensor:
+        """This rank's batches of the current epoch as one ``(steps, batch)`` index tensor.
+
+        Every batch of an epoch has the same size, so a training loop can move the whole epoch's
+        indices to the device once instead of copying a small index list before every step.
+        """
+        return torch.stack([b[self.rank :: self.num_replicas] for b in self.global_batches()])
+
     def __iter__(self) -> Iterator[list[int]]:
-        for batch in self.global_batches():
-            yield batch[self.rank :: self.num_replicas].tolist()
+        yield from self.epoch_batches().tolist()
 
     def __len__(self) -> int:
         return max(1, len(self.labels) // self.batch_size)

@@ -242,8 +242,8 @@ def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Path:
         loss_sum = torch.zeros((), device=fabric.device)
         steps = 0
         te = time.perf_counter()
-        for idx in sampler:
-            x, y = train_set.batch(torch.as_tensor(idx))
+        for idx in sampler.epoch_batches().to(fabric.device, non_blocking=True):
+            x, y = train_set.batch(idx)
             x = aug(x, gen)
             if on_cuda:
                 x = x.contiguous(memory_format=memory_format)

@@ -106,12 +106,16 @@ def run_grid(
     *,
     jobs: int = 1,
     shard: tuple[int, int] = (0, 1),
+    cells: list[Cell] | None = None,
     log=print,
 ) -> dict[str, list[str]]:
-    """Run the cells of this shard that are not finished; return which finished, failed, were skipped."""
+    """Run the cells of this shard that are not finished; return which finished, failed, were skipped.
+
+    ``cells`` restricts the grid to a subset of ``spec.cells()`` (benchmarks run a fraction).
+    """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    cells = shard_cells(spec.cells(), shard)
+    cells = shard_cells(spec.cells() if cells is None else cells, shard)
     todo = [c for c in cells if not rd.is_finished(c.run_dir(root))]
     status: dict[str, list[str]] = {"done": [], "failed": [], "skipped": [], "busy": []}
     status["skipped"] = [c.key for c in cells if c not in todo]
