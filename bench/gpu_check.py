@@ -71,12 +71,13 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--device", default="cuda", help="'cpu' runs the script's plumbing on the CPU twice (smoke test)")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
         return 2
-    cuda = torch.device("cuda")
-    print(f"device: {torch.cuda.get_device_name()} torch {torch.__version__}")
+    cuda = torch.device(args.device)
+    print(f"device: {torch.cuda.get_device_name() if cuda.type == 'cuda' else 'cpu (smoke test)'} torch {torch.__version__}")
     splits, name = dataset()
     torch.manual_seed(0)
     model = build_model("resnet18", 2, splits.train.in_channels, splits.train.num_classes)
@@ -149,7 +150,7 @@ def main() -> int:
             sampler="oversample",
             quiet=True,
         )
-        fast = train(load_config(None, dict(common, out=f"{tmp}/fast")))
+        fast = train(load_config(None, dict(common, out=f"{tmp}/fast", accelerator=cuda.type)))
         plain = train(load_config(None, dict(common, out=f"{tmp}/plain", accelerator="cpu")))
         mf = json.loads((fast / "metrics.json").read_text())
         mp = json.loads((plain / "metrics.json").read_text())

@@ -45,7 +45,7 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def plain_step_time(name: str, device: torch.device, n_steps: int = 30) -> float:
+def plain_step_time(name: str, device: torch.device, n_steps: int) -> float:
     """Median seconds per step of the plain loop (host data, CPU augmentation per sample)."""
     splits = load_dataset(name)
     data = splits.train
@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.1)
     ap.add_argument("--epochs-scale", type=float, default=1.0)
     ap.add_argument("--jobs", type=int, default=8)
+    ap.add_argument("--plain-steps", type=int, default=30, help="steps timed in the plain loop")
     ap.add_argument("--results", default=str(REPO / "bench/RESULTS.md"))
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -126,7 +127,7 @@ def main() -> None:
                 h = pd.read_csv(cell.run_dir(out / dataset) / "history.csv")
                 h = h.iloc[1:] if len(h) > 1 else h  # epoch 1 carries warm-up (cuDNN autotuning, allocator)
                 fast_steps += (h.train_seconds / (h.train_samples / 50)).tolist()
-            plain = plain_step_time(dataset, device)
+            plain = plain_step_time(dataset, device, args.plain_steps)
             fast = float(np.median(fast_steps))
             total_runs += len(picked)
             total_wall += wall

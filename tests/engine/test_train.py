@@ -182,3 +182,15 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert strip_timing(run / "metrics.json") == strip_timing(ref / "metrics.json")
     assert len(pd.read_csv(run / "history.csv")) == 6
+
+
+def test_evaluate_on_another_dataset(tmp_path, capsys):
+    out = train(tiny(tmp_path))
+    other = json.dumps({**SYN, "seed": 5, "n": 300})
+    assert main(["evaluate", str(out), "--dataset", other, "--out", str(tmp_path / "ev")]) == 0
+    result = json.loads((tmp_path / "ev" / "metrics_test.json").read_text())
+    assert result["metrics"]["support"] and sum(result["metrics"]["support"]) == 60
+    assert (tmp_path / "ev" / "predictions_test.csv").is_file()
+    wrong = json.dumps({"kind": "synthetic", "spatial_dims": 3, "n": 100, "size": 8})
+    assert main(["evaluate", str(out), "--dataset", wrong]) == 2
+    assert "the model expects spatial_dims=2" in capsys.readouterr().err

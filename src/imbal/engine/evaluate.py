@@ -10,7 +10,7 @@ from lightning_fabric import Fabric
 
 from imbal.data import Augmentation, load_dataset
 from imbal.engine import run_dir as rd
-from imbal.engine.trainer import evaluate_split, write_predictions
+from imbal.engine.scoring import evaluate_split, write_predictions
 from imbal.models import Classifier
 
 
