@@ -71,13 +71,17 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--device", default="cuda", help="'cpu' runs the script's plumbing on the CPU twice (smoke test)")
+    ap.add_argument(
+        "--device", default="cuda", help="'cpu' runs the script's plumbing on the CPU twice (smoke test)"
+    )
     args = ap.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
         return 2
     cuda = torch.device(args.device)
-    print(f"device: {torch.cuda.get_device_name() if cuda.type == 'cuda' else 'cpu (smoke test)'} torch {torch.__version__}")
+    print(
+        f"device: {torch.cuda.get_device_name() if cuda.type == 'cuda' else 'cpu (smoke test)'} torch {torch.__version__}"
+    )
     splits, name = dataset()
     torch.manual_seed(0)
     model = build_model("resnet18", 2, splits.train.in_channels, splits.train.num_classes)
