@@ -112,7 +112,9 @@ def main() -> int:
         rel(f32_loss, bf_loss) < 1e-1,
         f"max rel diff {rel(f32_loss, bf_loss):.2e}",
     )
-    w_diff = max(float((a - b).abs().max()) for a, b in zip(cpu_model.parameters(), f32_model.parameters()))
+    w_diff = max(
+        float((a - b).detach().abs().max()) for a, b in zip(cpu_model.parameters(), f32_model.parameters())
+    )
     check("weights after the steps, CPU vs CUDA fp32", w_diff < 5e-3, f"max abs diff {w_diff:.2e}")
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
