@@ -50,27 +50,42 @@ def panel(ax, run_dir: Path, method: str, title: str | None = None) -> None:
         title or f"{cfg.get('sampler')} / {cfg.get('loss')} (macro F1 {m['test']['macro_f1']:.3f})",
         fontsize=9,
     )
-    ax.legend(fontsize=7, markerscale=2, loc="best", framealpha=0.8)
+    handles, texts = ax.get_legend_handles_labels()
+    order = sorted(range(len(texts)), key=lambda i: names.index(texts[i].split(":")[0]))
+    ax.legend(
+        [handles[i] for i in order],
+        [texts[i] for i in order],
+        fontsize=7,
+        markerscale=2,
+        loc="best",
+        framealpha=0.8,
+    )
 
 
 def embed_runs(
-    run_dirs: list[str | Path], out: str | Path, method: str = "tsne", titles: list[str] | None = None
+    run_dirs: list[str | Path],
+    out: str | Path,
+    method: str = "tsne",
+    titles: list[str] | None = None,
+    cols: int | None = None,
 ) -> Path:
-    """One panel per run; returns the PNG path."""
+    """One panel per run (``cols`` per row, at most 3 by default); returns the PNG path."""
     from imbal.study.figures import plt, save
 
     run_dirs = [Path(r) for r in run_dirs]
     for r in run_dirs:
         if not (r / "features_test.npz").is_file():
             raise FileNotFoundError(f"{r} has no features_test.npz (is it a finished run folder?)")
-    cols = min(3, len(run_dirs))
+    cols = cols or min(3, len(run_dirs))
     rows = math.ceil(len(run_dirs) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4 * rows), squeeze=False, layout="constrained")
     for ax, r, t in zip(axes.flat, run_dirs, titles or [None] * len(run_dirs)):
         panel(ax, r, method, t)
     for ax in list(axes.flat)[len(run_dirs) :]:
         ax.axis("off")
-    fig.suptitle(f"{method.upper()} of penultimate test features")
+    fig.suptitle(
+        f"{'t-SNE' if method == 'tsne' else 'UMAP'} of penultimate test features (legend: class-wise test F1)"
+    )
     return save(fig, Path(out))
 
 
@@ -100,7 +115,9 @@ def best_worst(
             tag = "best" if rank < k_eff else "worst"
             dirs.append(row.run_dir)
             titles.append(
-                f"{tag}: {sampler} / {loss}\nmacro F1 {ranked[(sampler, loss)]:.3f} (mean of {len(sel)})"
+                f"{tag}: {sampler} / {loss}, seed {row.seed}\n"
+                f"macro F1 {row.macro_f1:.3f} (mean over {len(sel)} seeds {ranked[(sampler, loss)]:.3f})"
             )
-        paths.append(embed_runs(dirs, out_dir / f"embedding_{dataset}.png", method, titles))
+        # best configurations on the first row, worst on the second, as in the paper's figure
+        paths.append(embed_runs(dirs, out_dir / f"embedding_{dataset}.png", method, titles, cols=k_eff))
     return paths
