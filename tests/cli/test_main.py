@@ -16,7 +16,9 @@ def test_every_command_is_there(capsys):
 
 
 def test_console_script_runs():
-    res = subprocess.run([sys.executable, "-m", "imbal.cli.main", "data", "list"], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "imbal.cli.main", "data", "list"], capture_output=True, text=True
+    )
     assert res.returncode == 0 and "retinamnist" in res.stdout
 
 

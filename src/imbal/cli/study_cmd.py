@@ -46,6 +46,7 @@ def run_grid_cmd(args: argparse.Namespace) -> int:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     spec = load_study(args.config, parse_overrides(args.overrides))
     status = run_grid(spec, args.out, jobs=args.jobs, shard=parse_shard(args.shard))
+    print(f"next: imbal embed {args.out} --best-worst 3 && imbal report {args.out}")
     return 1 if status["failed"] else 0
 
 

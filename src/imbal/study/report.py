@@ -13,21 +13,20 @@ from imbal.study.collect import METRIC_LABELS, collect_runs, failed_runs
 from imbal.study.render import Block, to_html, to_markdown
 
 
-def _table_block(mean, std, n, *, digits_only=False) -> Block:
-    best = tables.best_cell(mean)
+def _table_block(mean: pd.DataFrame, std: pd.DataFrame | None = None, n: pd.DataFrame | None = None) -> Block:
+    """Rows sampler, columns loss. With ``std`` and ``n``: mean ± std cells, best in bold; else signed per cent."""
+    best = tables.best_cell(mean) if std is not None else None
     rows, bold = [], set()
     for i, sampler in enumerate(mean.index):
         row = [sampler]
         for j, loss in enumerate(mean.columns):
-            if digits_only:
-                v = mean.loc[sampler, loss]
+            v = mean.loc[sampler, loss]
+            if std is None:
                 row.append("-" if pd.isna(v) else f"{v:+.1f}%")
-            else:
-                row.append(
-                    tables.format_cell(mean.loc[sampler, loss], std.loc[sampler, loss], n.loc[sampler, loss])
-                )
-                if best == (sampler, loss):
-                    bold.add((i, j + 1))
+                continue
+            row.append(tables.format_cell(v, std.loc[sampler, loss], n.loc[sampler, loss]))
+            if best == (sampler, loss):
+                bold.add((i, j + 1))
         rows.append(row)
     return Block("table", header=["sampler \\ loss", *mean.columns], rows=rows, bold=bold)
 
@@ -66,7 +65,7 @@ def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, n_boot: int) ->
         if rel is not None:
             blocks += [
                 Block("p", f"Relative change of the mean against ce + uniform ({label}):"),
-                _table_block(rel, rel, rel, digits_only=True),
+                _table_block(rel),
             ]
             rel.to_csv(tab_dir / f"{dataset}_{metric}_relative.csv")
         blocks.append(

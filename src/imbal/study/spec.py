@@ -99,7 +99,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         train.update(yaml.safe_load(base.read_text()) or {})
     train.update(data.get("train") or {})
     train.update(overrides or {})
-    load_config(None, {k: v for k, v in train.items()})  # validate the shared part early
+    load_config(None, train)  # validate the shared settings before any cell runs
     datasets = data.get("datasets") or [train.get("dataset", "retinamnist")]
     grid = data.get("grid") or PAPER_GRID
     for block in grid:
