@@ -15,7 +15,7 @@ SYN = {"kind": "synthetic", "spatial_dims": 2, "n": 400, "size": 16, "class_rati
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sampler", ["oversample"])
+@pytest.mark.parametrize("sampler", ["oversample", "weights"])
 def test_ddp_equals_single_process(tmp_path, sampler):
     # GroupNorm and no augmentation: PyTorch has no CPU SyncBatchNorm, and each rank draws its own
     # augmentation; everything else (sampler shards, synced metric losses, metrics) must match exactly.
