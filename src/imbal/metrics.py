@@ -49,8 +49,10 @@ class Evaluator:
 
     def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
         self.num_classes = num_classes
-        self.confusion = MulticlassConfusionMatrix(num_classes).to(device)
-        self.auroc = MulticlassAUROC(num_classes, average="none", thresholds=None).to(device)
+        # argmax predictions and checked labels are in range by construction; torchmetrics' argument
+        # validation would read values back to the host on every update
+        self.confusion = MulticlassConfusionMatrix(num_classes, validate_args=False).to(device)
+        self.auroc = MulticlassAUROC(num_classes, average="none", thresholds=None, validate_args=False).to(device)
 
     def reset(self) -> None:
         self.confusion.reset()
