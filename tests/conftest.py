@@ -27,6 +27,6 @@ def data_root() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _torch_threads():
+def _seed():
     torch.manual_seed(0)
     yield

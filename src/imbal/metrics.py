@@ -52,7 +52,9 @@ class Evaluator:
         # argmax predictions and checked labels are in range by construction; torchmetrics' argument
         # validation would read values back to the host on every update
         self.confusion = MulticlassConfusionMatrix(num_classes, validate_args=False).to(device)
-        self.auroc = MulticlassAUROC(num_classes, average="none", thresholds=None, validate_args=False).to(device)
+        self.auroc = MulticlassAUROC(num_classes, average="none", thresholds=None, validate_args=False).to(
+            device
+        )
 
     def reset(self) -> None:
         self.confusion.reset()

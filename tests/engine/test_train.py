@@ -71,17 +71,8 @@ def check_run_folder(out: Path, n_test: int, num_classes: int):
 @pytest.mark.slow
 def test_retinamnist_two_epochs(data_root, tmp_path, monkeypatch):
     monkeypatch.setenv("IMBAL_DATA", str(data_root))
-    cfg = load_config(
-        None,
-        dict(
-            dataset="retinamnist",
-            widen_factor=0.25,
-            epochs=2,
-            loss="ce+mcc",
-            sampler="oversample",
-            out=str(tmp_path / "retina"),
-            quiet=True,
-        ),
+    cfg = tiny(
+        tmp_path, "retina", dataset="retinamnist", widen_factor=0.25, loss="ce+mcc", sampler="oversample"
     )
     m = check_run_folder(train(cfg), 400, 5)
     assert m["dataset"]["synthetic"] is False and m["dataset"]["train_counts"] == [486, 128, 206, 194, 66]
@@ -90,19 +81,14 @@ def test_retinamnist_two_epochs(data_root, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_vesselmnist3d_two_epochs(data_root, tmp_path, monkeypatch):
     monkeypatch.setenv("IMBAL_DATA", str(data_root))
-    cfg = load_config(
-        None,
-        dict(
-            dataset="vesselmnist3d",
-            widen_factor=0.125,
-            epochs=2,
-            loss="ce+f1",
-            sampler="weights",
-            train_subset=400,
-            crop_size=24,
-            out=str(tmp_path / "vessel"),
-            quiet=True,
-        ),
+    cfg = tiny(
+        tmp_path,
+        "vessel",
+        dataset="vesselmnist3d",
+        loss="ce+f1",
+        sampler="weights",
+        train_subset=400,
+        crop_size=24,
     )
     m = check_run_folder(train(cfg), 382, 2)
     assert m["dataset"]["n"]["train"] == 400

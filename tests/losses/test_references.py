@@ -177,7 +177,7 @@ def test_loss_decreases_when_fitting():
         assert loss.item() < first * 0.8, name
 
 
-def test_mcc_numpy_free_of_sync_outside_ddp():
+def test_sync_without_process_group_is_the_plain_batch_loss():
     # sync=True without a process group is the plain batch loss
     logits, y = torch.randn(10, 3), torch.randint(0, 3, (10,))
     assert torch.equal(soft_mcc_loss(logits, y, sync=True), soft_mcc_loss(logits, y, sync=False))

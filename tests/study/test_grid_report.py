@@ -30,14 +30,14 @@ def study_file(tmp_path, train=TRAIN, grid=GRID, seeds=(0, 1), datasets=None):
 
 
 @pytest.fixture(scope="module")
-def grid_dir(tmp_path_factory, request):
-    root = request.getfixturevalue("module_data_root")
+def grid_dir(tmp_path_factory, module_data_root):
     tmp = tmp_path_factory.mktemp("grid")
-    os.environ["IMBAL_DATA"] = str(root)
-    spec = load_study(study_file(tmp))
-    status = run_grid(spec, tmp / "study", log=lambda *_: None)
-    assert len(status["done"]) == 8 and not status["failed"]
-    return tmp / "study"
+    # the module's tests re-run this grid, so IMBAL_DATA stays set for the module, then is restored
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IMBAL_DATA", str(module_data_root))
+        status = run_grid(load_study(study_file(tmp)), tmp / "study", log=lambda *_: None)
+        assert len(status["done"]) == 8 and not status["failed"]
+        yield tmp / "study"
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,7 @@ import numpy as np
 import torch
 import yaml
 
-CONFIG, HISTORY, METRICS, BEST, LAST, DONE = (
-    "config.yaml",
-    "history.csv",
-    "metrics.json",
-    "best.ckpt",
-    "last.ckpt",
-    "metrics.json",
-)
+CONFIG, HISTORY, METRICS, BEST, LAST = "config.yaml", "history.csv", "metrics.json", "best.ckpt", "last.ckpt"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ class TrainState:
     best_epoch: int = -1
     best_score: float = -math.inf
     stale: int = 0
-    history: list | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 def _score(metrics: dict[str, Any], key: str) -> float:
@@ -180,7 +180,7 @@ def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
         num_replicas=fabric.world_size,
         rank=fabric.global_rank,
     )
-    state = TrainState(history=[])
+    state = TrainState()
     last = Path(cfg.out) / rd.LAST
     if resume and last.is_file():
         ckpt = rd.load_torch(last)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import torch
 
 
+def compute_dtype(logits: torch.Tensor) -> torch.dtype:
+    """The dtype losses compute in: float64 stays, everything else (bf16, fp16, fp32) becomes float32."""
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
 def check_logits_target(logits: torch.Tensor, target: torch.Tensor, validate: bool = True) -> int:
     """Validate ``logits (N, C)`` floating and ``target (N,)`` integer in ``[0, C)``; return ``C``.
 

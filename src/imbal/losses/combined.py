@@ -7,6 +7,7 @@ import re
 import torch
 from torch import nn
 
+from imbal.losses._checks import compute_dtype
 from imbal.losses.modules import CrossEntropy, FocalLoss, LogitAdjustedCE, SoftF1Loss, SoftMCCLoss
 
 LOSS_TERMS = ("ce", "focal", "f1", "mcc", "la-ce")
@@ -42,7 +43,7 @@ class CombinedLoss(nn.Module):
         weights = None
         if self.class_weights is not None:
             weights = self.class_weights.to(logits.device)[target]
-        total = logits.new_zeros((), dtype=torch.float64 if logits.dtype == torch.float64 else torch.float32)
+        total = logits.new_zeros((), dtype=compute_dtype(logits))
         for coef, term in zip(self.coefficients, self.terms):
             if term.per_sample:
                 value = term(logits, target, reduction="none")

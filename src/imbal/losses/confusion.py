@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from imbal.losses._checks import check_logits_target
+from imbal.losses._checks import check_logits_target, compute_dtype
 
 
 def _all_reduce_with_grad(x: torch.Tensor) -> torch.Tensor:
@@ -58,7 +58,7 @@ def soft_confusion(
     c = check_logits_target(logits, target, validate)
     if num_classes is not None and num_classes != c:
         raise ValueError(f"num_classes={num_classes} does not match logits C={c}")
-    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    dtype = compute_dtype(logits)
     # float32 even under autocast: bf16 sums of ~N probabilities lose the small class counts
     with torch.autocast(device_type=logits.device.type, enabled=False):
         p = logits.to(dtype).softmax(dim=-1)

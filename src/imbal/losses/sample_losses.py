@@ -7,14 +7,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from imbal.losses._checks import check_logits_target
+from imbal.losses._checks import check_logits_target, compute_dtype
 
 Reduction = Literal["mean", "sum", "none"]
-
-
-def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
-    """float32 at least: bf16/fp16 logits are upcast before log-softmax."""
-    return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
 
 def _reduce(per_sample: torch.Tensor, reduction: Reduction) -> torch.Tensor:
@@ -32,7 +27,7 @@ def cross_entropy(
 ) -> torch.Tensor:
     """Softmax cross-entropy ``-log p_t`` (validated ``F.cross_entropy``)."""
     check_logits_target(logits, target, validate)
-    per_sample = F.cross_entropy(logits.to(_compute_dtype(logits)), target, reduction="none")
+    per_sample = F.cross_entropy(logits.to(compute_dtype(logits)), target, reduction="none")
     return _reduce(per_sample, reduction)
 
 
@@ -57,7 +52,7 @@ def focal_loss(
     c = check_logits_target(logits, target, validate)
     if gamma < 0:
         raise ValueError(f"gamma must be >= 0, got {gamma}")
-    log_pt = logits.to(_compute_dtype(logits)).log_softmax(-1).gather(1, target[:, None]).squeeze(1)
+    log_pt = logits.to(compute_dtype(logits)).log_softmax(-1).gather(1, target[:, None]).squeeze(1)
     pt = log_pt.exp()
     loss = -((1 - pt).clamp_min(0) ** gamma) * log_pt if gamma else -log_pt
     if alpha is not None:
@@ -85,7 +80,7 @@ def logit_adjusted_ce(
         raise ValueError(f"class_priors must have shape ({c},), got {tuple(class_priors.shape)}")
     if validate and (class_priors <= 0).any():
         raise ValueError("class_priors must be > 0 for every class (a class with no samples has no prior)")
-    priors = class_priors.to(_compute_dtype(logits))
+    priors = class_priors.to(compute_dtype(logits))
     adjusted = logits.to(priors.dtype) + tau * (priors / priors.sum()).log().to(logits.device)
     return _reduce(F.cross_entropy(adjusted, target, reduction="none"), reduction)
 

@@ -105,11 +105,10 @@ def best_worst(
         mean, _, _ = tables.summary(d, "macro_f1")
         ranked = mean.stack().dropna().sort_values(ascending=False)
         k_eff = min(k, len(ranked) // 2) if len(ranked) > 1 else 1
-        picks = list(ranked.index[:k_eff]) + [
-            c for c in ranked.index[::-1][:k_eff][::-1] if c not in ranked.index[:k_eff]
-        ]
+        best = list(ranked.index[:k_eff])
+        worst = [c for c in ranked.index[-k_eff:] if c not in best]
         dirs, titles = [], []
-        for rank, (sampler, loss) in enumerate(picks):
+        for rank, (sampler, loss) in enumerate(best + worst):
             sel = d[(d.sampler == sampler) & (d.loss == loss)].sort_values("macro_f1")
             row = sel.iloc[(len(sel) - 1) // 2]
             tag = "best" if rank < k_eff else "worst"
