@@ -12,7 +12,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from imbal.metrics import Evaluator, metrics_from_confusion
+from imbal.metrics import Evaluator, confusion_scores, metrics_from_confusion
 
 
 @pytest.mark.parametrize("c", [2, 3, 5])
@@ -48,5 +48,19 @@ def test_degenerate_single_class():
 
 
 def test_bad_confusion_shape():
-    with pytest.raises(ValueError, match=r"must be square \(C, C\), got shape=\(2, 3\)"):
+    with pytest.raises(ValueError, match=r"must be square \(\.\.\., C, C\), got shape=\(2, 3\)"):
         metrics_from_confusion(torch.zeros(2, 3))
+
+
+def test_batched_scores_equal_one_by_one():
+    g = torch.Generator().manual_seed(0)
+    cms = torch.randint(0, 20, (16, 4, 4), generator=g)
+    cms[3, 2] = 0  # a class absent from the targets
+    cms[5] = 0
+    cms[5, 1, 1] = 7  # one class only: MCC := 0
+    batched = confusion_scores(cms)
+    for i, cm in enumerate(cms):
+        one = metrics_from_confusion(cm)
+        for key in ("balanced_accuracy", "accuracy", "macro_f1", "mcc"):
+            assert float(batched[key][i]) == pytest.approx(one[key])
+        assert batched["f1_per_class"][i].tolist() == pytest.approx(one["f1_per_class"])

@@ -15,33 +15,48 @@ from torchmetrics.classification import MulticlassAUROC, MulticlassConfusionMatr
 METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "mcc", "auroc")
 
 
-def metrics_from_confusion(cm: torch.Tensor) -> dict[str, float | list[float]]:
-    """Metrics from a ``(C, C)`` confusion matrix, rows = true class, columns = prediction.
+def confusion_scores(cm: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Ratio metrics of confusion matrices ``(..., C, C)`` (rows true, columns predicted), batched.
 
-    Conventions follow scikit-learn: balanced accuracy averages recall over classes present in the
-    targets; macro F1 averages over all C classes with 0 for undefined ones; MCC is Gorodkin's R_K,
-    0 when its denominator vanishes.
+    Returns tensors of shape ``(...)`` (``balanced_accuracy``, ``accuracy``, ``macro_f1``, ``mcc``) and
+    ``(..., C)`` (``f1_per_class``, ``recall_per_class``, ``support``). Conventions follow
+    scikit-learn: balanced accuracy averages recall over classes present in the targets; macro F1
+    averages over all C classes with 0 for undefined ones; MCC is Gorodkin's R_K, 0 when its
+    denominator vanishes. A batch of matrices (e.g. bootstrap resamples) is scored in one call.
     """
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"confusion matrix must be square (C, C), got shape={tuple(cm.shape)}")
+    if cm.ndim < 2 or cm.shape[-1] != cm.shape[-2]:
+        raise ValueError(f"confusion matrix must be square (..., C, C), got shape={tuple(cm.shape)}")
     cm = cm.double()
-    tp = cm.diag()
-    support, predicted, n = cm.sum(1), cm.sum(0), cm.sum()
+    tp = cm.diagonal(dim1=-2, dim2=-1)
+    support, predicted, n = cm.sum(-1), cm.sum(-2), cm.sum((-2, -1))
     present = support > 0
-    recall = torch.where(present, tp / support.clamp_min(1), torch.zeros_like(tp))
+    zero = torch.zeros_like(tp)
+    recall = torch.where(present, tp / support.clamp_min(1), zero)
     f1_den = support + predicted
-    f1 = torch.where(f1_den > 0, 2 * tp / f1_den.clamp_min(1), torch.zeros_like(tp))
-    num = tp.sum() * n - (support * predicted).sum()
-    den = (n * n - (predicted * predicted).sum()) * (n * n - (support * support).sum())
+    f1 = torch.where(f1_den > 0, 2 * tp / f1_den.clamp_min(1), zero)
+    num = tp.sum(-1) * n - (support * predicted).sum(-1)
+    den = (n * n - (predicted * predicted).sum(-1)) * (n * n - (support * support).sum(-1))
     return {
-        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
-        "accuracy": float(tp.sum() / n) if n > 0 else 0.0,
-        "macro_f1": float(f1.mean()),
-        "mcc": float(num / den.sqrt()) if den > 0 else 0.0,
-        "f1_per_class": [float(v) for v in f1],
-        "recall_per_class": [float(v) for v in recall],
-        "support": [int(v) for v in support],
+        "balanced_accuracy": (recall * present).sum(-1) / present.sum(-1).clamp_min(1),
+        "accuracy": tp.sum(-1) / n.clamp_min(1),
+        "macro_f1": f1.mean(-1),
+        "mcc": torch.where(den > 0, num / den.clamp_min(1e-300).sqrt(), torch.zeros_like(num)),
+        "f1_per_class": f1,
+        "recall_per_class": recall,
+        "support": support,
     }
+
+
+def metrics_from_confusion(cm: torch.Tensor) -> dict[str, float | list[float]]:
+    """:func:`confusion_scores` of one ``(C, C)`` matrix as plain Python numbers (for JSON and tables)."""
+    if cm.ndim != 2:
+        raise ValueError(f"confusion matrix must be square (C, C), got shape={tuple(cm.shape)}")
+    scores = confusion_scores(cm)
+    out: dict[str, float | list[float]] = {k: float(v) for k, v in scores.items() if v.ndim == 0}
+    out["f1_per_class"] = scores["f1_per_class"].tolist()
+    out["recall_per_class"] = scores["recall_per_class"].tolist()
+    out["support"] = [int(v) for v in scores["support"]]
+    return out
 
 
 class Evaluator:

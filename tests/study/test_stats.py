@@ -36,3 +36,29 @@ def test_bootstrap_detects_a_real_gain_and_not_a_null_one():
     assert c.verdict == "better" and c.low <= c.mean_diff <= c.high and c.n == 600
     same = paired_bootstrap(y, good, good, 3, n_boot=100)
     assert same.mean_diff == 0 and same.verdict == "inconclusive"
+
+
+def test_bootstrap_equals_the_resample_by_resample_definition():
+    import torch
+
+    from imbal.metrics import metrics_from_confusion
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 150)
+    a = np.where(rng.random(150) < 0.6, y, rng.integers(0, 4, 150))
+    b = np.where(rng.random(150) < 0.5, y, rng.integers(0, 4, 150))
+
+    def metric(yy, pp):
+        cm = np.zeros((4, 4), dtype=np.int64)
+        np.add.at(cm, (yy, pp), 1)
+        return metrics_from_confusion(torch.from_numpy(cm))["macro_f1"]
+
+    draw = np.random.default_rng(7)
+    diffs = []
+    for _ in range(200):
+        i = draw.integers(0, 150, 150)
+        diffs.append(metric(y[i], a[i]) - metric(y[i], b[i]))
+    ref_low, ref_high = np.quantile(diffs, [0.025, 0.975])
+    c = paired_bootstrap(y, a, b, 4, "macro_f1", n_boot=200, seed=7)
+    assert c.mean_diff == pytest.approx(metric(y, a) - metric(y, b))
+    assert (c.low, c.high) == pytest.approx((ref_low, ref_high))

@@ -6,9 +6,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy import stats as sps
 
-from imbal.metrics import metrics_from_confusion
+from imbal.metrics import confusion_scores
 
 
 @dataclass
@@ -46,12 +47,11 @@ def paired_t(candidate: np.ndarray, baseline: np.ndarray, confidence: float = 0.
     return Comparison(mean, mean - half, mean + half, n, "paired t over seeds", p)
 
 
-def _metric_from_pairs(y: np.ndarray, pred: np.ndarray, k: int, metric: str) -> float:
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (y, pred), 1)
-    import torch
-
-    return float(metrics_from_confusion(torch.from_numpy(cm))[metric])
+def _confusions(y: np.ndarray, pred: np.ndarray, k: int, rows: np.ndarray) -> torch.Tensor:
+    """Confusion matrices ``(B, k, k)`` of the resamples ``rows`` ``(B, n)``, in one bincount."""
+    b = rows.shape[0]
+    codes = np.arange(b)[:, None] * k * k + y[rows] * k + pred[rows]
+    return torch.from_numpy(np.bincount(codes.ravel(), minlength=b * k * k).reshape(b, k, k))
 
 
 def paired_bootstrap(
@@ -70,13 +70,13 @@ def paired_bootstrap(
     """
     y, pc, pb = (np.asarray(a, dtype=np.int64) for a in (y, pred_candidate, pred_baseline))
     rng = np.random.default_rng(seed)
-    observed = _metric_from_pairs(y, pc, num_classes, metric) - _metric_from_pairs(y, pb, num_classes, metric)
-    diffs = np.empty(n_boot)
-    for b in range(n_boot):
-        i = rng.integers(0, len(y), len(y))
-        diffs[b] = _metric_from_pairs(y[i], pc[i], num_classes, metric) - _metric_from_pairs(
-            y[i], pb[i], num_classes, metric
-        )
+    # row 0 is the observed test set; rows 1.. are the resamples, all scored in one batched call
+    rows = np.vstack([np.arange(len(y)), rng.integers(0, len(y), (n_boot, len(y)))])
+    diff = (
+        confusion_scores(_confusions(y, pc, num_classes, rows))[metric]
+        - confusion_scores(_confusions(y, pb, num_classes, rows))[metric]
+    ).numpy()
+    observed, diffs = float(diff[0]), diff[1:]
     alpha = (1 - confidence) / 2
     low, high = np.quantile(diffs, [alpha, 1 - alpha])
     p = float(min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())))

@@ -76,6 +76,7 @@ def compare_to_baseline(runs: pd.DataFrame, metric: str, n_boot: int = 1000) -> 
     if base.empty:
         return pd.DataFrame()
     rows = []
+    base_predictions: dict[int, pd.DataFrame] = {}  # read once, compared with every configuration
     for (sampler, loss), grp in runs.groupby(["sampler", "loss"]):
         if (sampler, loss) == BASELINE:
             continue
@@ -83,11 +84,12 @@ def compare_to_baseline(runs: pd.DataFrame, metric: str, n_boot: int = 1000) -> 
         seeds = sorted(set(grp.index) & set(base.index))
         if len(seeds) >= 2:
             cmp: Comparison = paired_t(grp.loc[seeds, metric].to_numpy(), base.loc[seeds, metric].to_numpy())
-        elif len(seeds) == 1:
-            a, b = _predictions(grp.loc[seeds[0], "run_dir"]), _predictions(base.loc[seeds[0], "run_dir"])
+        elif len(seeds) == 1 and metric != "auroc":  # AUC needs scores, not the hard predictions bootstrapped
+            seed = seeds[0]
+            if seed not in base_predictions:
+                base_predictions[seed] = _predictions(base.loc[seed, "run_dir"])
+            a, b = _predictions(grp.loc[seed, "run_dir"]), base_predictions[seed]
             k = len(runs.f1_per_class.iloc[0])
-            if metric == "auroc":  # AUC needs scores, not the hard predictions bootstrapped here
-                continue
             cmp = paired_bootstrap(
                 a.label.to_numpy(), a.prediction.to_numpy(), b.prediction.to_numpy(), k, metric, n_boot=n_boot
             )
