@@ -180,3 +180,20 @@ def test_evaluate_on_another_dataset(tmp_path, capsys):
     wrong = json.dumps({"kind": "synthetic", "spatial_dims": 3, "n": 100, "size": 8})
     assert main(["evaluate", str(out), "--dataset", wrong]) == 2
     assert "the model expects spatial_dims=2" in capsys.readouterr().err
+
+
+def test_checkpoint_every_writes_less_and_changes_nothing(tmp_path, monkeypatch):
+    import imbal.engine.trainer as trainer
+
+    writes = []
+    real = trainer.rd.save_torch
+    monkeypatch.setattr(trainer.rd, "save_torch", lambda path, obj: (writes.append(Path(path).name), real(path, obj)))
+    every1 = train(tiny(tmp_path, "every1", epochs=5, loss="ce+mcc"))
+    n1 = len(writes)
+    writes.clear()
+    every3 = train(tiny(tmp_path, "every3", epochs=5, loss="ce+mcc", checkpoint_every=3))
+    assert writes.count("last.ckpt") == 2  # after epochs 3 and 5
+    assert len(writes) < n1 and writes.count("best.ckpt") <= 2
+    assert strip_timing(every1 / "metrics.json") == strip_timing(every3 / "metrics.json")
+    assert len(pd.read_csv(every3 / "history.csv")) == 5
+    assert torch.load(every3 / "last.ckpt", weights_only=True)["state"]["epoch"] == 5

@@ -49,6 +49,7 @@ class TrainConfig:
     # selection
     select_metric: str = "balanced_accuracy"
     early_stopping: int = 0  # patience in epochs; 0 = off
+    checkpoint_every: int = 1  # write best/last checkpoints every N epochs (and at the end)
     # hardware
     accelerator: str = "auto"
     devices: int = 1
@@ -82,7 +83,7 @@ class TrainConfig:
             bad(
                 f"precision must be auto, 32-true, bf16-mixed, 16-mixed, bf16-true or 64-true, got {self.precision!r}"
             )
-        for name in ("epochs", "batch_size", "devices", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "devices", "eval_batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 bad(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
