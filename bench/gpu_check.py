@@ -67,6 +67,39 @@ def steps(model, data, device, n_steps, bf16):
     return torch.stack(losses).cpu(), model.cpu()
 
 
+def host_syncs_in_one_epoch(name: str) -> list[str]:
+    """Run imbal's train_epoch under CUDA sync-debug mode and return the warnings it raised."""
+    import warnings
+
+    from imbal.engine.trainer import build_run, make_fabric, train_epoch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(
+            None,
+            dict(
+                dataset=name if name != "synthetic" else "synthetic",
+                widen_factor=0.25,
+                epochs=2,
+                loss="ce+mcc",
+                sampler="oversample",
+                quiet=True,
+                out=tmp,
+            ),
+        )
+        fabric = make_fabric(cfg)
+        run = build_run(fabric, cfg, resume=False)
+        train_epoch(run, 0, run.fmodel)  # warm-up: cuDNN autotuning and allocator growth
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                train_epoch(run, 1, run.fmodel)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+    return [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message).lower()]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
@@ -143,6 +176,12 @@ def main() -> int:
     }
     for key, v in ref.items():
         check(f"device {key} vs sklearn", abs(m[key] - v) < 1e-4, f"{m[key]:.5f} vs {v:.5f}")
+
+    # the claim "no host sync inside an epoch": count synchronising calls in one training epoch
+    if cuda.type == "cuda":
+        syncs = host_syncs_in_one_epoch(name)
+        # one read per epoch is by design: the epoch's mean loss (all_reduce + float)
+        check("host syncs in one training epoch", len(syncs) <= 1, f"{len(syncs)}: {syncs[:3]}")
 
     # the fast path (imbal train on CUDA, bf16-mixed) against the CPU float32 path, same seed
     with tempfile.TemporaryDirectory() as tmp:
