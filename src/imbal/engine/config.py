@@ -9,14 +9,11 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from imbal.errors import ConfigError
 from imbal.losses import parse_loss_name
 from imbal.metrics import METRICS
 from imbal.models import ARCHS
 from imbal.samplers import SAMPLERS
-
-
-class ConfigError(ValueError):
-    """A bad configuration: the CLI prints its message on one line and exits with code 2."""
 
 
 @dataclass
