@@ -8,14 +8,39 @@ plus macro one-vs-rest ROC-AUC.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torchmetrics.classification import MulticlassAUROC, MulticlassConfusionMatrix
 
-METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "mcc", "auroc")
+
+@dataclass(frozen=True)
+class Metric:
+    """A scalar test metric: its label, range, and whether the report compares it to the baseline."""
+
+    name: str
+    label: str
+    low: float  # the metric's range, used for fixed figure scales
+    high: float
+    compared: bool  # paired against the baseline in reports (AUROC needs scores, not hard labels)
+    higher_is_better: bool = True
 
 
-def confusion_scores(cm: torch.Tensor) -> dict[str, torch.Tensor]:
+# the one home of metric names; the order is the order of report sections
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in [
+        Metric("balanced_accuracy", "Balanced accuracy", 0.0, 1.0, True),
+        Metric("macro_f1", "Macro F1", 0.0, 1.0, True),
+        Metric("mcc", "MCC", -1.0, 1.0, True),
+        Metric("minority_f1", "F1 of the rarest class", 0.0, 1.0, True),
+        Metric("auroc", "Macro AUROC (one-vs-rest)", 0.0, 1.0, False),
+        Metric("accuracy", "Accuracy", 0.0, 1.0, False),
+    ]
+}
+
+
+def confusion_scores(cm: torch.Tensor, minority: int | None = None) -> dict[str, torch.Tensor]:
     """Ratio metrics of confusion matrices ``(..., C, C)`` (rows true, columns predicted), batched.
 
     Returns tensors of shape ``(...)`` (``balanced_accuracy``, ``accuracy``, ``macro_f1``, ``mcc``) and
@@ -23,6 +48,7 @@ def confusion_scores(cm: torch.Tensor) -> dict[str, torch.Tensor]:
     scikit-learn: balanced accuracy averages recall over classes present in the targets; macro F1
     averages over all C classes with 0 for undefined ones; MCC is Gorodkin's R_K, 0 when its
     denominator vanishes. A batch of matrices (e.g. bootstrap resamples) is scored in one call.
+    ``minority`` (the rarest training class) adds ``minority_f1``, that class's F1.
     """
     if cm.ndim < 2 or cm.shape[-1] != cm.shape[-2]:
         raise ValueError(f"confusion matrix must be square (..., C, C), got shape={tuple(cm.shape)}")
@@ -36,7 +62,9 @@ def confusion_scores(cm: torch.Tensor) -> dict[str, torch.Tensor]:
     f1 = torch.where(f1_den > 0, 2 * tp / f1_den.clamp_min(1), zero)
     num = tp.sum(-1) * n - (support * predicted).sum(-1)
     den = (n * n - (predicted * predicted).sum(-1)) * (n * n - (support * support).sum(-1))
-    return {
+    if minority is not None and not 0 <= minority < cm.shape[-1]:
+        raise ValueError(f"minority must be a class index in [0, {cm.shape[-1]}), got {minority}")
+    out = {
         "balanced_accuracy": (recall * present).sum(-1) / present.sum(-1).clamp_min(1),
         "accuracy": tp.sum(-1) / n.clamp_min(1),
         "macro_f1": f1.mean(-1),
@@ -45,13 +73,16 @@ def confusion_scores(cm: torch.Tensor) -> dict[str, torch.Tensor]:
         "recall_per_class": recall,
         "support": support,
     }
+    if minority is not None:
+        out["minority_f1"] = f1[..., minority]
+    return out
 
 
-def metrics_from_confusion(cm: torch.Tensor) -> dict[str, float | list[float]]:
+def metrics_from_confusion(cm: torch.Tensor, minority: int | None = None) -> dict[str, float | list[float]]:
     """:func:`confusion_scores` of one ``(C, C)`` matrix as plain Python numbers (for JSON and tables)."""
     if cm.ndim != 2:
         raise ValueError(f"confusion matrix must be square (C, C), got shape={tuple(cm.shape)}")
-    scores = confusion_scores(cm)
+    scores = confusion_scores(cm, minority)
     out: dict[str, float | list[float]] = {k: float(v) for k, v in scores.items() if v.ndim == 0}
     out["f1_per_class"] = scores["f1_per_class"].tolist()
     out["recall_per_class"] = scores["recall_per_class"].tolist()
@@ -62,8 +93,10 @@ def metrics_from_confusion(cm: torch.Tensor) -> dict[str, float | list[float]]:
 class Evaluator:
     """Accumulates logits over a split; ``compute()`` syncs across DDP ranks and returns metrics."""
 
-    def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
-        self.num_classes = num_classes
+    def __init__(
+        self, num_classes: int, device: torch.device | str = "cpu", minority: int | None = None
+    ) -> None:
+        self.num_classes, self.minority = num_classes, minority
         # argmax predictions and checked labels are in range by construction; torchmetrics' argument
         # validation would read values back to the host on every update
         self.confusion = MulticlassConfusionMatrix(num_classes, validate_args=False).to(device)
@@ -82,7 +115,7 @@ class Evaluator:
 
     def compute(self) -> dict[str, float | list[float] | list[list[int]]]:
         cm = self.confusion.compute()
-        out = metrics_from_confusion(cm)
+        out = metrics_from_confusion(cm, self.minority)
         present = cm.sum(1) > 0
         if int(present.sum()) >= 2:
             per_class = self.auroc.compute().double().cpu()

@@ -6,6 +6,7 @@ import torch
 from monai.networks.nets import ResNet
 from torch import nn
 
+NORMS = ("batch", "group")
 ARCHS = {
     "resnet18": ("basic", [2, 2, 2, 2]),
     "resnet34": ("basic", [3, 4, 6, 3]),
@@ -30,8 +31,10 @@ class Classifier(nn.Module):
         norm: str = "batch",
     ) -> None:
         super().__init__()
-        if norm not in ("batch", "group"):
-            raise ValueError(f"norm must be 'batch' or 'group', got {norm!r}")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        if int(64 * widen_factor) < 1:
+            raise ValueError(f"widen_factor must be >= 1/64 (at least one channel), got {widen_factor}")
         if arch not in ARCHS:
             raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
         if spatial_dims not in (2, 3):
@@ -84,6 +87,14 @@ class Classifier(nn.Module):
         return self.head(self.features(x))
 
 
+def group_count(channels: int, most: int = 8) -> int:
+    """The largest number of groups <= ``most`` that divides ``channels`` (GroupNorm needs a divisor).
+
+    Widths such as ``widen_factor 0.3`` give 19 channels: 1 group (layer-norm-like) instead of a crash.
+    """
+    return max(g for g in range(1, most + 1) if channels % g == 0)
+
+
 def _batchnorm_to_groupnorm(module: nn.Module) -> None:
     """Swap every BatchNorm for GroupNorm (MONAI's ResNet passes ``norm`` to its stem only).
 
@@ -93,7 +104,7 @@ def _batchnorm_to_groupnorm(module: nn.Module) -> None:
     for name, child in module.named_children():
         if isinstance(child, nn.modules.batchnorm._BatchNorm):
             c = child.num_features
-            setattr(module, name, nn.GroupNorm(min(8, c), c))
+            setattr(module, name, nn.GroupNorm(group_count(c), c))
         else:
             _batchnorm_to_groupnorm(child)
 

@@ -9,10 +9,9 @@ The order depends only on ``(seed, epoch)``, so a resumed run replays the same b
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
-
-SAMPLERS = ("uniform", "weights", "oversample", "undersample")
 
 
 class _BatchSampler:
@@ -107,16 +106,44 @@ class UndersampleSampler(_BatchSampler):
         return [pool[i * b : (i + 1) * b] for i in range(len(self))]
 
 
+@dataclass(frozen=True)
+class SamplerSpec:
+    """One batch-sampling strategy: its batch order and whether the loss weights classes."""
+
+    name: str
+    batches: type[_BatchSampler]
+    class_weights: bool  # inverse-frequency class weights go to the loss (docs/method.md)
+    help: str
+
+
+# the one home of sampler names; the order is the row order of every report table
+SAMPLERS: dict[str, SamplerSpec] = {
+    s.name: s
+    for s in [
+        SamplerSpec("uniform", UniformSampler, False, "shuffled batches that follow the data's class mix"),
+        SamplerSpec(
+            "weights",
+            UniformSampler,
+            True,
+            "uniform batches; the loss weights samples by inverse class frequency",
+        ),
+        SamplerSpec(
+            "oversample", OversampleSampler, False, "equal class portions in every batch (with replacement)"
+        ),
+        SamplerSpec(
+            "undersample",
+            UndersampleSampler,
+            False,
+            "each epoch draws the minority count from every class",
+        ),
+    ]
+}
+
+
 def build_sampler(
     name: str, labels: torch.Tensor, batch_size: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0
 ) -> _BatchSampler:
-    """``uniform`` and ``weights`` share the uniform order (weights go to the loss); see module doc."""
-    classes = {
-        "uniform": UniformSampler,
-        "weights": UniformSampler,
-        "oversample": OversampleSampler,
-        "undersample": UndersampleSampler,
-    }
-    if name not in classes:
+    """The batch sampler of a strategy in :data:`SAMPLERS` (``weights`` uses the uniform order)."""
+    if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
-    return classes[name](labels, batch_size, seed=seed, num_replicas=num_replicas, rank=rank)
+    return SAMPLERS[name].batches(labels, batch_size, seed=seed, num_replicas=num_replicas, rank=rank)

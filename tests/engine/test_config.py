@@ -35,7 +35,10 @@ def test_yaml_and_overrides(tmp_path):
         ({"epochs": "two"}, "epochs expects int, got 'two'"),
         ({"epochs": "0"}, "epochs must be >= 1, got 0"),
         ({"augment": "maybe"}, "augment expects bool, got 'maybe'"),
-        ({"sampler": "weights", "loss": "mcc"}, "sampler 'weights' weights per-sample losses"),
+        (
+            {"sampler": "weights", "loss": "mcc"},
+            r"sampler 'weights' weights per-sample loss terms \(ce, focal, la-ce\); 'mcc' has none",
+        ),
         ({"select_metric": "loss"}, "select_metric must be one of"),
     ],
 )
@@ -64,3 +67,66 @@ def test_shipped_configs_load():
     assert len(train_configs) >= 4
     for c in train_configs:
         load_config(c)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"widen_factor": "0"}, r"widen_factor must be >= 1/64 \(at least one channel\), got 0.0"),
+        ({"betas": "[0.9]"}, r"betas must be two numbers in \[0, 1\), got \[0.9\]"),
+        ({"betas": "0.9"}, r"betas expects list\[float\], got 0.9"),
+        ({"early_stopping": "-1"}, "early_stopping must be >= 0, got -1"),
+        ({"lr": "inf"}, "lr must be a finite number > 0, got inf"),
+        ({"lr": ".inf"}, "lr must be a finite number > 0, got inf"),
+        ({"loss": "0*ce"}, r"loss term '0\*ce' in '0\*ce' needs a coefficient > 0, got 0"),
+        ({"loss": "ce+ce"}, "names a term twice"),
+        ({"f1_average": "micro"}, "f1_average must be one of macro, positive, got 'micro'"),
+        ({"positive_class": "-1"}, "positive_class must be a class index >= 0 or null, got -1"),
+        ({"positive_class": "one"}, r"positive_class expects int\|null, got 'one'"),
+        ({"metric_memory": "-2"}, "metric_memory must be >= 0, got -2"),
+        ({"dataset": "{kind: npz, path: [x"}, "dataset '{kind: npz, path: \\[x' is not a valid YAML mapping"),
+        ({"norm": "layer"}, "norm must be one of batch, group, got 'layer'"),
+    ],
+)
+def test_bad_values_one_line(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_new_keys_and_null():
+    cfg = load_config(None, {"positive_class": "null", "f1_average": "positive", "metric_memory": "4"})
+    assert cfg.positive_class is None and cfg.f1_average == "positive" and cfg.metric_memory == 4
+    assert load_config(None, {"positive_class": "0"}).positive_class == 0
+
+
+def test_train_help_lists_every_key(capsys):
+    from imbal.engine.config import FIELDS
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for name in FIELDS:
+        assert f"--{name.replace('_', '-')}" in out, name
+    assert "(default: 50)" in out and "soft-count memory" in out
+    with pytest.raises(SystemExit):
+        main(["grid", "--help"])
+    out = capsys.readouterr().out
+    for name in set(FIELDS) - {"out", "quiet"}:  # the grid sets each cell's folder itself
+        assert f"--{name.replace('_', '-')}" in out, name
+
+
+def test_cli_unknown_option_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--epoch", "3"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["imbal: error: unrecognized arguments: --epoch 3"]
+
+
+def test_accelerator_cuda_without_gpu_is_a_user_error(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["train", "--accelerator", "cuda", "--out", str(tmp_path / "r")]) == 2
+    assert "sees no CUDA device; use --accelerator cpu or auto" in capsys.readouterr().err

@@ -23,8 +23,11 @@ FILES = [
     "history.csv",
     "metrics.json",
     "predictions_test.csv",
+    "predictions_val.csv",
     "best.ckpt",
-    "features_test.npz",
+    "outputs_test.npz",
+    "outputs_val.npz",
+    "train.log",
 ]
 
 
@@ -61,8 +64,12 @@ def check_run_folder(out: Path, n_test: int, num_classes: int):
         index=range(num_classes), columns=range(num_classes), fill_value=0
     )
     assert cm.to_numpy().tolist() == m["test"]["confusion_matrix"]
-    feats = __import__("numpy").load(out / "features_test.npz")
-    assert feats["features"].shape[0] == n_test and (feats["labels"] == pred.label.to_numpy()).all()
+    outputs = __import__("numpy").load(out / "outputs_test.npz")
+    assert outputs["features"].shape[0] == n_test and (outputs["labels"] == pred.label.to_numpy()).all()
+    # the stored logits give the stored probabilities
+    probs_from_logits = torch.from_numpy(outputs["logits"]).softmax(-1).numpy()
+    assert abs(probs_from_logits - probs).max() < 1e-5
+    assert not (out / "last.ckpt").exists()  # removed once finished (keep_last: false)
     hist = pd.read_csv(out / "history.csv")
     assert len(hist) == m["epochs_run"]
     return m
@@ -106,19 +113,23 @@ def test_checkpoint_rebuilds_model_and_evaluate(tmp_path, capsys):
     out = train(tiny(tmp_path))
     model, _ = load_model(out / "best.ckpt")
     assert model(torch.rand(2, 1, 16, 16)).shape == (2, 3)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert main(["evaluate", str(out), "--split", "val"]) == 0
     stored = json.loads((out / "metrics.json").read_text())["val"]
-    again = json.loads((out / "metrics_val.json").read_text())["metrics"]
+    ev = out / "evaluations" / "synthetic_val"
+    again = json.loads((ev / "metrics.json").read_text())["metrics"]
     assert again["balanced_accuracy"] == pytest.approx(stored["balanced_accuracy"])
     assert again["confusion_matrix"] == stored["confusion_matrix"]
-    assert (out / "predictions_val.csv").is_file()
+    assert (ev / "predictions_val.csv").is_file() and (ev / "outputs_val.npz").is_file()
+    # the run's own training outputs are untouched
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert "balanced accuracy" in capsys.readouterr().out
 
 
 def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch):
     import imbal.engine.trainer as trainer
 
-    real = trainer.build_loss
+    real = trainer.loss_for
     calls = {"n": 0}
 
     def poisoned(*a, **k):
@@ -132,7 +143,7 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch):
 
         return Poison()
 
-    monkeypatch.setattr(trainer, "build_loss", poisoned)
+    monkeypatch.setattr(trainer, "loss_for", poisoned)
     cfg = tiny(tmp_path, epochs=3)
     with pytest.raises(NonFiniteLossError, match=r"non-finite training loss \(nan\) in epoch 2; stopped"):
         train(cfg)
@@ -172,11 +183,17 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
 
 def test_evaluate_on_another_dataset(tmp_path, capsys):
     out = train(tiny(tmp_path))
-    other = json.dumps({**SYN, "seed": 5, "n": 300})
-    assert main(["evaluate", str(out), "--dataset", other, "--out", str(tmp_path / "ev")]) == 0
-    result = json.loads((tmp_path / "ev" / "metrics_test.json").read_text())
+    test_predictions = (out / "predictions_test.csv").read_bytes()
+    other = json.dumps({**SYN, "seed": 5, "n": 300, "label": "other"})
+    assert main(["evaluate", str(out), "--dataset", other]) == 0
+    ev = out / "evaluations" / "other_test"
+    result = json.loads((ev / "metrics.json").read_text())
     assert result["metrics"]["support"] and sum(result["metrics"]["support"]) == 60
-    assert (tmp_path / "ev" / "predictions_test.csv").is_file()
+    assert (ev / "predictions_test.csv").is_file()
+    # the training outputs the report reads stay the run's own
+    assert (out / "predictions_test.csv").read_bytes() == test_predictions
+    assert main(["evaluate", str(out), "--dataset", other, "--out", str(tmp_path / "ev")]) == 0
+    assert (tmp_path / "ev" / "metrics.json").is_file()
     wrong = json.dumps({"kind": "synthetic", "spatial_dims": 3, "n": 100, "size": 8})
     assert main(["evaluate", str(out), "--dataset", wrong]) == 2
     assert "the model expects spatial_dims=2" in capsys.readouterr().err
@@ -187,11 +204,13 @@ def test_checkpoint_every_writes_less_and_changes_nothing(tmp_path, monkeypatch)
 
     writes = []
     real = trainer.rd.save_torch
-    monkeypatch.setattr(trainer.rd, "save_torch", lambda path, obj: (writes.append(Path(path).name), real(path, obj)))
+    monkeypatch.setattr(
+        trainer.rd, "save_torch", lambda path, obj: (writes.append(Path(path).name), real(path, obj))
+    )
     every1 = train(tiny(tmp_path, "every1", epochs=5, loss="ce+mcc"))
     n1 = len(writes)
     writes.clear()
-    every3 = train(tiny(tmp_path, "every3", epochs=5, loss="ce+mcc", checkpoint_every=3))
+    every3 = train(tiny(tmp_path, "every3", epochs=5, loss="ce+mcc", checkpoint_every=3, keep_last=True))
     assert writes.count("last.ckpt") == 2  # after epochs 3 and 5
     assert len(writes) < n1 and writes.count("best.ckpt") <= 2
     assert strip_timing(every1 / "metrics.json") == strip_timing(every3 / "metrics.json")

@@ -1,4 +1,4 @@
-"""``imbal data list | info NAME | fetch NAME``."""
+"""``imbal data list | info NAME | fetch NAME | prepare SOURCE --out DIR``."""
 
 from __future__ import annotations
 
@@ -19,10 +19,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fetch = dsub.add_parser("fetch", help="download (MD5-checked) into the cache")
     fetch.add_argument("names", nargs="+")
     fetch.add_argument("--size", type=int, default=28)
+    prep = dsub.add_parser(
+        "prepare", help="decode a data set once into a cache folder that training streams from"
+    )
+    prep.add_argument(
+        "source", help="a MedMNIST name, an npz path or a YAML mapping ('{kind: folder, csv: ...}')"
+    )
+    prep.add_argument(
+        "--out", required=True, help="the cache folder (built aside, renamed into place when complete)"
+    )
+    prep.add_argument("--size", type=int, default=28, help="image size for MedMNIST sets")
+    prep.add_argument("--force", action="store_true", help="rebuild a cache of another source or settings")
+    prep.add_argument("--verify", action="store_true", help="when reusing a cache, also check its checksums")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.data_cmd == "prepare":
+        return run_prepare(args)
     if args.data_cmd == "list":
         print(f"{'name':<16} {'dims':>4} {'classes':>7} {'train':>7} {'val':>6} {'test':>6}  local file")
         for name, info in sorted(MEDMNIST.items()):
@@ -50,4 +64,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for name in args.names:
         print(find_medmnist(name, args.size))
+    return 0
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from imbal.data.cache import load_cache, prepare_cache
+    from imbal.engine.config import coerce
+
+    out, reused = prepare_cache(
+        coerce("dataset", args.source), args.out, size=args.size, force=args.force, verify=args.verify
+    )
+    splits = load_cache(out)
+    counts = ", ".join(f"{s} n={len(splits[s])}" for s in ("train", "val", "test"))
+    mib = sum(f.stat().st_size for f in out.iterdir()) / 2**20
+    shape = "x".join(str(v) for v in (splits.train.in_channels, *splits.train.spatial_size))
+    verb = "reused" if reused else "prepared"
+    why = " (same source and settings)" if reused else ""
+    print(f"{verb} {out}{why}: {counts}; uint8 {shape}, {mib:.1f} MiB")
     return 0

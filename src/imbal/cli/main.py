@@ -1,18 +1,22 @@
-"""Entry point of the ``imbal`` console script."""
+"""Entry point of the ``imbal`` console script.
+
+User errors (:class:`imbal.errors.UserError`: config, data, files, run folders) print one line and
+exit with code 2; any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from imbal.cli import data_cmd, study_cmd, train_cmd
+from imbal.cli.options import Parser, print_error
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    parser = Parser(
         prog="imbal", description="Imbalance-aware training and studies for medical image classification."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     train_cmd.add_parsers(sub)
     study_cmd.add_parsers(sub)
     data_cmd.add_parser(sub)
@@ -20,23 +24,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "accepts_overrides", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.overrides = extra
-    from imbal.engine.config import ConfigError
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     from imbal.engine.trainer import NonFiniteLossError
+    from imbal.errors import UserError
 
     try:
         return args.func(args)
     except NonFiniteLossError as exc:
-        print(f"imbal: stopped: {exc}", file=sys.stderr)
+        print_error("stopped", exc)
         return 1
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
-        print(f"imbal: error: {exc}", file=sys.stderr)
+    except UserError as exc:
+        print_error("error", exc)
         return 2
+    except KeyboardInterrupt:
+        hint = getattr(args, "resume_hint", lambda: "")()
+        print(f"\nimbal: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

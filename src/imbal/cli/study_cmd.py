@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from imbal.engine.config import parse_overrides
+from imbal.cli.options import add_config_arguments, config_overrides
+from imbal.errors import ConfigError
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -13,19 +14,32 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "grid",
         help="run a loss x sampler x seed study",
         description="Run every cell of a study YAML (see configs/study_*.yaml). Finished cells are skipped, "
-        "killed ones resumed, failed ones recorded in error.txt. Extra --key value pairs override the "
+        "killed ones resumed, failed ones recorded in error.txt. Config keys given here override the "
         "training settings of every cell (e.g. --epochs 5).",
     )
     g.add_argument("--config", required=True, help="study YAML")
     g.add_argument("--out", default="runs/study", help="study folder (default runs/study)")
     g.add_argument("--jobs", type=int, default=1, help="cells trained at once, one process each")
     g.add_argument("--shard", help="i/n: take every n-th cell starting at i (0 <= i < n), for job arrays")
-    g.set_defaults(func=run_grid_cmd, accepts_overrides=True)
+    g.add_argument(
+        "--dry-run", action="store_true", help="list the cells (and which are finished), train none"
+    )
+    g.add_argument("--quiet", action="store_true", help="one line per finished cell, no live progress")
+    # each cell's folder and quietness are the grid's to set
+    add_config_arguments(g, "config keys (override every cell)", skip=("out", "quiet"))
+    g.set_defaults(func=run_grid_cmd)
 
     r = sub.add_parser("report", help="tables, statistics and figures of a study folder")
     r.add_argument("dir")
     r.add_argument("--out", help="where to write (default: the study folder)")
     r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples when a grid has one seed")
+    r.add_argument(
+        "--correction",
+        default="holm",
+        choices=["holm", "bh"],
+        help="multiple-comparison control over a data set's comparisons: holm (family-wise error) or bh "
+        "(false discovery rate)",
+    )
     r.set_defaults(func=run_report)
 
     e = sub.add_parser("embed", help="t-SNE/UMAP maps of run features")
@@ -39,21 +53,38 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_grid_cmd(args: argparse.Namespace) -> int:
-    from imbal.study.grid import parse_shard, run_grid
+    from imbal.engine import run_dir as rd
+    from imbal.study.grid import parse_shard, run_grid, shard_cells
     from imbal.study.spec import load_study
 
     if args.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-    spec = load_study(args.config, parse_overrides(args.overrides))
-    status = run_grid(spec, args.out, jobs=args.jobs, shard=parse_shard(args.shard))
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    spec = load_study(args.config, config_overrides(args))
+    shard = parse_shard(args.shard)
+    if args.dry_run:
+        cells = shard_cells(spec.cells(), shard)
+        for cell in cells:
+            print(f"{cell.key}{'  (finished)' if rd.is_finished(cell.run_dir(Path(args.out))) else ''}")
+        print(
+            f"{len(cells)} cells ({len(spec.entries)} data set(s) x configurations x {len(spec.seeds)} seeds)"
+        )
+        return 0
+    args.resume_hint = lambda: (
+        f"run the same command again to continue (finished cells are kept in {args.out})"
+    )
+    status = run_grid(spec, args.out, jobs=args.jobs, shard=shard, live_every=0 if args.quiet else 30)
+    if status["busy"]:
+        print(
+            f"grid: {len(status['busy'])} cell(s) were busy in another process; run again when it has finished"
+        )
     print(f"next: imbal embed {args.out} --best-worst 3 && imbal report {args.out}")
-    return 1 if status["failed"] else 0
+    return 1 if status["failed"] or status["busy"] else 0
 
 
 def run_report(args: argparse.Namespace) -> int:
     from imbal.study.report import make_report
 
-    paths = make_report(args.dir, args.out, n_boot=args.bootstrap)
+    paths = make_report(args.dir, args.out, n_boot=args.bootstrap, correction=args.correction)
     print(f"report: {paths['html'].resolve()}\n        {paths['markdown'].resolve()}")
     return 0
 
@@ -63,7 +94,7 @@ def run_embed(args: argparse.Namespace) -> int:
 
     if args.best_worst:
         if len(args.runs) != 1:
-            raise ValueError("--best-worst takes one study folder")
+            raise ConfigError("--best-worst takes one study folder")
         for p in best_worst(args.runs[0], args.best_worst, args.method, args.out):
             print(p)
     else:

@@ -97,7 +97,7 @@ def centre_crop(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
 
 @dataclass
 class Augmentation:
-    """The study's augmentation set for ``spatial_dims`` (SPEC section 3), each with probability ``p``.
+    """The study's augmentation set for ``spatial_dims`` (docs/method.md, "Augmentation"), each with probability ``p``.
 
     2D: gamma [0.5, 1.5], sigmoid contrast gain [5, 10], horizontal and vertical flips.
     3D: gamma, Gaussian blur sigma [0, 1.5], flips along every axis, then a random ``crop_size`` crop

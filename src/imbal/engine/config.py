@@ -1,8 +1,14 @@
-"""Run configuration: a dataclass, YAML files and ``--key value`` overrides, validated in one place."""
+"""Run configuration: a dataclass, YAML files and ``--key value`` overrides, validated in one place.
+
+:class:`TrainConfig` is the one home of config keys: each field carries its help line, and the CLI
+(``imbal train --help``, ``imbal grid --help``), the YAML loader and the resume check derive from it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -10,84 +16,157 @@ from typing import Any, get_type_hints
 import yaml
 
 from imbal.errors import ConfigError
-from imbal.losses import parse_loss_name
+from imbal.losses import LOSS_TERMS, parse_loss_name
+from imbal.losses.metric_losses import F1_AVERAGES
+from imbal.losses.terms import loss_terms_help
 from imbal.metrics import METRICS
-from imbal.models import ARCHS
+from imbal.models import ARCHS, NORMS
 from imbal.samplers import SAMPLERS
+
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+SCHEDULES = ("cosine", "none")
+
+
+def _key(default: Any, help: str) -> Any:
+    """A config field with its help line (lists get a factory so instances never share them)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class TrainConfig:
     """Everything one training run depends on; stored resolved as ``config.yaml`` in the run folder."""
 
-    # data: a MedMNIST name, an npz path, or a mapping with `kind` (see imbal.data.load_dataset)
-    dataset: Any = "retinamnist"
-    size: int = 28
-    train_subset: int = 0  # >0: stratified subset of the training split (quick runs, tests)
+    # data
+    dataset: Any = _key(
+        "retinamnist",
+        "a MedMNIST name, an npz path, a prepared cache folder, or a YAML mapping with 'kind' "
+        "(e.g. '{kind: synthetic, spatial_dims: 3}')",
+    )
+    size: int = _key(28, "image size for MedMNIST sets (28, 64, 128, 224)")
+    train_subset: int = _key(0, "> 0: a stratified subset of this many training samples (quick runs)")
+    data_memory_mb: int = _key(
+        0,
+        "data sets whose images fit this budget (MiB) sit on the device; larger ones stream from "
+        "disk. 0 = automatic (half the free device memory or RAM)",
+    )
     # model
-    arch: str = "resnet18"
-    small_input: bool = True
-    widen_factor: float = 1.0
-    norm: str = "batch"
+    arch: str = _key("resnet18", f"network: {', '.join(ARCHS)}")
+    small_input: bool = _key(True, "3x3 stride-1 stem without max-pool (for 28-64 px inputs)")
+    widen_factor: float = _key(1.0, "channel width multiplier of the ResNet (1.0 = 64-512 channels)")
+    norm: str = _key("batch", f"normalisation layers: {', '.join(NORMS)}")
     # objective
-    loss: str = "ce"
-    sampler: str = "uniform"
-    focal_gamma: float = 2.0
+    loss: str = _key(
+        "ce",
+        f"a '+'-sum of loss terms with optional coefficients, e.g. ce+mcc or ce+0.5*f1. Terms: {loss_terms_help()}",
+    )
+    sampler: str = _key("uniform", "; ".join(f"{s.name}: {s.help}" for s in SAMPLERS.values()))
+    focal_gamma: float = _key(2.0, "focusing parameter of the focal loss")
+    f1_average: str = _key("macro", "soft F1 over all classes ('macro') or one class ('positive', binary)")
+    positive_class: int | None = _key(
+        None, "the positive class of binary soft F1; null = the training set's minority class"
+    )
+    la_tau: float = _key(1.0, "temperature of the logit-adjusted CE (la-ce)")
+    metric_memory: int = _key(
+        0, "soft-count memory of the metric losses in batches (0 = off; see docs/method.md)"
+    )
     # optimisation (the study: Adam(0.9, 0.999), lr 1e-3, batch 50, cosine, no warm-up)
-    epochs: int = 100
-    batch_size: int = 50
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    schedule: str = "cosine"
-    augment: bool = True
-    crop_size: int = 0  # >0: random crop in training, centre crop in evaluation
-    seed: int = 0
-    # selection
-    select_metric: str = "balanced_accuracy"
-    early_stopping: int = 0  # patience in epochs; 0 = off
-    checkpoint_every: int = 1  # write best/last checkpoints every N epochs (and at the end)
+    epochs: int = _key(100, "training epochs")
+    batch_size: int = _key(50, "global batch size (split over devices under DDP)")
+    lr: float = _key(1e-3, "Adam learning rate")
+    weight_decay: float = _key(0.0, "Adam weight decay")
+    betas: list[float] = _key([0.9, 0.999], "Adam betas, two numbers in [0, 1)")
+    schedule: str = _key("cosine", f"learning-rate schedule: {', '.join(SCHEDULES)}")
+    augment: bool = _key(True, "the study's augmentation (gamma, contrast or blur, flips)")
+    crop_size: int = _key(0, "> 0: random crop of this size in training, centre crop in evaluation")
+    seed: int = _key(0, "seed of weights, batches and augmentation")
+    # selection and checkpoints
+    select_metric: str = _key(
+        "balanced_accuracy", f"validation metric that picks the best epoch: {', '.join(METRICS)}"
+    )
+    early_stopping: int = _key(0, "stop after this many epochs without a better validation score (0 = off)")
+    checkpoint_every: int = _key(1, "write best/last checkpoints every N epochs (and at the end)")
+    keep_last: bool = _key(False, "keep last.ckpt (weights + optimiser state) after the run finished")
     # hardware
-    accelerator: str = "auto"
-    devices: int = 1
-    strategy: str = "auto"
-    precision: str = "auto"  # bf16-mixed on CUDA, 32-true on CPU
-    compile: bool = False
-    eval_batch_size: int = 500
+    accelerator: str = _key("auto", "cpu, cuda or auto")
+    devices: int = _key(1, "devices per node")
+    num_nodes: int = _key(1, "nodes (torchrun / SLURM set the rest of the cluster environment)")
+    strategy: str = _key("auto", "Fabric strategy (auto: ddp when devices * num_nodes > 1)")
+    precision: str = _key("auto", f"{', '.join(PRECISIONS)} (auto: bf16-mixed on CUDA, 32-true on CPU)")
+    compile: bool = _key(False, "torch.compile the training step")
+    eval_batch_size: int = _key(500, "batch size of evaluation")
+    threads: int = _key(
+        0, "CPU threads of this run (0 = torch's default, recorded in config.yaml so a resume uses the same)"
+    )
     # output
-    out: str = "runs/run"
-    quiet: bool = False
+    out: str = _key("runs/run", "run folder")
+    quiet: bool = _key(False, "no progress bar; one result line")
 
     def validate(self) -> TrainConfig:
-        def bad(msg: str) -> None:
-            raise ConfigError(msg)
-
-        if self.arch not in ARCHS:
-            bad(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        check(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         try:
-            parse_loss_name(self.loss)
+            terms = parse_loss_name(self.loss)
         except ValueError as exc:
-            bad(str(exc))
-        if self.sampler not in SAMPLERS:
-            bad(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        if self.select_metric not in METRICS:
-            bad(f"select_metric must be one of {', '.join(METRICS)}, got {self.select_metric!r}")
-        if self.schedule not in ("cosine", "none"):
-            bad(f"schedule must be 'cosine' or 'none', got {self.schedule!r}")
-        if self.norm not in ("batch", "group"):
-            bad(f"norm must be 'batch' or 'group', got {self.norm!r}")
-        if self.precision not in ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true"):
-            bad(
-                f"precision must be auto, 32-true, bf16-mixed, 16-mixed, bf16-true or 64-true, got {self.precision!r}"
-            )
-        for name in ("epochs", "batch_size", "devices", "eval_batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                bad(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            bad(f"lr must be > 0, got {self.lr}")
-        if self.sampler == "weights" and "ce" not in [t for _, t in parse_loss_name(self.loss)]:
-            bad(
-                f"sampler 'weights' weights per-sample losses; the study used it with CE-based losses, got {self.loss!r}"
+            raise ConfigError(str(exc)) from None
+        check(self.sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        check(
+            self.select_metric in METRICS,
+            f"select_metric must be one of {', '.join(METRICS)}, got {self.select_metric!r}",
+        )
+        check(
+            self.schedule in SCHEDULES,
+            f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
+        )
+        check(self.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        check(
+            self.precision in PRECISIONS,
+            f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
+        )
+        check(
+            self.f1_average in F1_AVERAGES,
+            f"f1_average must be one of {', '.join(F1_AVERAGES)}, got {self.f1_average!r}",
+        )
+        for name in ("epochs", "batch_size", "devices", "num_nodes", "eval_batch_size", "checkpoint_every"):
+            check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in (
+            "early_stopping",
+            "train_subset",
+            "crop_size",
+            "metric_memory",
+            "threads",
+            "data_memory_mb",
+        ):
+            check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        check(math.isfinite(self.lr) and self.lr > 0, f"lr must be a finite number > 0, got {self.lr}")
+        check(
+            math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+            f"weight_decay must be a finite number >= 0, got {self.weight_decay}",
+        )
+        check(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            f"betas must be two numbers in [0, 1), got {self.betas}",
+        )
+        # the narrowest stage has int(64 * widen_factor) channels
+        check(
+            math.isfinite(self.widen_factor) and int(64 * self.widen_factor) >= 1,
+            f"widen_factor must be >= 1/64 (at least one channel), got {self.widen_factor}",
+        )
+        check(
+            math.isfinite(self.focal_gamma) and self.focal_gamma >= 0,
+            f"focal_gamma must be >= 0, got {self.focal_gamma}",
+        )
+        check(math.isfinite(self.la_tau), f"la_tau must be finite, got {self.la_tau}")
+        check(
+            self.positive_class is None or self.positive_class >= 0,
+            f"positive_class must be a class index >= 0 or null, got {self.positive_class}",
+        )
+        if SAMPLERS[self.sampler].class_weights:
+            check(
+                any(LOSS_TERMS[t].per_sample for _, t in terms),
+                f"sampler {self.sampler!r} weights per-sample loss terms "
+                f"({', '.join(t.name for t in LOSS_TERMS.values() if t.per_sample)}); "
+                f"{self.loss!r} has none",
             )
         return self
 
@@ -95,19 +174,48 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 TYPES = get_type_hints(TrainConfig)
+# keys that change how a run is shown or stored, not what it computes: a resume may change them
+PRESENTATION_KEYS = ("out", "quiet", "checkpoint_every", "keep_last", "eval_batch_size")
 
 
-def _coerce(key: str, value: Any) -> Any:
+def type_name(key: str) -> str:
+    kind = TYPES[key]
+    if key == "dataset":
+        return "name|path|mapping"
+    if kind == (int | None):
+        return "int|null"
+    return {int: "int", float: "float", str: "str", bool: "bool"}.get(kind, str(kind).replace("typing.", ""))
+
+
+def coerce(key: str, value: Any) -> Any:
     """Turn a YAML or command-line value into the field's type, with a one-line error otherwise."""
     kind = TYPES[key]
     if key == "dataset":
         if isinstance(value, str) and value.strip().startswith("{"):
-            return yaml.safe_load(value)
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                problem = getattr(exc, "problem", None) or "not valid YAML"
+                raise ConfigError(f"dataset {value!r} is not a valid YAML mapping ({problem})") from None
+        if not isinstance(value, (str, dict)):
+            raise ConfigError(f"dataset must be a name, a path or a mapping, got {value!r}")
         return value
-    if isinstance(value, str):
-        value = yaml.safe_load(value) if value != "" else value
+    if isinstance(value, str) and value != "":
+        # an unparsable string stays as it is; the type check below names it
+        with contextlib.suppress(yaml.YAMLError):
+            value = yaml.safe_load(value)
+    optional = kind == (int | None)
+    if optional:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        kind = int
     try:
         if kind is bool:
             if isinstance(value, bool):
@@ -118,17 +226,20 @@ def _coerce(key: str, value: Any) -> Any:
                 raise TypeError
             return int(value)
         if kind is float:
+            if isinstance(value, bool):
+                raise TypeError
             return float(value)
         if kind is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise TypeError
             return str(value)
         if kind == list[float]:
+            if not isinstance(value, list):
+                raise TypeError
             return [float(v) for v in value]
     except (TypeError, ValueError):
         pass
-    else:
-        return value
-    name = getattr(kind, "__name__", str(kind))
-    raise ConfigError(f"{key} expects {name}, got {value!r}")
+    raise ConfigError(f"{key} expects {type_name(key)}, got {value!r}")
 
 
 def merge(base: dict[str, Any], updates: dict[str, Any], source: str) -> dict[str, Any]:
@@ -139,23 +250,38 @@ def merge(base: dict[str, Any], updates: dict[str, Any], source: str) -> dict[st
             close = [k for k in FIELDS if k.startswith(key[:3])]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise ConfigError(f"unknown config key {key!r} in {source}{hint}")
-        out[key] = _coerce(key, value)
+        out[key] = coerce(key, value)
     return out
+
+
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A YAML file that must hold a mapping; every failure is one ConfigError line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping, got {type(data).__name__}")
+    return data
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Defaults <- YAML file <- overrides; then validate."""
     values = TrainConfig().to_dict()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping, got {type(data).__name__}")
-        values = merge(values, data, str(path))
+        values = merge(values, read_yaml_mapping(path), str(path))
     values = merge(values, overrides or {}, "the command line")
     return TrainConfig(**values).validate()
+
+
+def config_differences(stored: dict[str, Any], requested: dict[str, Any]) -> list[str]:
+    """Keys whose values differ and change what a run computes (``PRESENTATION_KEYS`` excluded)."""
+    defaults = TrainConfig().to_dict()
+    keys = [k for k in FIELDS if k not in PRESENTATION_KEYS]
+    return [k for k in keys if stored.get(k, defaults[k]) != requested.get(k, defaults[k])]
 
 
 def parse_overrides(tokens: list[str]) -> dict[str, str]:

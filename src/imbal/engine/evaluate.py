@@ -1,16 +1,23 @@
-"""``imbal evaluate``: rebuild a model from ``best.ckpt`` alone and score any split or data set."""
+"""``imbal evaluate``: rebuild a model from ``best.ckpt`` alone and score any split or data set.
+
+Outputs go to ``<run>/evaluations/<data>_<split>/`` (or ``--out``), never over the run's own
+training outputs, which the study report reads.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning_fabric import Fabric
 
-from imbal.data import Augmentation, load_dataset
 from imbal.engine import run_dir as rd
-from imbal.engine.scoring import evaluate_split, write_predictions
+from imbal.engine.build import augmentation_for, fingerprint, prepare_data
+from imbal.engine.config import FIELDS, TrainConfig
+from imbal.engine.scoring import evaluate_split, write_outputs
+from imbal.errors import DataError, MissingFileError
 from imbal.models import Classifier
 
 
@@ -22,35 +29,65 @@ def load_model(checkpoint: str | Path) -> tuple[Classifier, dict[str, Any]]:
     return model.eval(), ckpt
 
 
+def stored_config(ckpt: dict[str, Any]) -> TrainConfig:
+    """The run's config through TrainConfig, so every default means what it meant in training."""
+    values = {k: v for k, v in ckpt["config"].items() if k in FIELDS}
+    return TrainConfig(**values)
+
+
 def evaluate_run(
     run_dir: str | Path, *, dataset: Any = None, split: str = "test", out: str | Path | None = None
 ) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not (run_dir / rd.BEST).is_file():
-        raise FileNotFoundError(f"{run_dir} has no {rd.BEST}; train it first")
+        raise MissingFileError(f"{run_dir} has no {rd.BEST}; train it first")
+    if split not in rd.SPLITS:
+        raise DataError(f"split must be one of {', '.join(rd.SPLITS)}, got {split!r}")
     model, ckpt = load_model(run_dir / rd.BEST)
-    cfg = ckpt["config"]
-    splits = load_dataset(dataset if dataset is not None else cfg["dataset"], size=cfg.get("size", 28))
-    data = splits[split]
+    cfg = stored_config(ckpt)
+    if dataset is not None:
+        cfg = dataclasses.replace(cfg, dataset=dataset, train_subset=0)
+    data = prepare_data(cfg)[split]
     mc = model.config
-    if (data.spatial_dims, data.in_channels) != (mc["spatial_dims"], mc["in_channels"]):
-        raise ValueError(
-            f"data has spatial_dims={data.spatial_dims}, in_channels={data.in_channels}; the model expects "
-            f"spatial_dims={mc['spatial_dims']}, in_channels={mc['in_channels']}"
+    if (data.spatial_dims, data.in_channels, data.num_classes) != (
+        mc["spatial_dims"],
+        mc["in_channels"],
+        mc["num_classes"],
+    ):
+        raise DataError(
+            f"data has spatial_dims={data.spatial_dims}, in_channels={data.in_channels}, "
+            f"num_classes={data.num_classes}; the model expects spatial_dims={mc['spatial_dims']}, "
+            f"in_channels={mc['in_channels']}, num_classes={mc['num_classes']}"
         )
     fabric = Fabric(accelerator="cuda" if torch.cuda.is_available() else "cpu", devices=1)
-    data = data.to(fabric.device)
+    device_data = data.to(fabric.device)
     model = model.to(fabric.device)
-    aug = Augmentation(data.spatial_dims, enabled=False, crop_size=cfg.get("crop_size") or None)
-    metrics, outputs = evaluate_split(fabric, model, data, aug, cfg.get("eval_batch_size", 500), collect=True)
-    out = Path(out) if out else run_dir
-    write_predictions(out, split, data, outputs)
+    minority = (
+        rd.read_json(run_dir / rd.METRICS_FILE)["dataset"].get("minority_class")
+        if rd.is_finished(run_dir)
+        else None
+    )
+    metrics, outputs = evaluate_split(
+        fabric,
+        model,
+        device_data,
+        augmentation_for(cfg, data),
+        cfg.eval_batch_size,
+        minority=minority,
+        collect=True,
+    )
+    label = rd.dataset_label(cfg.dataset)
+    target = Path(out) if out else rd.evaluation_dir(run_dir, label, split)
+    write_outputs(target, split, data, outputs)
     result = {
         "split": split,
         "dataset": data.name,
-        "source": splits.source,
+        "data_label": label,
+        "source": cfg.dataset,
+        "test_fingerprint": fingerprint(data),
         "metrics": metrics,
         "epoch": ckpt["epoch"],
+        "run": str(run_dir),
     }
-    rd.write_json(out / f"metrics_{split}.json", result)
-    return result
+    rd.write_json(target / rd.METRICS_FILE, result)
+    return {**result, "out": target}

@@ -1,4 +1,10 @@
-"""Run folder files, all written atomically (temporary file in the same folder, then rename)."""
+"""The run folder: every file name of a run and of a study cell, and atomic writes.
+
+This module is the one home of run-file names and of the study's cell layout
+``<study>/runs/<dataset>/<sampler>/<loss>/seed<n>``; everything else asks it. Files are written
+atomically (a temporary file in the same folder, then a rename) with the user's umask, so a
+killed run never leaves half a file and a lab's group can read a shared study folder.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import io
 import json
 import math
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,7 +22,74 @@ import numpy as np
 import torch
 import yaml
 
-CONFIG, HISTORY, METRICS, BEST, LAST = "config.yaml", "history.csv", "metrics.json", "best.ckpt", "last.ckpt"
+from imbal.errors import ConfigError, MissingFileError, RunFolderError
+
+CONFIG = "config.yaml"  # the resolved TrainConfig
+HISTORY = "history.csv"  # one row per epoch, rewritten every epoch
+METRICS_FILE = "metrics.json"  # written last: its presence means "finished"
+BEST = "best.ckpt"  # best weights + model arguments (rebuilds the model alone)
+LAST = "last.ckpt"  # weights, optimiser, scheduler, loss state, history (resume)
+LOG = "train.log"  # a line per epoch, for following a run while it trains
+ERROR = "error.txt"  # a failed run's exception and traceback
+LOCK = "run.lock"  # held by the process training a study cell
+EVALUATIONS = "evaluations"  # `imbal evaluate` outputs, one folder per data set and split
+SPLITS = ("train", "val", "test")
+RUNS = "runs"  # a study's cells live under <study>/runs
+
+
+def predictions_file(split: str) -> str:
+    """Per-sample labels, probabilities and predictions of a split (CSV, for people)."""
+    return f"predictions_{split}.csv"
+
+
+def outputs_file(split: str) -> str:
+    """Per-sample index, label, logits and penultimate features of a split (npz, for programs)."""
+    return f"outputs_{split}.npz"
+
+
+def evaluation_dir(run: Path, data_label: str, split: str) -> Path:
+    """Where ``imbal evaluate`` writes: never the run's own training outputs."""
+    return Path(run) / EVALUATIONS / f"{safe_name(data_label)}_{split}"
+
+
+def safe_name(text: str) -> str:
+    """A path component made of ``[A-Za-z0-9+._-]`` (others become ``x``)."""
+    return re.sub(r"[^A-Za-z0-9+._-]", "x", text)
+
+
+def dataset_label(dataset: Any) -> str:
+    """The label of a data-set spec used in cell paths and tables (a mapping's ``label`` wins)."""
+    if isinstance(dataset, str):
+        stem = Path(dataset).stem if dataset.endswith(".npz") or "/" in dataset else dataset.lower()
+        return safe_name(stem)
+    if isinstance(dataset, dict):
+        return safe_name(str(dataset.get("label") or dataset.get("name") or dataset.get("kind", "data")))
+    raise ConfigError(f"dataset must be a name, a path or a mapping, got {dataset!r}")
+
+
+def cell_dir(root: Path, dataset: str, sampler: str, loss: str, seed: int) -> Path:
+    return Path(root) / RUNS / safe_name(dataset) / safe_name(sampler) / safe_name(loss) / f"seed{seed}"
+
+
+def cell_label(run: Path) -> str:
+    """The data-set label of a cell folder made by :func:`cell_dir` (its first component)."""
+    return Path(run).parts[-4]
+
+
+def cell_dirs(root: Path) -> list[Path]:
+    """Every cell folder of a study (finished or not), the inverse of :func:`cell_dir`."""
+    return sorted(p for p in (Path(root) / RUNS).glob("*/*/*/seed*") if p.is_dir())
+
+
+def _umask() -> int:
+    # read without os.umask(), which sets it and would race with the grid's worker threads
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -26,6 +101,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates 0600; run files get the permissions any other file of the user gets
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -51,7 +128,18 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise MissingFileError(f"{path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunFolderError(
+            f"{path} is not valid JSON ({exc}); the file is damaged, delete its run"
+        ) from None
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:
@@ -65,8 +153,17 @@ def save_torch(path: Path, obj: Any) -> None:
 
 
 def load_torch(path: Path) -> Any:
-    # our own files hold tensors, numbers, strings and dicts only
-    return torch.load(path, map_location="cpu", weights_only=True)
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path} does not exist")
+    try:
+        # our own files hold tensors, numbers, strings and dicts only
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunFolderError(
+            f"{path} is not a readable checkpoint (empty, truncated or corrupt: {reason})"
+        ) from None
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -81,4 +178,10 @@ def write_csv(path: Path, frame) -> None:
 
 def is_finished(run_dir: Path) -> bool:
     """A run is finished once its metrics.json (written last, atomically) exists."""
-    return (Path(run_dir) / METRICS).is_file()
+    return (Path(run_dir) / METRICS_FILE).is_file()
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line (the training log); a partial last line after a kill is harmless there."""
+    with open(path, "a") as f:
+        f.write(line.rstrip("\n") + "\n")

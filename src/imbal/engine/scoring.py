@@ -27,13 +27,18 @@ def evaluate_split(
     aug: Augmentation,
     batch_size: int,
     *,
+    minority: int | None = None,
     collect: bool = False,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
-    """Metrics over a split sharded across ranks (synced); optionally gather per-sample outputs."""
+    """Metrics over a split sharded across ranks (synced); optionally gather per-sample outputs.
+
+    ``minority`` (the rarest training class) adds ``minority_f1`` to the metrics. The outputs are
+    ``index``, ``logits`` (float32) and ``features``, in the split's order.
+    """
     model.eval()
-    evaluator = Evaluator(data.num_classes, fabric.device)
+    evaluator = Evaluator(data.num_classes, fabric.device, minority)
     index = shard(len(data), fabric)
-    outputs: dict[str, list[torch.Tensor]] = {"index": [], "probs": [], "features": []}
+    outputs: dict[str, list[torch.Tensor]] = {"index": [], "logits": [], "features": []}
     inner = getattr(model, "module", model)
     for start in range(0, len(index), batch_size):
         idx = index[start : start + batch_size]
@@ -45,7 +50,7 @@ def evaluate_split(
         evaluator.update(logits, y)
         if collect:
             outputs["index"].append(idx.to(fabric.device))
-            outputs["probs"].append(logits.float().softmax(-1))
+            outputs["logits"].append(logits.float())
             outputs["features"].append(feats.float())
     metrics = evaluator.compute()
     if not collect:
@@ -56,7 +61,7 @@ def evaluate_split(
         per_rank = math.ceil(len(data) / fabric.world_size)
         pad = per_rank - len(local["index"])
         local["index"] = torch.cat([local["index"], local["index"].new_full((pad,), -1)])
-        for k in ("probs", "features"):
+        for k in ("logits", "features"):
             local[k] = torch.cat([local[k], local[k].new_zeros((pad, local[k].shape[1]))])
         gathered = {k: fabric.all_gather(v).flatten(0, 1) for k, v in local.items()}
         keep = gathered["index"] >= 0
@@ -65,13 +70,21 @@ def evaluate_split(
     return metrics, {k: v[order].cpu() for k, v in local.items()}
 
 
-def write_predictions(out: Path, split: str, data: ImageDataset, outputs: dict[str, torch.Tensor]) -> None:
-    probs = outputs["probs"].numpy()
-    frame = pd.DataFrame({"index": outputs["index"].numpy(), "label": data.labels.cpu().numpy()})
+def write_outputs(out: Path, split: str, data: ImageDataset, outputs: dict[str, torch.Tensor]) -> None:
+    """``predictions_<split>.csv`` (labels, probabilities, predictions) and ``outputs_<split>.npz``
+    (index, labels, logits, penultimate features): logits let a report re-decide post hoc."""
+    logits = outputs["logits"]
+    probs = logits.softmax(-1).numpy()
+    labels = data.labels.cpu().numpy()
+    frame = pd.DataFrame({"index": outputs["index"].numpy(), "label": labels})
     for k in range(probs.shape[1]):
         frame[f"prob_{k}"] = probs[:, k]
     frame["prediction"] = probs.argmax(1)
-    rd.write_csv(out / f"predictions_{split}.csv", frame)
+    rd.write_csv(out / rd.predictions_file(split), frame)
     rd.save_npz(
-        out / f"features_{split}.npz", features=outputs["features"].numpy(), labels=data.labels.cpu().numpy()
+        out / rd.outputs_file(split),
+        index=outputs["index"].numpy(),
+        labels=labels,
+        logits=logits.numpy(),
+        features=outputs["features"].numpy(),
     )

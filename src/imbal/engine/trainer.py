@@ -1,15 +1,18 @@
 """The training loop: Lightning Fabric for devices, precision and DDP; our own thin loop, no Trainer.
 
-Data sets live on the training device for the whole run and batches are gathered by index
-(:meth:`ImageDataset.batch`), augmentation runs batched on the device, and the loop never reads a
-value back to the host inside an epoch: losses are summed on the device and read once per epoch.
+Data sets live on the training device when they fit (else batches stream from disk), batches are
+gathered by index, augmentation runs batched on the device, and the loop never reads a value back
+to the host inside an epoch: losses are summed on the device and read once per epoch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
+import shutil
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,63 +22,27 @@ import torch
 from lightning_fabric import Fabric
 from tqdm.auto import tqdm
 
-from imbal.data import Augmentation, ImageDataset, Splits, load_dataset, stratified_split
+from imbal.data import Augmentation, ImageDataset, Splits
 from imbal.engine import run_dir as rd
-from imbal.engine.config import TrainConfig
-from imbal.engine.scoring import evaluate_split, write_predictions
-from imbal.losses import build_loss, inverse_frequency_weights
-from imbal.models import Classifier, build_model
-from imbal.samplers import build_sampler
+from imbal.engine.build import (
+    augmentation_for,
+    fingerprint,
+    loss_for,
+    make_fabric,
+    minority_class,
+    model_for,
+    optimizer_for,
+    prepare_data,
+    sampler_for,
+)
+from imbal.engine.config import PRESENTATION_KEYS, TrainConfig, config_differences, read_yaml_mapping
+from imbal.engine.scoring import evaluate_split, write_outputs
+from imbal.errors import RunFolderError, UserError
+from imbal.models import Classifier
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/inf loss; the run folder keeps the last good checkpoint."""
-
-
-def resolve_precision(cfg: TrainConfig, accelerator: str) -> str:
-    if cfg.precision != "auto":
-        return cfg.precision
-    return "bf16-mixed" if accelerator == "cuda" else "32-true"
-
-
-def make_fabric(cfg: TrainConfig) -> Fabric:
-    accelerator = cfg.accelerator
-    if accelerator == "auto":
-        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
-    strategy = cfg.strategy
-    if strategy == "auto" and cfg.devices > 1:
-        strategy = "ddp"
-    return Fabric(
-        accelerator=accelerator,
-        devices=cfg.devices,
-        strategy=strategy,
-        precision=resolve_precision(cfg, accelerator),
-    )
-
-
-def prepare_data(cfg: TrainConfig) -> Splits:
-    splits = load_dataset(cfg.dataset, size=cfg.size)
-    if cfg.train_subset and cfg.train_subset < len(splits.train):
-        frac = cfg.train_subset / len(splits.train)
-        keep, _ = stratified_split(splits.train.labels, (frac, 1 - frac), seed=cfg.seed)
-        splits = Splits(splits.train.subset(keep), splits.val, splits.test, splits.source)
-    return splits
-
-
-def model_for(cfg: TrainConfig, data: ImageDataset) -> Classifier:
-    return build_model(
-        cfg.arch,
-        data.spatial_dims,
-        data.in_channels,
-        data.num_classes,
-        small_input=cfg.small_input,
-        widen_factor=cfg.widen_factor,
-        norm=cfg.norm,
-    )
-
-
-def augmentation_for(cfg: TrainConfig, data: ImageDataset) -> Augmentation:
-    return Augmentation(data.spatial_dims, enabled=cfg.augment, crop_size=cfg.crop_size or None)
 
 
 @dataclass
@@ -85,6 +52,34 @@ class TrainState:
     best_score: float = -math.inf
     stale: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """Everything one training run holds while it trains."""
+
+    cfg: TrainConfig
+    fabric: Fabric
+    splits: Splits
+    train_set: ImageDataset
+    val_set: ImageDataset
+    test_set: ImageDataset
+    model: Classifier  # the bare module: its state_dict is what checkpoints hold
+    fmodel: torch.nn.Module  # Fabric's wrapper (DDP, precision) used for training
+    optimizer: Any
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: torch.nn.Module
+    sampler: Any
+    aug: Augmentation
+    memory_format: torch.memory_format
+    minority: int  # the rarest training class (minority_f1, binary F1's default positive class)
+    state: TrainState
+    pending_best: dict[str, Any] | None = None  # best weights not yet on disk (see save_checkpoints)
+    saved_epoch: int = 0  # the epoch last.ckpt holds
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
 
 
 def _score(metrics: dict[str, Any], key: str) -> float:
@@ -109,79 +104,90 @@ def versions() -> dict[str, str]:
     }
 
 
-def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
-    """Train one configuration end to end and return its run folder (see README for its files)."""
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Train one configuration end to end and return its run folder (see README for its files).
+
+    ``resume`` continues the run in ``cfg.out`` and refuses settings that differ from the stored
+    ones; a fresh run refuses a non-empty ``cfg.out`` unless ``overwrite`` (which clears it first).
+    The thread count is resolved here and recorded, so that a resume computes with the same one.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    else:
+        cfg = dataclasses.replace(cfg, threads=torch.get_num_threads())
     fabric = make_fabric(cfg)
     fabric.launch()
-    return _train(fabric, cfg, resume=resume)
+    try:
+        return _train(fabric, cfg, resume=resume, overwrite=overwrite)
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception:
+        out = Path(cfg.out)
+        if fabric.is_global_zero and (out / rd.CONFIG).is_file():
+            rd.atomic_write_text(out / rd.ERROR, traceback.format_exc())
+        raise
 
 
-@dataclass
-class Run:
-    """Everything one training run holds while it trains."""
+def _looks_like_run(out: Path) -> bool:
+    return any((out / f).exists() for f in (rd.CONFIG, rd.METRICS_FILE, rd.BEST, rd.LAST, rd.HISTORY))
 
-    cfg: TrainConfig
-    fabric: Fabric
-    splits: Splits
-    train_set: ImageDataset
-    val_set: ImageDataset
-    test_set: ImageDataset
-    model: Classifier  # the bare module: its state_dict is what checkpoints hold
-    fmodel: torch.nn.Module  # Fabric's wrapper (DDP, precision) used for training
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    loss_fn: torch.nn.Module
-    sampler: object
-    aug: Augmentation
-    memory_format: torch.memory_format
-    state: TrainState
-    pending_best: dict[str, Any] | None = None  # best weights not yet on disk (see save_checkpoints)
-    saved_epoch: int = 0  # the epoch last.ckpt holds
 
-    @property
-    def out(self) -> Path:
-        return Path(self.cfg.out)
+def claim_folder(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bool) -> None:
+    """Make sure ``cfg.out`` can only ever describe this run (checked on every rank, then cleared)."""
+    out = Path(cfg.out)
+    if resume:
+        if not (out / rd.CONFIG).is_file():
+            raise RunFolderError(f"--resume {out}: no {rd.CONFIG} there, nothing to resume")
+        stored = read_yaml_mapping(out / rd.CONFIG, "run config")
+        wanted = cfg.to_dict()
+        diff = config_differences(stored, wanted)
+        if diff:
+            changes = ", ".join(f"{k} {stored.get(k)!r} -> {wanted[k]!r}" for k in diff)
+            raise RunFolderError(
+                f"{out} was trained with other settings ({changes}); resume with the stored settings or "
+                "train into another --out"
+            )
+    elif out.is_file():
+        raise RunFolderError(f"--out {out} is a file, not a folder")
+    elif out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            what = "another run" if _looks_like_run(out) else "other files"
+            raise RunFolderError(
+                f"--out {out} already holds {what}; --resume to continue it, --overwrite to replace it, "
+                "or choose another --out"
+            )
+        if not _looks_like_run(out):
+            raise RunFolderError(
+                f"--out {out} holds files that are not an imbal run; refusing to delete them"
+            )
+    fabric.barrier()  # every rank checked before rank 0 changes anything
+    if fabric.is_global_zero:
+        if overwrite and not resume and out.is_dir():
+            shutil.rmtree(out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunFolderError(f"--out {out} cannot be created: {exc.strerror}") from None
+        rd.write_yaml(out / rd.CONFIG, cfg.to_dict())
+    fabric.barrier()
 
 
 def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
     fabric.seed_everything(cfg.seed, verbose=False)
     splits = prepare_data(cfg)
-    train_set = splits.train.to(fabric.device)
-    on_cuda = fabric.device.type == "cuda"
+    device = fabric.device
+    on_cuda = device.type == "cuda"
     if on_cuda:
         torch.backends.cudnn.benchmark = True
+    train_set = splits.train.to(device)
     model = model_for(cfg, train_set)
     if on_cuda and fabric.world_size > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     memory_format = torch.channels_last if train_set.spatial_dims == 2 else torch.channels_last_3d
     # on the device before the optimiser exists, so that fused Adam sees CUDA parameters
-    model = model.to(fabric.device, memory_format=memory_format) if on_cuda else model
-    optimizer = torch.optim.Adam(
-        model.parameters(),
-        lr=cfg.lr,
-        betas=tuple(cfg.betas),
-        weight_decay=cfg.weight_decay,
-        fused=on_cuda or None,
-    )
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-        if cfg.schedule == "cosine"
-        else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    )
-    counts = train_set.class_counts
-    weights = inverse_frequency_weights(counts) if cfg.sampler == "weights" else None
-    # labels were range-checked when the data set was built; the loss is checked once per epoch
-    loss_fn = build_loss(
-        cfg.loss, class_counts=counts, class_weights=weights, focal_gamma=cfg.focal_gamma, validate=False
-    ).to(fabric.device)
-    sampler = build_sampler(
-        cfg.sampler,
-        train_set.labels.cpu(),
-        cfg.batch_size,
-        seed=cfg.seed,
-        num_replicas=fabric.world_size,
-        rank=fabric.global_rank,
-    )
+    model = model.to(device, memory_format=memory_format) if on_cuda else model
+    optimizer, scheduler = optimizer_for(cfg, model, on_cuda)
+    loss_fn = loss_for(cfg, train_set).to(device)
     state = TrainState()
     last = Path(cfg.out) / rd.LAST
     if resume and last.is_file():
@@ -189,24 +195,26 @@ def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        loss_fn.load_state_dict(ckpt["loss"])
         state = TrainState(**ckpt["state"])
     fmodel, optimizer = fabric.setup(model, optimizer)
     return Run(
-        cfg,
-        fabric,
-        splits,
-        train_set,
-        splits.val.to(fabric.device),
-        splits.test.to(fabric.device),
-        model,
-        fmodel,
-        optimizer,
-        scheduler,
-        loss_fn,
-        sampler,
-        augmentation_for(cfg, train_set),
-        memory_format,
-        state,
+        cfg=cfg,
+        fabric=fabric,
+        splits=splits,
+        train_set=train_set,
+        val_set=splits.val.to(device),
+        test_set=splits.test.to(device),
+        model=model,
+        fmodel=fmodel,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        loss_fn=loss_fn,
+        sampler=sampler_for(cfg, train_set, fabric),
+        aug=augmentation_for(cfg, train_set),
+        memory_format=memory_format,
+        minority=minority_class(train_set),
+        state=state,
     )
 
 
@@ -214,6 +222,7 @@ def train_epoch(run: Run, epoch: int, step_fn) -> tuple[float, int]:
     """One pass over the sampler's batches; returns the mean loss over ranks (read once) and the steps."""
     fabric, cfg = run.fabric, run.cfg
     run.fmodel.train()
+    run.loss_fn.train()  # metric losses with a soft-count memory update it in training mode only
     run.sampler.set_epoch(epoch)
     # augmentation draws depend on (seed, epoch, rank) only, so a resumed run replays them exactly
     gen = torch.Generator(device=fabric.device).manual_seed(
@@ -248,7 +257,7 @@ def remember_best(run: Run, val: dict[str, Any]) -> None:
 
 
 def save_checkpoints(run: Run, *, last: bool = True) -> None:
-    """Write the pending best.ckpt and (``last``) last.ckpt + history.csv, on rank 0.
+    """Write the pending best.ckpt and (``last``) last.ckpt, on rank 0.
 
     Called every ``checkpoint_every`` epochs and at the end: serialising a full-width ResNet-18 with
     its Adam state (134 MB) takes about 330 ms, which per epoch would cost more than a GPU epoch of
@@ -279,42 +288,54 @@ def save_checkpoints(run: Run, *, last: bool = True) -> None:
             "model": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
             "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(),
+            "loss": {k: v.cpu() for k, v in run.loss_fn.state_dict().items()},
             "state": vars(run.state),
         },
     )
-    rd.write_csv(run.out / rd.HISTORY, pd.DataFrame(run.state.history))
     run.saved_epoch = run.state.epoch
 
 
+def dataset_summary(run: Run, test_fingerprint: str) -> dict[str, Any]:
+    """What a report needs to know about the data: identity, names, counts, sizes."""
+    return {
+        "name": run.train_set.name,
+        "source": run.splits.source,
+        "synthetic": run.splits.synthetic,
+        "class_names": run.train_set.class_names,
+        "minority_class": run.minority,
+        "train_counts": run.train_set.class_counts.tolist(),
+        "test_counts": run.test_set.class_counts.tolist(),
+        "n": {"train": len(run.train_set), "val": len(run.val_set), "test": len(run.test_set)},
+        "spatial_size": list(run.train_set.spatial_size),
+        "in_channels": run.train_set.in_channels,
+        "test_fingerprint": test_fingerprint,
+    }
+
+
 def finish(run: Run, started: float) -> None:
-    """Score val and test with the best checkpoint; write predictions, features and metrics.json (last)."""
+    """Score val and test with the best checkpoint; write outputs and metrics.json (last)."""
     fabric, cfg = run.fabric, run.cfg
     run.model.load_state_dict(rd.load_torch(run.out / rd.BEST)["model"])
-    val, _ = evaluate_split(fabric, run.fmodel, run.val_set, run.aug, cfg.eval_batch_size)
-    test, outputs = evaluate_split(
-        fabric, run.fmodel, run.test_set, run.aug, cfg.eval_batch_size, collect=True
-    )
+    results = {}
+    for split, data in (("val", run.val_set), ("test", run.test_set)):
+        metrics, outputs = evaluate_split(
+            fabric, run.fmodel, data, run.aug, cfg.eval_batch_size, minority=run.minority, collect=True
+        )
+        results[split] = metrics
+        if fabric.is_global_zero:
+            write_outputs(run.out, split, data, outputs)
     if not fabric.is_global_zero:
         return
-    write_predictions(run.out, "test", run.test_set, outputs)
-    sizes = {"train": len(run.train_set), "val": len(run.val_set), "test": len(run.test_set)}
     rd.write_json(
-        run.out / rd.METRICS,
+        run.out / rd.METRICS_FILE,
         {
-            "val": val,
-            "test": test,
+            **results,
             "best_epoch": run.state.best_epoch,
             "epochs_run": run.state.epoch,
             "select_metric": cfg.select_metric,
-            "dataset": {
-                "name": run.train_set.name,
-                "source": run.splits.source,
-                "synthetic": run.splits.synthetic,
-                "class_names": run.train_set.class_names,
-                "train_counts": run.train_set.class_counts.tolist(),
-                "n": sizes,
-            },
-            "config": {"loss": cfg.loss, "sampler": cfg.sampler, "seed": cfg.seed},
+            "dataset": dataset_summary(run, fingerprint(run.splits.test)),
+            # what the numbers depend on; where they were written is not part of it
+            "config": {k: v for k, v in cfg.to_dict().items() if k not in PRESENTATION_KEYS},
             "timing": {
                 "wall_seconds": time.perf_counter() - started,
                 "device": str(fabric.device),
@@ -323,58 +344,77 @@ def finish(run: Run, started: float) -> None:
             },
         },
     )
+    if not cfg.keep_last:
+        # best.ckpt holds what a finished run needs; last.ckpt (optimiser state) only served resume
+        (run.out / rd.LAST).unlink(missing_ok=True)
 
 
-def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Path:
+def epoch_record(run: Run, epoch: int, train_loss: float, steps: int, t0: float, t1: float) -> dict:
+    """Validate, then the epoch's history row (also appended to the history and the log)."""
+    cfg = run.cfg
+    val, _ = evaluate_split(
+        run.fabric, run.fmodel, run.val_set, run.aug, cfg.eval_batch_size, minority=run.minority
+    )
+    row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": run.optimizer.param_groups[0]["lr"]}
+    row.update({f"val_{k}": v for k, v in val.items() if isinstance(v, float)})
+    row.update(
+        train_seconds=t1 - t0, train_samples=steps * cfg.batch_size, epoch_seconds=time.perf_counter() - t0
+    )
+    state = run.state
+    state.history.append(row)
+    state.epoch = epoch + 1
+    score = _score(val, cfg.select_metric)
+    if score > state.best_score:
+        state.best_score, state.best_epoch, state.stale = score, epoch + 1, 0
+        remember_best(run, val)
+    else:
+        state.stale += 1
+    if run.fabric.is_global_zero:
+        rd.write_csv(run.out / rd.HISTORY, pd.DataFrame(state.history))
+        rd.append_line(
+            run.out / rd.LOG,
+            f"epoch {epoch + 1}/{cfg.epochs} loss {train_loss:.4f} val {cfg.select_metric} {score:.4f} "
+            f"(best {state.best_score:.4f} at epoch {state.best_epoch}) {row['epoch_seconds']:.1f}s",
+        )
+    return row
+
+
+def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bool) -> Path:
     started = time.perf_counter()
+    out = Path(cfg.out)
+    claim_folder(fabric, cfg, resume=resume, overwrite=overwrite)
+    if resume and rd.is_finished(out):
+        return out  # a finished run has nothing left to do (and may no longer hold last.ckpt)
     run = build_run(fabric, cfg, resume=resume)
     state = run.state
     step_fn = torch.compile(run.fmodel) if cfg.compile else run.fmodel
-    if fabric.is_global_zero:
-        rd.write_yaml(run.out / rd.CONFIG, cfg.to_dict())
     bar = tqdm(
         range(state.epoch, cfg.epochs),
         initial=state.epoch,
         total=cfg.epochs,
-        desc=run.out.name,
+        desc=out.name,
         disable=cfg.quiet or not fabric.is_global_zero,
         leave=False,
     )
     for epoch in bar:
-        t = time.perf_counter()
+        t0 = time.perf_counter()
         train_loss, steps = train_epoch(run, epoch, step_fn)
-        train_seconds = time.perf_counter() - t
         if not math.isfinite(train_loss):
             bar.close()
             save_checkpoints(run, last=False)  # the best weights so far are good; the current ones are not
             raise NonFiniteLossError(
                 f"non-finite training loss ({train_loss}) in epoch {epoch + 1}; stopped. The last good checkpoint "
-                f"(epoch {run.saved_epoch}) is in {run.out}"
+                f"(epoch {run.saved_epoch}) is in {out}"
             )
-        val, _ = evaluate_split(fabric, run.fmodel, run.val_set, run.aug, cfg.eval_batch_size)
-        score = _score(val, cfg.select_metric)
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": run.optimizer.param_groups[0]["lr"]}
-        row.update({f"val_{k}": v for k, v in val.items() if isinstance(v, float)})
-        row.update(
-            train_seconds=train_seconds,
-            train_samples=steps * cfg.batch_size,
-            epoch_seconds=time.perf_counter() - t,
-        )
-        state.history.append(row)
-        state.epoch = epoch + 1
-        if score > state.best_score:
-            state.best_score, state.best_epoch, state.stale = score, epoch + 1, 0
-            remember_best(run, val)
-        else:
-            state.stale += 1
+        epoch_record(run, epoch, train_loss, steps, t0, time.perf_counter())
         stop = bool(cfg.early_stopping) and state.stale >= cfg.early_stopping
         if stop or state.epoch % cfg.checkpoint_every == 0 or state.epoch == cfg.epochs:
             save_checkpoints(run)
-        bar.set_postfix(loss=f"{train_loss:.4f}", **{cfg.select_metric[:8]: f"{score:.4f}"})
+        bar.set_postfix(loss=f"{train_loss:.4f}", **{cfg.select_metric[:8]: f"{state.best_score:.4f}"})
         if stop:
             break
     bar.close()
     fabric.barrier()
     finish(run, started)
     fabric.barrier()
-    return run.out
+    return out

@@ -8,9 +8,8 @@ import torch
 from torch import nn
 
 from imbal.losses._checks import compute_dtype
-from imbal.losses.modules import CrossEntropy, FocalLoss, LogitAdjustedCE, SoftF1Loss, SoftMCCLoss
+from imbal.losses.terms import LOSS_TERMS, LossSettings
 
-LOSS_TERMS = ("ce", "focal", "f1", "mcc", "la-ce")
 _TERM = re.compile(r"^\s*(?:(?P<coef>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*\*\s*)?(?P<name>[a-z0-9-]+)\s*$")
 
 
@@ -19,7 +18,7 @@ class CombinedLoss(nn.Module):
 
     With ``class_weights`` (``w_c``, a buffer), each per-sample term becomes ``mean_i w_{y_i} l_i``
     and each batch-level metric term is scaled by the batch's mean weight ``mean_i w_{y_i}``: what a
-    per-sample weight does to a batch-level term (SPEC section 1). Without weights every term is a
+    per-sample weight does to a batch-level term (docs/method.md, "Class weights"). Without weights every term is a
     plain mean, so ``ce`` alone equals ``F.cross_entropy``.
     """
 
@@ -31,8 +30,12 @@ class CombinedLoss(nn.Module):
         super().__init__()
         if not terms:
             raise ValueError("CombinedLoss needs at least one term")
+        unknown = [n for _, n, _ in terms if n not in LOSS_TERMS]
+        if unknown:
+            raise ValueError(f"unknown loss terms {unknown}; expected names from {', '.join(LOSS_TERMS)}")
         self.coefficients = [float(c) for c, _, _ in terms]
         self.names = [n for _, n, _ in terms]
+        self.per_sample = [LOSS_TERMS[n].per_sample for n in self.names]
         self.terms = nn.ModuleList([m for _, _, m in terms])
         self.register_buffer(
             "class_weights",
@@ -44,8 +47,8 @@ class CombinedLoss(nn.Module):
         if self.class_weights is not None:
             weights = self.class_weights.to(logits.device)[target]
         total = logits.new_zeros((), dtype=compute_dtype(logits))
-        for coef, term in zip(self.coefficients, self.terms):
-            if term.per_sample:
+        for coef, per_sample, term in zip(self.coefficients, self.per_sample, self.terms):
+            if per_sample:
                 value = term(logits, target, reduction="none")
                 value = (value * weights).mean() if weights is not None else value.mean()
             else:
@@ -71,8 +74,28 @@ def parse_loss_name(name: str) -> list[tuple[float, str]]:
                 f"unknown loss term {part.strip()!r} in {name!r}; expected a '+'-sum of {', '.join(LOSS_TERMS)}"
                 " with optional coefficients such as 'ce+0.5*mcc'"
             )
-        out.append((float(m["coef"]) if m["coef"] else 1.0, m["name"]))
+        coef = float(m["coef"]) if m["coef"] else 1.0
+        if not 0 < coef < float("inf"):
+            raise ValueError(f"loss term {part.strip()!r} in {name!r} needs a coefficient > 0, got {coef:g}")
+        out.append((coef, m["name"]))
+    names = [t for _, t in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"loss {name!r} names a term twice; write one term with its total coefficient")
     return out
+
+
+def loss_sort_key(name: str) -> tuple:
+    """Order of loss names in tables: by the table positions of their terms, then coefficients.
+
+    With the table order ce, f1, focal, mcc, la-ce this gives the paper's columns: ce, ce+f1,
+    ce+mcc, f1, focal, mcc (then la-ce); names that do not parse go last, alphabetically.
+    """
+    try:
+        terms = parse_loss_name(name)
+    except ValueError:
+        return ((len(LOSS_TERMS),), (), name)
+    positions = list(LOSS_TERMS)
+    return (tuple(positions.index(t) for _, t in terms), tuple(c for c, _ in terms), name)
 
 
 def build_loss(
@@ -80,38 +103,42 @@ def build_loss(
     *,
     class_counts: torch.Tensor | list[int] | None = None,
     class_weights: torch.Tensor | list[float] | None = None,
+    num_classes: int | None = None,
     focal_gamma: float = 2.0,
     f1_average: str = "macro",
+    positive_class: int = 1,
     la_tau: float = 1.0,
+    memory: int = 0,
     sync: bool = True,
     validate: bool = True,
 ) -> CombinedLoss:
-    """Build a loss from its name: ``ce, focal, f1, mcc, ce+f1, ce+mcc, la-ce`` or any ``a+b`` sum.
+    """Build a loss from its name: any ``+``-sum of the terms in :data:`LOSS_TERMS`.
 
     Args:
         name: e.g. ``"ce+mcc"`` or ``"ce+0.5*mcc"``.
         class_counts: training counts per class; needed by ``la-ce`` (its priors).
         class_weights: per-class weights ``(C,)`` applied per sample (see :class:`CombinedLoss`);
             pass ``inverse_frequency_weights(class_counts)`` for the study's "+Weights" rows.
-        focal_gamma, f1_average, la_tau: settings of the focal, F1 and logit-adjusted terms.
+        num_classes: the number of classes (taken from ``class_counts`` when omitted); the
+            soft-count memory needs it.
+        focal_gamma, f1_average, positive_class, la_tau: settings of the focal, F1 and LA-CE terms.
+        memory: soft-count memory of the metric terms, in batches (0 = off; docs/method.md).
         sync: metric terms sum their counts over DDP ranks.
         validate: value checks (label range, finiteness) in every call; a training loop that checked
             its labels at load time passes ``False`` to avoid a host sync per step.
     """
-    terms: list[tuple[float, str, nn.Module]] = []
-    for coef, term in parse_loss_name(name):
-        if term == "ce":
-            module: nn.Module = CrossEntropy(validate=validate)
-        elif term == "focal":
-            module = FocalLoss(gamma=focal_gamma, validate=validate)
-        elif term == "f1":
-            module = SoftF1Loss(average=f1_average, sync=sync, validate=validate)
-        elif term == "mcc":
-            module = SoftMCCLoss(sync=sync, validate=validate)
-        else:
-            if class_counts is None:
-                raise ValueError("loss 'la-ce' needs class_counts (its class priors)")
-            counts = torch.as_tensor(class_counts, dtype=torch.float32)
-            module = LogitAdjustedCE(counts / counts.sum(), tau=la_tau, validate=validate)
-        terms.append((coef, term, module))
+    if num_classes is None and class_counts is not None:
+        num_classes = len(class_counts)
+    settings = LossSettings(
+        num_classes=num_classes,
+        class_counts=None if class_counts is None else torch.as_tensor(class_counts),
+        focal_gamma=focal_gamma,
+        f1_average=f1_average,
+        positive_class=positive_class,
+        la_tau=la_tau,
+        memory=memory,
+        sync=sync,
+        validate=validate,
+    )
+    terms = [(coef, term, LOSS_TERMS[term].build(settings)) for coef, term in parse_loss_name(name)]
     return CombinedLoss(terms, class_weights=class_weights)

@@ -30,6 +30,52 @@ def _all_reduce_with_grad(x: torch.Tensor) -> torch.Tensor:
         return all_reduce(x)
 
 
+def soft_counts(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int | None = None,
+    *,
+    sync: bool = False,
+    validate: bool = True,
+) -> torch.Tensor:
+    """The four soft count vectors that every metric loss is a ratio of, stacked as ``(4, C)``.
+
+    Rows: ``TP_k = sum_i y_ik p_ik``, predicted mass ``q_k = sum_i p_ik``, true count
+    ``t_k = sum_i y_ik`` and the batch size ``N`` (repeated per class), with ``p = softmax(logits)``.
+    Counts add over batches and ranks, which is what DDP sync and the soft-count memory rely on
+    (docs/method.md, "Soft counts").
+
+    Args:
+        logits: ``(N, C)`` floating logits (softmax is applied here, in float32 at least).
+        target: ``(N,)`` integer labels in ``[0, C)``.
+        num_classes: optional check that ``C`` equals this.
+        sync: sum the counts over all DDP ranks (with gradients) when distributed is initialised.
+        validate: check label range and finiteness (a host sync; see ``check_logits_target``).
+    """
+    c = check_logits_target(logits, target, validate)
+    if num_classes is not None and num_classes != c:
+        raise ValueError(f"num_classes={num_classes} does not match logits C={c}")
+    dtype = compute_dtype(logits)
+    # float32 even under autocast: bf16 sums of ~N probabilities lose the small class counts
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        p = logits.to(dtype).softmax(dim=-1)
+        y = F.one_hot(target, c).to(dtype)
+        counts = torch.stack([(y * p).sum(0), p.sum(0), y.sum(0), torch.full_like(p[0], float(len(p)))])
+        return _all_reduce_with_grad(counts) if sync else counts
+
+
+def confusion_from_counts(
+    counts: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(TP, FP, FN, TN)`` per class from the ``(4, C)`` counts of :func:`soft_counts`."""
+    if counts.ndim != 2 or counts.shape[0] != 4:
+        raise ValueError(f"counts must have shape (4, C), got shape={tuple(counts.shape)}")
+    tp, q, t, n = counts
+    fp = q - tp
+    fn = t - tp
+    return tp, fp, fn, n - tp - fp - fn
+
+
 def soft_confusion(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -45,33 +91,7 @@ def soft_confusion(
         TP_k = sum_i y_ik p_ik          FP_k = sum_i (1 - y_ik) p_ik
         FN_k = sum_i y_ik (1 - p_ik)    TN_k = sum_i (1 - y_ik)(1 - p_ik)
 
-    Args:
-        logits: ``(N, C)`` floating logits (softmax is applied here, in float32 at least).
-        target: ``(N,)`` integer labels in ``[0, C)``.
-        num_classes: optional check that ``C`` equals this.
-        sync: sum the counts over all DDP ranks (with gradients) when distributed is initialised.
-        validate: check label range and finiteness (a host sync; see ``check_logits_target``).
-
-    Returns:
-        ``(tp, fp, fn, tn)``, each of shape ``(C,)`` and dtype float32 (float64 for float64 logits).
+    Arguments as in :func:`soft_counts`. Returns ``(tp, fp, fn, tn)``, each ``(C,)``, float32
+    (float64 for float64 logits).
     """
-    c = check_logits_target(logits, target, validate)
-    if num_classes is not None and num_classes != c:
-        raise ValueError(f"num_classes={num_classes} does not match logits C={c}")
-    dtype = compute_dtype(logits)
-    # float32 even under autocast: bf16 sums of ~N probabilities lose the small class counts
-    with torch.autocast(device_type=logits.device.type, enabled=False):
-        p = logits.to(dtype).softmax(dim=-1)
-        y = F.one_hot(target, c).to(dtype)
-        tp = (y * p).sum(0)
-        q = p.sum(0)  # predicted mass per class
-        t = y.sum(0)  # true count per class
-        n = torch.full_like(tp, float(logits.shape[0]))
-        counts = torch.stack([tp, q, t, n])
-        if sync:
-            counts = _all_reduce_with_grad(counts)
-        tp, q, t, n = counts
-        fp = q - tp
-        fn = t - tp
-        tn = n - tp - fp - fn
-    return tp, fp, fn, tn
+    return confusion_from_counts(soft_counts(logits, target, num_classes, sync=sync, validate=validate))

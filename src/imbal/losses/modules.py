@@ -5,46 +5,112 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from imbal.losses.metric_losses import soft_f1_loss, soft_mcc_loss
+from imbal.losses.confusion import soft_counts
+from imbal.losses.metric_losses import (
+    F1Average,
+    check_f1_settings,
+    f1_from_counts,
+    mcc_from_counts,
+    with_memory,
+)
 from imbal.losses.sample_losses import Reduction, cross_entropy, focal_loss, logit_adjusted_ce
 
 
-class SoftMCCLoss(nn.Module):
-    """Module form of :func:`imbal.losses.soft_mcc_loss` (a batch-level loss)."""
+class _MetricLoss(nn.Module):
+    """Base of the batch-level metric losses: holds the optional soft-count memory.
 
-    per_sample = False
+    With ``memory = K > 0`` the module keeps the detached ``(4, C)`` soft counts of its last ``K``
+    training batches in the buffer ``memory_counts`` ``(K, 4, C)`` and adds their sum to the current
+    batch's counts before the ratio (docs/method.md, "Soft-count memory"). This is state: a
+    ``forward`` in training mode pushes the current batch's counts into the queue (after the DDP
+    sum, so every rank holds the same queue); ``eval()`` mode reads the queue but never changes it.
+    The buffers travel in ``state_dict``, so a checkpoint resumes the queue exactly. ``K = 0``
+    (the default) is the plain batch loss.
+    """
 
-    def __init__(self, eps: float = 1e-7, sync: bool = True, validate: bool = True) -> None:
+    memory_counts: torch.Tensor
+    memory_position: torch.Tensor
+
+    def __init__(self, memory: int, num_classes: int | None, sync: bool, validate: bool) -> None:
         super().__init__()
-        self.eps, self.sync, self.validate = eps, sync, validate
+        if not isinstance(memory, int) or memory < 0:
+            raise ValueError(f"memory must be an int >= 0 (batches remembered), got {memory!r}")
+        if memory and (num_classes is None or num_classes < 2):
+            raise ValueError(f"memory={memory} needs num_classes >= 2 to size its queue, got {num_classes}")
+        self.memory, self.sync, self.validate = memory, sync, validate
+        self.register_buffer("memory_counts", torch.zeros(memory, 4, num_classes or 0))
+        self.register_buffer("memory_position", torch.zeros((), dtype=torch.long))
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return soft_mcc_loss(logits, target, eps=self.eps, sync=self.sync, validate=self.validate)
+    def counts(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This batch's counts (synced, with gradient) and the remembered counts (or None)."""
+        counts = soft_counts(logits, target, sync=self.sync, validate=self.validate)
+        if not self.memory:
+            return counts, None
+        if counts.shape != self.memory_counts.shape[1:]:
+            raise ValueError(
+                f"logits have C={counts.shape[1]} classes, the memory was built for "
+                f"C={self.memory_counts.shape[2]}"
+            )
+        remembered = self.memory_counts.sum(0)
+        if self.training:
+            with torch.no_grad():
+                # index_copy_ with a device-side position: no host sync per step
+                self.memory_counts.index_copy_(
+                    0, self.memory_position.view(1), counts.detach().to(self.memory_counts)[None]
+                )
+                self.memory_position.add_(1).remainder_(self.memory)
+        return counts, remembered
+
+    def extra_repr(self) -> str:
+        return f"memory={self.memory}" if self.memory else ""
 
 
-class SoftF1Loss(nn.Module):
-    """Module form of :func:`imbal.losses.soft_f1_loss` (a batch-level loss)."""
-
-    per_sample = False
+class SoftMCCLoss(_MetricLoss):
+    """Module form of :func:`imbal.losses.soft_mcc_loss`, with the optional soft-count memory."""
 
     def __init__(
-        self, average: str = "macro", eps: float = 1e-7, sync: bool = True, validate: bool = True
+        self,
+        eps: float = 1e-7,
+        sync: bool = True,
+        validate: bool = True,
+        memory: int = 0,
+        num_classes: int | None = None,
     ) -> None:
-        super().__init__()
-        if average not in ("macro", "positive"):
-            raise ValueError(f"average must be 'macro' or 'positive', got {average!r}")
-        self.average, self.eps, self.sync, self.validate = average, eps, sync, validate
+        super().__init__(memory, num_classes, sync, validate)
+        self.eps = eps
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return soft_f1_loss(
-            logits, target, average=self.average, eps=self.eps, sync=self.sync, validate=self.validate
+        counts, remembered = self.counts(logits, target)
+        return 1.0 - mcc_from_counts(with_memory(counts, remembered), self.eps)
+
+
+class SoftF1Loss(_MetricLoss):
+    """Module form of :func:`imbal.losses.soft_f1_loss`, with the optional soft-count memory."""
+
+    def __init__(
+        self,
+        average: F1Average = "macro",
+        eps: float = 1e-7,
+        sync: bool = True,
+        validate: bool = True,
+        positive_class: int = 1,
+        memory: int = 0,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__(memory, num_classes, sync, validate)
+        check_f1_settings(average, positive_class, num_classes)
+        self.average, self.positive_class, self.eps = average, positive_class, eps
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        check_f1_settings(self.average, self.positive_class, logits.shape[1] if logits.ndim == 2 else None)
+        counts, remembered = self.counts(logits, target)
+        return 1.0 - f1_from_counts(
+            with_memory(counts, remembered), self.average, self.positive_class, self.eps
         )
 
 
 class CrossEntropy(nn.Module):
     """Module form of :func:`imbal.losses.cross_entropy`; ``reduction='none'`` gives ``(N,)``."""
-
-    per_sample = True
 
     def __init__(self, validate: bool = True) -> None:
         super().__init__()
@@ -59,7 +125,6 @@ class CrossEntropy(nn.Module):
 class FocalLoss(nn.Module):
     """Module form of :func:`imbal.losses.focal_loss`; ``alpha`` is kept as a buffer."""
 
-    per_sample = True
     alpha: torch.Tensor | None
 
     def __init__(self, gamma: float = 2.0, alpha: torch.Tensor | None = None, validate: bool = True) -> None:
@@ -81,7 +146,6 @@ class FocalLoss(nn.Module):
 class LogitAdjustedCE(nn.Module):
     """Module form of :func:`imbal.losses.logit_adjusted_ce`; the priors are a buffer."""
 
-    per_sample = True
     class_priors: torch.Tensor
 
     def __init__(self, class_priors: torch.Tensor, tau: float = 1.0, validate: bool = True) -> None:

@@ -86,7 +86,7 @@ def logit_adjusted_ce(
 
 
 def inverse_frequency_weights(class_counts: torch.Tensor | list[int]) -> torch.Tensor:
-    """Normalised inverse class frequency ``w_c = N / (C n_c)`` (SPEC section 1), float32 ``(C,)``.
+    """Normalised inverse class frequency ``w_c = N / (C n_c)`` (docs/method.md, "Class weights"), float32 ``(C,)``.
 
     A balanced set gives all ones; the expected weight of a training sample is 1.
     """

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from imbal.engine import run_dir as rd
+from imbal.errors import MissingFileError
 from imbal.study import tables
 from imbal.study.collect import collect_runs
 
@@ -30,8 +31,8 @@ def project(features: np.ndarray, method: str = "tsne", seed: int = 0) -> np.nda
 
 
 def panel(ax, run_dir: Path, method: str, title: str | None = None) -> None:
-    feats = np.load(run_dir / "features_test.npz")
-    m = rd.read_json(run_dir / rd.METRICS)
+    feats = np.load(run_dir / rd.outputs_file("test"))
+    m = rd.read_json(run_dir / rd.METRICS_FILE)
     names = m["dataset"].get("class_names") or [str(k) for k in range(len(m["test"]["f1_per_class"]))]
     xy = project(feats["features"].astype(np.float32), method)
     labels = feats["labels"]
@@ -74,8 +75,8 @@ def embed_runs(
 
     run_dirs = [Path(r) for r in run_dirs]
     for r in run_dirs:
-        if not (r / "features_test.npz").is_file():
-            raise FileNotFoundError(f"{r} has no features_test.npz (is it a finished run folder?)")
+        if not (r / rd.outputs_file("test")).is_file():
+            raise MissingFileError(f"{r} has no {rd.outputs_file('test')} (is it a finished run folder?)")
     cols = cols or min(3, len(run_dirs))
     rows = math.ceil(len(run_dirs) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4 * rows), squeeze=False, layout="constrained")

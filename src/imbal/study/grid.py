@@ -1,10 +1,12 @@
 """``imbal grid``: run every cell of a study; resumable, parallel on one machine, shardable across many.
 
 Safety: a cell is finished when its ``metrics.json`` exists (written last, atomically), so a killed
-grid never reads half a result. A cell being trained holds ``run.lock`` (created exclusively), so
-several shards or ``--jobs`` workers writing into one folder never train the same cell twice; a
-lock left by a dead process on this host is taken over. A failed cell writes ``error.txt`` and the
-grid goes on; it is retried on the next start.
+grid never reads half a result. A cell being trained holds ``run.lock``, created with its content in
+one step (a link), so several shards or ``--jobs`` workers writing into one folder never train the
+same cell twice. A lock is taken over only when its holder is gone: an empty or unreadable lock (a
+full disk) or one whose process on this host is dead. Trainer subprocesses die with the grid. A
+failed cell writes ``error.txt`` and the grid goes on; the grid exits non-zero when any cell failed
+or could not be run.
 """
 
 from __future__ import annotations
@@ -13,12 +15,19 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from imbal.engine import run_dir as rd
+from imbal.engine.config import TrainConfig, config_differences, read_yaml_mapping
+from imbal.errors import ConfigError, UserError
 from imbal.study.spec import Cell, StudySpec
 
 
@@ -28,15 +37,18 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+        raise ConfigError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
     if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard i/n needs 0 <= i < n, got {text!r}")
+        raise ConfigError(f"--shard i/n needs 0 <= i < n, got {text!r}")
     return i, n
 
 
 def shard_cells(cells: list[Cell], shard: tuple[int, int]) -> list[Cell]:
     i, n = shard
     return cells[i::n]
+
+
+# ---------------------------------------------------------------- locks
 
 
 def _pid_alive(pid: int) -> bool:
@@ -49,55 +61,197 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def acquire(run: Path) -> bool:
-    """Create ``run.lock`` exclusively; take over a lock whose process on this host is gone."""
+def lock_holder(lock: Path) -> tuple[str, int] | None:
+    """``(host, pid)`` of a lock, or None when it is empty or unreadable (we never write those)."""
+    try:
+        host, pid = lock.read_text().split()
+        return host, int(pid)
+    except (OSError, ValueError):
+        return None
+
+
+def _holder_gone(holder: tuple[str, int] | None) -> bool:
+    return holder is None or (holder[0] == socket.gethostname() and not _pid_alive(holder[1]))
+
+
+def acquire(run: Path) -> str | None:
+    """Take ``run.lock``; None on success, else a line naming the lock and its live holder."""
     run.mkdir(parents=True, exist_ok=True)
-    lock = run / "run.lock"
-    me = f"{socket.gethostname()} {os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                host, pid = lock.read_text().split()
-            except (OSError, ValueError):
-                return False
-            if host == socket.gethostname() and not _pid_alive(int(pid)):
-                lock.unlink(missing_ok=True)
-                continue
-            return False
+    lock = run / rd.LOCK
+    fd, tmp = tempfile.mkstemp(dir=run, prefix=".lock.")
+    try:
         with os.fdopen(fd, "w") as f:
-            f.write(me)
-        return True
-    return False
+            f.write(f"{socket.gethostname()} {os.getpid()}\n")
+        for _ in range(3):
+            try:
+                os.link(tmp, lock)  # fails if the lock exists; never leaves an empty lock behind
+                return None
+            except FileExistsError:
+                holder = lock_holder(lock)
+                if not _holder_gone(holder):
+                    return f"{lock} is held by process {holder[1]} on {holder[0]}" if holder else str(lock)
+                lock.unlink(missing_ok=True)
+        return f"{lock} could not be taken"
+    finally:
+        os.unlink(tmp)
 
 
 def release(run: Path) -> None:
-    (run / "run.lock").unlink(missing_ok=True)
+    (run / rd.LOCK).unlink(missing_ok=True)
 
 
-def run_cell_inprocess(spec: StudySpec, cell: Cell, root: Path) -> None:
+# ---------------------------------------------------------------- one cell
+
+
+def cell_config(spec: StudySpec, cell: Cell, root: Path, threads: int) -> tuple[TrainConfig, bool]:
+    """The cell's config and whether it resumes. A started cell keeps its recorded thread count."""
+    run = cell.run_dir(root)
+    started = (run / rd.CONFIG).is_file()
+    if started:
+        stored = read_yaml_mapping(run / rd.CONFIG, "run config")
+        threads = int(stored.get("threads") or threads)
+    return spec.config_for(cell, root, threads=threads), started
+
+
+def run_cell_inprocess(cfg: TrainConfig, resume: bool) -> None:
     from imbal.engine.trainer import train
 
-    cfg = spec.config_for(cell, root)
-    train(cfg, resume=True)
+    train(cfg, resume=resume)
 
 
-def run_cell_subprocess(spec: StudySpec, cell: Cell, root: Path, threads: int) -> None:
-    cfg = spec.config_for(cell, root)
-    run = Path(cfg.out)
-    rd.write_yaml(run / rd.CONFIG, cfg.to_dict())
+def run_cell_subprocess(cfg: TrainConfig, resume: bool) -> None:
+    """Train in a child process that dies with this one (see imbal.study.cell)."""
     env = dict(
-        os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore"
+        os.environ,
+        OMP_NUM_THREADS=str(cfg.threads),
+        MKL_NUM_THREADS=str(cfg.threads),
+        PYTHONWARNINGS="ignore",
+        IMBAL_PARENT_PID=str(os.getpid()),
     )
     res = subprocess.run(
-        [sys.executable, "-m", "imbal.cli.main", "train", "--resume", str(run), "--quiet"],
+        [sys.executable, "-m", "imbal.study.cell", *(["--resume"] if resume else [])],
+        input=yaml.safe_dump(cfg.to_dict()),
         env=env,
         capture_output=True,
         text=True,
     )
     if res.returncode != 0:
         raise RuntimeError(f"exit code {res.returncode}\n{res.stderr[-4000:]}")
+
+
+@dataclass
+class Outcome:
+    cell: Cell
+    state: str  # done | failed | busy | skipped
+    seconds: float = 0.0
+    detail: str = ""
+
+
+def run_cell(spec: StudySpec, cell: Cell, root: Path, jobs: int, threads: int) -> Outcome:
+    run = cell.run_dir(root)
+    busy = acquire(run)
+    if busy:
+        return Outcome(cell, "busy", detail=busy)
+    t = time.perf_counter()
+    try:
+        if rd.is_finished(run):  # finished by another process between our check and the lock
+            return Outcome(cell, "skipped")
+        cfg, resume = cell_config(spec, cell, root, threads)
+        (run_cell_inprocess if jobs == 1 else run_cell_subprocess)(cfg, resume)
+        (run / rd.ERROR).unlink(missing_ok=True)
+        return Outcome(cell, "done", time.perf_counter() - t)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a failed cell must not stop the grid
+        if isinstance(exc, UserError):
+            detail = str(exc)
+        elif isinstance(exc, RuntimeError) and exc.args and str(exc.args[0]).startswith("exit code"):
+            detail = exc.args[0]
+        else:
+            detail = traceback.format_exc()
+        rd.atomic_write_text(run / rd.ERROR, f"{type(exc).__name__}: {exc}\n\n{detail}")
+        return Outcome(cell, "failed", time.perf_counter() - t, str(run / rd.ERROR))
+    finally:
+        release(run)
+
+
+# ---------------------------------------------------------------- the grid
+
+
+@dataclass
+class Progress:
+    """Counts and timings of one grid invocation; the ETA uses only cells trained here."""
+
+    todo: int
+    jobs: int
+    log: object = print
+    started: float = field(default_factory=time.perf_counter)
+    outcomes: list[Outcome] = field(default_factory=list)
+    running: dict[str, Path] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def eta_minutes(self) -> float | None:
+        trained = [o.seconds for o in self.outcomes if o.state in ("done", "failed")]
+        if not trained:
+            return None
+        left = self.todo - len(self.outcomes)
+        return sum(trained) / len(trained) * left / max(1, min(self.jobs, left or 1)) / 60
+
+    def record(self, o: Outcome, root: Path) -> None:
+        with self.lock:
+            self.outcomes.append(o)
+            self.running.pop(o.cell.key, None)
+        detail = ""
+        if o.state == "done":
+            m = rd.read_json(o.cell.run_dir(root) / rd.METRICS_FILE)["test"]
+            detail = f" test BA {m['balanced_accuracy']:.3f} F1 {m['macro_f1']:.3f} MCC {m['mcc']:.3f}"
+        elif o.detail:
+            detail = f" ({o.detail})"
+        eta = self.eta_minutes()
+        self.log(
+            f"[{len(self.outcomes)}/{self.todo}] {o.cell.key} {o.state} in {o.seconds:.1f}s{detail}"
+            + (f"; ETA {eta:.1f} min" if eta is not None else "")
+        )
+
+    def live_line(self) -> str | None:
+        with self.lock:
+            running = dict(self.running)
+        if not running:
+            return None
+        parts = []
+        for key, run in running.items():
+            lines = (run / rd.LOG).read_text().splitlines() if (run / rd.LOG).is_file() else []
+            parts.append(f"{key} {lines[-1].split(' loss')[0] if lines else 'starting'}")
+        eta = self.eta_minutes()
+        return f"  running: {'; '.join(parts)}" + (f"; ETA {eta:.1f} min" if eta is not None else "")
+
+
+def _monitor(progress: Progress, stop: threading.Event, every: float) -> None:
+    last = None
+    while not stop.wait(every):
+        line = progress.live_line()
+        if line and line != last:
+            progress.log(line)
+            last = line
+
+
+def warn_changed_settings(spec: StudySpec, cells: list[Cell], root: Path, log) -> None:
+    """Finished cells keep their results; say when they were trained with other settings."""
+    changed: dict[str, set[str]] = {}
+    for cell in cells:
+        run = cell.run_dir(root)
+        if rd.is_finished(run):
+            stored = rd.read_json(run / rd.METRICS_FILE).get("config", {})
+            wanted = spec.config_for(cell, root, threads=stored.get("threads", 0)).to_dict()
+            diff = [k for k in config_differences(stored, wanted) if k in stored]
+            if diff:
+                changed[cell.key] = set(diff)
+    if changed:
+        keys = sorted(set().union(*changed.values()))
+        log(
+            f"grid: warning: {len(changed)} finished cell(s) were trained with other settings ({', '.join(keys)}); "
+            "their results are kept. Use another --out to train them with the new settings."
+        )
 
 
 def run_grid(
@@ -108,67 +262,49 @@ def run_grid(
     shard: tuple[int, int] = (0, 1),
     cells: list[Cell] | None = None,
     log=print,
+    live_every: float = 30.0,
 ) -> dict[str, list[str]]:
-    """Run the cells of this shard that are not finished; return which finished, failed, were skipped.
+    """Run the cells of this shard that are not finished; return which finished, failed, were busy or skipped.
 
     ``cells`` restricts the grid to a subset of ``spec.cells()`` (benchmarks run a fraction).
+    ``live_every`` seconds, a line shows the running cells' epochs (0 = never).
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     cells = shard_cells(spec.cells() if cells is None else cells, shard)
+    warn_changed_settings(spec, cells, root, log)
     todo = [c for c in cells if not rd.is_finished(c.run_dir(root))]
-    status: dict[str, list[str]] = {"done": [], "failed": [], "skipped": [], "busy": []}
+    status: dict[str, list[str]] = {"done": [], "failed": [], "busy": [], "skipped": []}
     status["skipped"] = [c.key for c in cells if c not in todo]
     log(
         f"grid: {len(cells)} cells in shard {shard[0]}/{shard[1]}, {len(status['skipped'])} already finished, "
         f"{len(todo)} to run with {jobs} job(s)"
     )
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    t0 = time.perf_counter()
-    finished = 0
+    progress = Progress(len(todo), jobs, log)
+    stop = threading.Event()
+    if live_every > 0:
+        threading.Thread(target=_monitor, args=(progress, stop, live_every), daemon=True).start()
 
-    def work(cell: Cell) -> tuple[Cell, str, float]:
-        run = cell.run_dir(root)
-        if not acquire(run):
-            return cell, "busy", 0.0
-        t = time.perf_counter()
-        try:
-            if jobs == 1:
-                run_cell_inprocess(spec, cell, root)
-            else:
-                run_cell_subprocess(spec, cell, root, threads)
-            (run / "error.txt").unlink(missing_ok=True)
-            return cell, "done", time.perf_counter() - t
-        except Exception as exc:  # a failed cell must not stop the grid
-            detail = exc.args[0] if isinstance(exc, RuntimeError) and exc.args else traceback.format_exc()
-            rd.atomic_write_text(run / "error.txt", f"{type(exc).__name__}: {exc}\n\n{detail}")
-            return cell, "failed", time.perf_counter() - t
-        finally:
-            release(run)
+    def start(cell: Cell) -> Outcome:
+        with progress.lock:
+            progress.running[cell.key] = cell.run_dir(root)
+        return run_cell(spec, cell, root, jobs, threads)
 
-    def report(cell: Cell, state: str, seconds: float) -> None:
-        nonlocal finished
-        finished += 1
-        status[state].append(cell.key)
-        elapsed = time.perf_counter() - t0
-        eta = elapsed / finished * (len(todo) - finished)
-        detail = ""
-        if state == "done":
-            m = rd.read_json(cell.run_dir(root) / rd.METRICS)["test"]
-            detail = f" test BA {m['balanced_accuracy']:.3f} F1 {m['macro_f1']:.3f} MCC {m['mcc']:.3f}"
-        elif state == "failed":
-            detail = f" (see {cell.run_dir(root) / 'error.txt'})"
-        log(f"[{finished}/{len(todo)}] {cell.key} {state} in {seconds:.1f}s{detail}; ETA {eta / 60:.1f} min")
-
-    if jobs == 1:
-        for cell in todo:
-            report(*work(cell))
-    else:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for fut in as_completed([pool.submit(work, c) for c in todo]):
-                report(*fut.result())
+    try:
+        if jobs == 1:
+            for cell in todo:
+                progress.record(start(cell), root)
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                for fut in as_completed([pool.submit(start, c) for c in todo]):
+                    progress.record(fut.result(), root)
+    finally:
+        stop.set()
+    for o in progress.outcomes:
+        status[o.state].append(o.cell.key)
     log(
         f"grid: {len(status['done'])} done, {len(status['failed'])} failed, {len(status['busy'])} busy elsewhere, "
-        f"{len(status['skipped'])} skipped, {(time.perf_counter() - t0) / 60:.1f} min"
+        f"{len(status['skipped'])} skipped, {(time.perf_counter() - progress.started) / 60:.1f} min"
     )
     return status

@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 
 from imbal.engine import run_dir as rd
+from imbal.metrics import METRICS
 from imbal.study import figures, tables
-from imbal.study.collect import METRIC_LABELS, collect_runs, failed_runs
+from imbal.study.collect import collect_runs, failed_runs
 from imbal.study.render import Block, to_html, to_markdown
+
+METRIC_LABELS = {k: m.label for k, m in METRICS.items()}
 
 
 def _table_block(mean: pd.DataFrame, std: pd.DataFrame | None = None, n: pd.DataFrame | None = None) -> Block:
@@ -167,7 +170,9 @@ def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, n_boot: int) ->
     return blocks
 
 
-def make_report(root: str | Path, out: str | Path | None = None, n_boot: int = 1000) -> dict[str, Path]:
+def make_report(
+    root: str | Path, out: str | Path | None = None, n_boot: int = 1000, correction: str = "holm"
+) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, ``tables/*.csv`` and ``figures/*.png`` for a grid folder."""
     root = Path(root)
     out = Path(out) if out else root

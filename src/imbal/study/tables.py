@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imbal.study.collect import LOSS_ORDER, SAMPLER_ORDER, ordered
+from imbal.engine import run_dir as rd
+from imbal.study.collect import loss_order, sampler_order
 from imbal.study.stats import Comparison, paired_bootstrap, paired_t
 
 BASELINE = ("uniform", "ce")
@@ -17,8 +18,8 @@ BASELINE = ("uniform", "ce")
 def summary(runs: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Mean, std and seed count per (sampler, loss) in the paper's layout."""
     g = runs.groupby(["sampler", "loss"])[metric]
-    rows = ordered(runs.sampler, SAMPLER_ORDER)
-    cols = ordered(runs.loss, LOSS_ORDER)
+    rows = sampler_order(runs.sampler)
+    cols = loss_order(runs.loss)
     mean = g.mean().unstack().reindex(index=rows, columns=cols)
     std = g.std(ddof=1).unstack().reindex(index=rows, columns=cols)
     n = g.count().unstack().reindex(index=rows, columns=cols)
@@ -60,13 +61,13 @@ def class_f1_table(runs: pd.DataFrame) -> pd.DataFrame:
         f1 = np.array(grp.f1_per_class.tolist(), dtype=float)
         rows.append({"sampler": sampler, "loss": loss, "seeds": len(grp), **dict(zip(names, f1.mean(0)))})
     frame = pd.DataFrame(rows)
-    frame["_s"] = frame.sampler.map({s: i for i, s in enumerate(SAMPLER_ORDER)}).fillna(99)
-    frame["_l"] = frame.loss.map({s: i for i, s in enumerate(LOSS_ORDER)}).fillna(99)
+    frame["_s"] = frame.sampler.map({s: i for i, s in enumerate(sampler_order(frame.sampler))})
+    frame["_l"] = frame.loss.map({s: i for i, s in enumerate(loss_order(frame.loss))})
     return frame.sort_values(["_s", "_l"]).drop(columns=["_s", "_l"]).reset_index(drop=True)
 
 
 def _predictions(run_dir: str) -> pd.DataFrame:
-    return pd.read_csv(Path(run_dir) / "predictions_test.csv")
+    return pd.read_csv(Path(run_dir) / rd.predictions_file("test"))
 
 
 def compare_to_baseline(runs: pd.DataFrame, metric: str, n_boot: int = 1000) -> pd.DataFrame:

@@ -1,0 +1,164 @@
+"""Builders: a config in, the pieces of a run out (Fabric, data, model, loss, sampler, augmentation).
+
+Training (:mod:`imbal.engine.trainer`) and evaluation (:mod:`imbal.engine.evaluate`) both build
+through these functions, so a setting means the same thing in both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from lightning_fabric import Fabric
+
+from imbal.data import Augmentation, ImageDataset, Splits, load_dataset, stratified_split
+from imbal.engine.config import TrainConfig
+from imbal.errors import ConfigError
+from imbal.losses import CombinedLoss, build_loss, inverse_frequency_weights
+from imbal.models import Classifier, build_model
+from imbal.samplers import SAMPLERS, build_sampler
+
+
+def resolve_accelerator(cfg: TrainConfig) -> str:
+    if cfg.accelerator in ("cuda", "gpu") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"accelerator {cfg.accelerator!r} asked for, but this torch ({torch.__version__}) sees no CUDA "
+            "device; use --accelerator cpu or auto"
+        )
+    if cfg.accelerator not in ("auto", "cpu", "cuda", "gpu"):
+        raise ConfigError(f"accelerator must be auto, cpu or cuda, got {cfg.accelerator!r}")
+    if cfg.accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if cfg.accelerator == "gpu" else cfg.accelerator
+
+
+def resolve_precision(cfg: TrainConfig, accelerator: str) -> str:
+    if cfg.precision != "auto":
+        return cfg.precision
+    return "bf16-mixed" if accelerator == "cuda" else "32-true"
+
+
+def make_fabric(cfg: TrainConfig) -> Fabric:
+    """Fabric for the config's devices, nodes and precision; torchrun/SLURM fill in the cluster."""
+    accelerator = resolve_accelerator(cfg)
+    strategy = cfg.strategy
+    if strategy == "auto" and cfg.devices * cfg.num_nodes > 1:
+        strategy = "ddp"
+    return Fabric(
+        accelerator=accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=strategy,
+        precision=resolve_precision(cfg, accelerator),  # type: ignore[arg-type]
+    )
+
+
+def prepare_data(cfg: TrainConfig) -> Splits:
+    """The config's data set, with the optional stratified training subset."""
+    spec = cfg.dataset
+    if isinstance(spec, dict):  # `label` names the data in paths and reports; the loader does not take it
+        spec = {k: v for k, v in spec.items() if k != "label"}
+    splits = load_dataset(spec, size=cfg.size)
+    if cfg.train_subset and cfg.train_subset < len(splits.train):
+        frac = cfg.train_subset / len(splits.train)
+        keep, _ = stratified_split(splits.train.labels, (frac, 1 - frac), seed=cfg.seed)
+        splits = Splits(splits.train.subset(keep), splits.val, splits.test, splits.source)
+    if cfg.crop_size and any(cfg.crop_size > s for s in splits.train.spatial_size):
+        raise ConfigError(
+            f"crop_size={cfg.crop_size} exceeds the images' size {tuple(splits.train.spatial_size)}"
+        )
+    return splits
+
+
+def minority_class(data: ImageDataset) -> int:
+    """The rarest class of a (training) set; ties go to the lower index."""
+    return int(torch.argmin(data.class_counts))
+
+
+def fingerprint(data: ImageDataset) -> str:
+    """A short hash of a split's images and labels: runs are only compared on the same test set."""
+    h = hashlib.sha256()
+    h.update(str(tuple(data.images.shape)).encode())
+    h.update(data.labels.cpu().numpy().tobytes())
+    images = data.images
+    step = 4096  # in chunks, so a large (or disk-backed) split is never copied whole
+    for start in range(0, len(data), step):
+        h.update(images[start : start + step].cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def model_for(cfg: TrainConfig, data: ImageDataset) -> Classifier:
+    return build_model(
+        cfg.arch,
+        data.spatial_dims,
+        data.in_channels,
+        data.num_classes,
+        small_input=cfg.small_input,
+        widen_factor=cfg.widen_factor,
+        norm=cfg.norm,
+    )
+
+
+def augmentation_for(cfg: TrainConfig, data: ImageDataset) -> Augmentation:
+    return Augmentation(data.spatial_dims, enabled=cfg.augment, crop_size=cfg.crop_size or None)
+
+
+def positive_class_for(cfg: TrainConfig, data: ImageDataset) -> int:
+    """Binary soft F1's positive class: the configured one, else the training set's minority class."""
+    if cfg.positive_class is None:
+        return minority_class(data)
+    if cfg.positive_class >= data.num_classes:
+        raise ConfigError(
+            f"positive_class={cfg.positive_class} is not a class of {data.name} (classes 0..{data.num_classes - 1})"
+        )
+    return cfg.positive_class
+
+
+def loss_for(cfg: TrainConfig, data: ImageDataset) -> CombinedLoss:
+    """The training loss; its value checks are off (labels were checked when the data was loaded)."""
+    if cfg.f1_average == "positive" and data.num_classes != 2:
+        raise ConfigError(
+            f"f1_average 'positive' needs a binary data set, {data.name} has {data.num_classes} classes"
+        )
+    counts = data.class_counts
+    weights = inverse_frequency_weights(counts) if SAMPLERS[cfg.sampler].class_weights else None
+    return build_loss(
+        cfg.loss,
+        class_counts=counts,
+        class_weights=weights,
+        focal_gamma=cfg.focal_gamma,
+        f1_average=cfg.f1_average,
+        positive_class=positive_class_for(cfg, data) if data.num_classes == 2 else 1,
+        la_tau=cfg.la_tau,
+        memory=cfg.metric_memory,
+        validate=False,
+    )
+
+
+def sampler_for(cfg: TrainConfig, data: ImageDataset, fabric: Fabric):
+    if cfg.batch_size < fabric.world_size:
+        raise ConfigError(f"batch_size={cfg.batch_size} is smaller than the {fabric.world_size} processes")
+    return build_sampler(
+        cfg.sampler,
+        data.labels.cpu(),
+        cfg.batch_size,
+        seed=cfg.seed,
+        num_replicas=fabric.world_size,
+        rank=fabric.global_rank,
+    )
+
+
+def optimizer_for(cfg: TrainConfig, model: torch.nn.Module, on_cuda: bool):
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=cfg.lr,
+        betas=(cfg.betas[0], cfg.betas[1]),
+        weight_decay=cfg.weight_decay,
+        fused=on_cuda or None,
+    )
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+        if cfg.schedule == "cosine"
+        else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    )
+    return optimizer, scheduler

@@ -1,0 +1,154 @@
+"""A run folder never describes another run: reused --out, changed resume, errors, threads, umask."""
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+import imbal.engine.trainer as trainer
+from imbal.cli.main import main
+from imbal.engine.config import load_config
+from imbal.engine.trainer import train
+from imbal.errors import RunFolderError
+
+SYN = {"kind": "synthetic", "spatial_dims": 2, "n": 300, "size": 12, "class_ratios": [0.6, 0.25, 0.15]}
+
+
+def cfg(tmp_path, name="run", **kw):
+    base = dict(
+        dataset=SYN, widen_factor=0.125, epochs=1, batch_size=50, out=str(tmp_path / name), quiet=True
+    )
+    return load_config(None, {**base, **kw})
+
+
+def test_reused_out_is_refused_unless_overwrite(tmp_path, capsys):
+    first = train(cfg(tmp_path, loss="ce"))
+    before = json.loads((first / "metrics.json").read_text())
+    with pytest.raises(
+        RunFolderError, match=r"already holds another run; --resume to continue it, --overwrite"
+    ):
+        train(cfg(tmp_path, loss="ce+mcc"))
+    assert json.loads((first / "metrics.json").read_text()) == before  # untouched
+    out = str(first)
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                json.dumps(SYN),
+                "--widen-factor",
+                "0.125",
+                "--epochs",
+                "1",
+                "--loss",
+                "ce+mcc",
+                "--out",
+                out,
+                "--quiet",
+            ]
+        )
+        == 2
+    )
+    assert "already holds another run" in capsys.readouterr().err
+    stale = first / "old_note.txt"
+    stale.write_text("from the first run")
+    train(cfg(tmp_path, loss="ce+mcc"), overwrite=True)
+    assert not stale.exists()  # cleared first, so nothing of the old run survives
+    m = json.loads((first / "metrics.json").read_text())
+    assert m["config"]["loss"] == "ce+mcc"
+
+
+def test_foreign_folder_is_never_deleted(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    with pytest.raises(RunFolderError, match="holds files that are not an imbal run; refusing to delete"):
+        train(cfg(tmp_path, "mine"), overwrite=True)
+    assert (out / "thesis.tex").read_text() == "precious"
+
+
+def test_resume_with_changed_settings_is_refused(tmp_path, monkeypatch, capsys):
+    c = cfg(tmp_path, epochs=2, keep_last=True)
+    monkeypatch.setattr(trainer, "finish", lambda run, started: None)  # as if killed before the end
+    train(c)
+    monkeypatch.undo()
+    with pytest.raises(RunFolderError, match=r"was trained with other settings \(loss 'ce' -> 'ce\+mcc'\)"):
+        train(cfg(tmp_path, epochs=2, loss="ce+mcc"), resume=True)
+    assert main(["train", "--resume", c.out, "--loss", "ce+mcc"]) == 2
+    assert "loss 'ce' -> 'ce+mcc'" in capsys.readouterr().err
+    # presentation keys may change; the run finishes with its own settings
+    assert main(["train", "--resume", c.out, "--quiet", "--checkpoint-every", "3"]) == 0
+    assert json.loads((Path(c.out) / "metrics.json").read_text())["config"]["loss"] == "ce"
+
+
+def test_resume_of_a_finished_run_does_nothing(tmp_path):
+    out = train(cfg(tmp_path))
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    assert train(cfg(tmp_path), resume=True) == out
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_threads_are_recorded(tmp_path):
+    out = train(cfg(tmp_path, threads=1))
+    assert yaml.safe_load((out / "config.yaml").read_text())["threads"] == 1
+    out = train(cfg(tmp_path, "auto"))
+    assert yaml.safe_load((out / "config.yaml").read_text())["threads"] >= 1
+
+
+def test_run_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = train(cfg(tmp_path))
+    finally:
+        os.umask(old)
+    for name in ("config.yaml", "metrics.json", "best.ckpt", "history.csv", "predictions_test.csv"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
+
+
+def test_bug_shows_traceback_and_error_txt(tmp_path, monkeypatch):
+    def broken(*a, **k):
+        raise ValueError("a bug deep inside training")
+
+    monkeypatch.setattr(trainer, "train_epoch", broken)
+    out = tmp_path / "bug"
+    with pytest.raises(ValueError, match="a bug deep inside training"):
+        main(["train", "--dataset", json.dumps(SYN), "--widen-factor", "0.125", "--out", str(out)])
+    assert "Traceback" in (out / "error.txt").read_text()
+
+
+def test_ctrl_c_prints_the_resume_hint(tmp_path, monkeypatch, capsys):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "train_epoch", interrupted)
+    out = tmp_path / "int"
+    args = ["train", "--dataset", json.dumps(SYN), "--widen-factor", "0.125", "--out", str(out), "--quiet"]
+    assert main(args) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"imbal: interrupted; resume with: imbal train --resume {out}"]
+
+
+@pytest.mark.parametrize("bad", [b"", b"not a checkpoint"])
+def test_corrupt_checkpoint_is_a_user_error(tmp_path, capsys, bad):
+    out = train(cfg(tmp_path))
+    (out / "best.ckpt").write_bytes(bad)
+    assert main(["evaluate", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "best.ckpt is not a readable checkpoint" in err and len(err.strip().splitlines()) == 1
+
+
+def test_unwritable_out_is_a_user_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["train", "--dataset", json.dumps(SYN), "--out", str(blocker)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["train", "--dataset", json.dumps(SYN), "--out", str(blocker / "sub")]) == 2
+    assert "cannot be created" in capsys.readouterr().err
+
+
+def test_group_norm_with_any_width(tmp_path):
+    out = train(cfg(tmp_path, widen_factor=0.3, norm="group"))
+    assert (out / "metrics.json").is_file()
