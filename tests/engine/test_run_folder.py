@@ -152,3 +152,44 @@ def test_unwritable_out_is_a_user_error(tmp_path, capsys):
 def test_group_norm_with_any_width(tmp_path):
     out = train(cfg(tmp_path, widen_factor=0.3, norm="group"))
     assert (out / "metrics.json").is_file()
+
+
+def test_memory_queue_survives_a_kill_and_resume(tmp_path, monkeypatch):
+    common = dict(loss="mcc", metric_memory=3, epochs=3, checkpoint_every=1, batch_size=20)
+    ref = train(cfg(tmp_path, "ref", **common))
+    real = trainer.epoch_record
+
+    def killed_in_epoch_two(run, epoch, *a):
+        if epoch == 1:
+            raise KeyboardInterrupt  # after epoch 1's last.ckpt, before epoch 2 is recorded
+        return real(run, epoch, *a)
+
+    monkeypatch.setattr(trainer, "epoch_record", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg(tmp_path, "killed", **common))
+    monkeypatch.undo()
+    import torch
+
+    import shutil
+
+    last = torch.load(tmp_path / "killed" / "last.ckpt", weights_only=True)
+    assert last["state"]["epoch"] == 1 and last["loss"]["terms.0.memory_counts"].abs().sum() > 0
+    # guard: the same resume with an emptied queue is a different run, so the check below can fail
+    shutil.copytree(tmp_path / "killed", tmp_path / "forgot")
+    last["loss"]["terms.0.memory_counts"].zero_()
+    torch.save(last, tmp_path / "forgot" / "last.ckpt")
+    (tmp_path / "forgot" / "config.yaml").write_text(
+        (tmp_path / "forgot" / "config.yaml")
+        .read_text()
+        .replace(str(tmp_path / "killed"), str(tmp_path / "forgot"))
+    )
+    forgot = train(cfg(tmp_path, "forgot", **common), resume=True)
+    out = train(cfg(tmp_path, "killed", **common), resume=True)
+
+    def strip(path):
+        m = json.loads((path / "metrics.json").read_text())
+        m.pop("timing")
+        return m
+
+    assert strip(out) == strip(ref)
+    assert strip(forgot)["val"] != strip(ref)["val"]

@@ -38,12 +38,12 @@ def load_dataset(spec: str | dict[str, Any], *, size: int = 28, root: str | None
             return load_npz(spec)
         if Path(spec).expanduser().is_dir():
             return load_cache(spec)
-        raise ValueError(
+        raise DataError(
             f"dataset {spec!r} is neither a MedMNIST name ({', '.join(sorted(MEDMNIST))}), 'synthetic', "
             "a path ending in .npz, nor a prepared cache folder"
         )
     if not isinstance(spec, dict) or "kind" not in spec:
-        raise ValueError(
+        raise DataError(
             f"dataset must be a name, an npz path or a mapping with 'kind' in {KINDS}, got {spec!r}"
         )
     spec = dict(spec)
@@ -64,7 +64,7 @@ def load_dataset(spec: str | dict[str, Any], *, size: int = 28, root: str | None
         if "path" not in spec:
             raise DataError("dataset {kind: cache} needs 'path': the folder `imbal data prepare` wrote")
         return load_cache(spec.pop("path"), **spec)
-    raise ValueError(f"unknown dataset kind {kind!r}; expected one of {KINDS}")
+    raise DataError(f"unknown dataset kind {kind!r}; expected one of {KINDS}")
 
 
 __all__ = [

@@ -32,6 +32,7 @@ LAST = "last.ckpt"  # weights, optimiser, scheduler, loss state, history (resume
 LOG = "train.log"  # a line per epoch, for following a run while it trains
 ERROR = "error.txt"  # a failed run's exception and traceback
 LOCK = "run.lock"  # held by the process training a study cell
+LOCK_TEMP_PREFIX = ".lock."  # a lock being written (see imbal.study.grid.acquire)
 EVALUATIONS = "evaluations"  # `imbal evaluate` outputs, one folder per data set and split
 SPLITS = ("train", "val", "test")
 RUNS = "runs"  # a study's cells live under <study>/runs
@@ -50,6 +51,15 @@ def outputs_file(split: str) -> str:
 def evaluation_dir(run: Path, data_label: str, split: str) -> Path:
     """Where ``imbal evaluate`` writes: never the run's own training outputs."""
     return Path(run) / EVALUATIONS / f"{safe_name(data_label)}_{split}"
+
+
+def run_contents(run: Path) -> list[Path]:
+    """What a folder holds apart from the grid's lock and a previous failure's error.txt."""
+    return [
+        p
+        for p in Path(run).iterdir()
+        if p.name not in (LOCK, ERROR) and not p.name.startswith(LOCK_TEMP_PREFIX)
+    ]
 
 
 def safe_name(text: str) -> str:

@@ -149,7 +149,7 @@ def claim_folder(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: b
             )
     elif out.is_file():
         raise RunFolderError(f"--out {out} is a file, not a folder")
-    elif out.is_dir() and any(out.iterdir()):
+    elif out.is_dir() and rd.run_contents(out):
         if not overwrite:
             what = "another run" if _looks_like_run(out) else "other files"
             raise RunFolderError(
@@ -163,7 +163,8 @@ def claim_folder(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: b
     fabric.barrier()  # every rank checked before rank 0 changes anything
     if fabric.is_global_zero:
         if overwrite and not resume and out.is_dir():
-            shutil.rmtree(out)
+            for p in rd.run_contents(out):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

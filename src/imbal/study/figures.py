@@ -19,28 +19,55 @@ def save(fig, path: Path) -> Path:
     return path
 
 
-def heatmap(mean: pd.DataFrame, title: str, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(1.3 * len(mean.columns) + 2, 0.7 * len(mean.index) + 1.6))
-    data = mean.to_numpy(dtype=float)
-    im = ax.imshow(np.ma.masked_invalid(data), cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(mean.columns)), mean.columns, rotation=30, ha="right")
-    ax.set_yticks(range(len(mean.index)), mean.index)
-    finite = data[np.isfinite(data)]
-    mid = (finite.max() + finite.min()) / 2 if finite.size else 0
+def _cells(ax, data: np.ndarray, labels: list[list[str]], dark) -> None:
     for i in range(data.shape[0]):
         for j in range(data.shape[1]):
             if np.isfinite(data[i, j]):
                 ax.text(
                     j,
                     i,
-                    f"{data[i, j]:.3f}",
+                    labels[i][j],
                     ha="center",
                     va="center",
-                    color="black" if data[i, j] > mid else "white",
-                    fontsize=9,
+                    fontsize=8.5,
+                    color="white" if dark(data[i, j]) else "black",
                 )
+
+
+def heatmap(mean: pd.DataFrame, title: str, path: Path, low: float = 0.0, high: float = 1.0) -> Path:
+    """Means on the metric's fixed range [low, high] (never min-max of the cells), values in the cells."""
+    fig, ax = plt.subplots(figsize=(1.3 * len(mean.columns) + 2, 0.7 * len(mean.index) + 1.6))
+    data = mean.to_numpy(dtype=float)
+    im = ax.imshow(np.ma.masked_invalid(data), cmap="viridis", aspect="auto", vmin=low, vmax=high)
+    ax.set_xticks(range(len(mean.columns)), mean.columns, rotation=30, ha="right")
+    ax.set_yticks(range(len(mean.index)), mean.index)
+    _cells(ax, data, [[f"{v:.3f}" for v in row] for row in data], lambda v: v < low + 0.6 * (high - low))
     ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.colorbar(im, ax=ax, fraction=0.046, label=f"fixed scale [{low:g}, {high:g}]")
+    return save(fig, path)
+
+
+def difference_heatmap(diff: pd.DataFrame, marks: pd.DataFrame, title: str, path: Path, limit: float) -> Path:
+    """Change against the baseline on a symmetric diverging scale [-limit, +limit] (shown on the bar).
+
+    ``marks`` holds a short verdict per cell (e.g. "better", "n.s."): a colour with no mark next to
+    it is a difference the intervals do not support.
+    """
+    fig, ax = plt.subplots(figsize=(1.4 * len(diff.columns) + 2.2, 0.75 * len(diff.index) + 1.7))
+    data = diff.to_numpy(dtype=float)
+    im = ax.imshow(np.ma.masked_invalid(data), cmap="RdBu", aspect="auto", vmin=-limit, vmax=limit)
+    ax.set_xticks(range(len(diff.columns)), diff.columns, rotation=30, ha="right")
+    ax.set_yticks(range(len(diff.index)), diff.index)
+    labels = [
+        [
+            f"{v:+.3f}\n{marks.iloc[i, j] if isinstance(marks.iloc[i, j], str) else ''}"
+            for j, v in enumerate(row)
+        ]
+        for i, row in enumerate(data)
+    ]
+    _cells(ax, data, labels, lambda v: abs(v) > 0.6 * limit)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046, label=f"difference, scale [-{limit:g}, +{limit:g}]")
     return save(fig, path)
 
 

@@ -78,7 +78,7 @@ def acquire(run: Path) -> str | None:
     """Take ``run.lock``; None on success, else a line naming the lock and its live holder."""
     run.mkdir(parents=True, exist_ok=True)
     lock = run / rd.LOCK
-    fd, tmp = tempfile.mkstemp(dir=run, prefix=".lock.")
+    fd, tmp = tempfile.mkstemp(dir=run, prefix=rd.LOCK_TEMP_PREFIX)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(f"{socket.gethostname()} {os.getpid()}\n")

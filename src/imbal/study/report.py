@@ -1,7 +1,12 @@
-"""``imbal report DIR``: tables in the paper's layout, paired statistics and figures, as Markdown and HTML."""
+"""``imbal report DIR``: findings first, then context, paper-layout tables, corrected statistics and figures.
+
+Each data set (one test set) gets its own section; nothing is paired or averaged across test sets.
+Every section is one function that returns its blocks and writes its own CSV and figure files.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +14,46 @@ import pandas as pd
 
 from imbal.engine import run_dir as rd
 from imbal.metrics import METRICS
-from imbal.study import figures, tables
+from imbal.study import figures, findings, tables
 from imbal.study.collect import collect_runs, failed_runs
+from imbal.study.features import tightness_table
 from imbal.study.render import Block, to_html, to_markdown
 
-METRIC_LABELS = {k: m.label for k, m in METRICS.items()}
+REPORT_MD, REPORT_HTML, RUNS_CSV, TABLES, FIGURES = (
+    "report.md",
+    "report.html",
+    "runs.csv",
+    "tables",
+    "figures",
+)
+
+
+def embedding_file(dataset: str) -> str:
+    return f"embedding_{rd.safe_name(dataset)}.png"
+
+
+@dataclass
+class Section:
+    """One data set's runs and where its files go."""
+
+    runs: pd.DataFrame
+    dataset: str
+    tables: Path
+    figures: Path
+    comparisons: pd.DataFrame
+    correction: str
+
+    @property
+    def key(self) -> str:
+        return rd.safe_name(self.dataset)
+
+    @property
+    def seeds(self) -> int:
+        return int(self.runs.groupby(["sampler", "loss"]).seed.nunique().max())
+
+    def csv(self, frame: pd.DataFrame, name: str, index: bool = False) -> None:
+        self.tables.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(self.tables / f"{self.key}_{name}.csv", index=index)
 
 
 def _table_block(mean: pd.DataFrame, std: pd.DataFrame | None = None, n: pd.DataFrame | None = None) -> Block:
@@ -24,7 +64,7 @@ def _table_block(mean: pd.DataFrame, std: pd.DataFrame | None = None, n: pd.Data
         row = [sampler]
         for j, loss in enumerate(mean.columns):
             v = mean.loc[sampler, loss]
-            if std is None:
+            if std is None or n is None:
                 row.append("-" if pd.isna(v) else f"{v:+.1f}%")
                 continue
             row.append(tables.format_cell(v, std.loc[sampler, loss], n.loc[sampler, loss]))
@@ -34,160 +74,239 @@ def _table_block(mean: pd.DataFrame, std: pd.DataFrame | None = None, n: pd.Data
     return Block("table", header=["sampler \\ loss", *mean.columns], rows=rows, bold=bold)
 
 
-def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, n_boot: int) -> list[Block]:
-    fig_dir, tab_dir = out / "figures", out / "tables"
-    tab_dir.mkdir(parents=True, exist_ok=True)
-    d = runs[runs.dataset == dataset]
-    seeds = sorted(d.seed.unique())
-    n_test = int(d.n_test.iloc[0])
-    synthetic = bool(d.synthetic.any())
-    class_names = d.class_names.iloc[0] or [str(k) for k in range(len(d.f1_per_class.iloc[0]))]
-    blocks = [Block("h2", f"{dataset}" + (" (SYNTHETIC data)" if synthetic else ""))]
+def cells_text(s: Section) -> str:
+    return "mean ± std over seeds" if s.seeds >= 2 else "one seed per configuration (no spread to show)"
+
+
+def metric_section(s: Section, metric: str) -> list[Block]:
+    m = METRICS[metric]
+    mean, std, n = tables.summary(s.runs, metric)
+    s.csv(pd.concat({"mean": mean, "std": std, "n": n}, axis=1), metric, index=True)
+    blocks = [
+        Block("h3", m.label),
+        Block("p", f"Test split, {cells_text(s)}; best cell in bold."),
+        _table_block(mean, std, n),
+    ]
+    if metric in ("accuracy", "balanced_accuracy"):
+        blocks.append(Block("p", findings.chance_note(s.runs)))
+    rel = tables.relative_change(mean)
+    if rel is not None:
+        s.csv(rel, f"{metric}_relative", index=True)
+        blocks += [
+            Block("p", f"Relative change of the mean against ce + uniform ({m.label}):"),
+            _table_block(rel),
+        ]
+    blocks.append(Block("image", f"{m.label}: sampler x loss", path=_metric_figure(s, metric, mean)))
+    return blocks
+
+
+def _metric_figure(s: Section, metric: str, mean: pd.DataFrame) -> Path:
+    m = METRICS[metric]
+    path = s.figures / f"{s.key}_{metric}_heatmap.png"
+    cmp = s.comparisons
+    base = tables.BASELINE
+    if not m.compared or cmp.empty or base[0] not in mean.index or base[1] not in mean.columns:
+        return figures.heatmap(mean, f"{s.dataset}: {m.label} (test, {cells_text(s)})", path, m.low, m.high)
+    diff = mean - mean.loc[base]
+    marks = pd.DataFrame("", index=mean.index, columns=mean.columns, dtype=object)
+    for r in cmp[cmp.metric == metric].itertuples():
+        marks.loc[r.sampler, r.loss] = {"better": "better", "worse": "worse"}.get(
+            r.verdict_adjusted, "n.s." if r.verdict_adjusted == "inconclusive" else "1 seed"
+        )
+    marks.loc[base] = "baseline"
+    finite = np.abs(diff.to_numpy(dtype=float))
+    limit = max(0.05, float(np.ceil(np.nanmax(finite) * 20) / 20)) if np.isfinite(finite).any() else 0.05
+    title = f"{s.dataset}: {m.label}, change vs ce + uniform (n.s. = not significant after correction)"
+    return figures.difference_heatmap(diff, marks, title, path, limit)
+
+
+def class_f1_section(s: Section) -> list[Block]:
+    f1 = tables.class_f1_table(s.runs)
+    s.csv(f1, "class_f1")
+    names = findings.class_names(s.runs)
+    counts = s.runs.dataset_info.iloc[0].get("test_counts") or [0] * len(names)
+    minority = int(s.runs.minority_class.iloc[0])
+    header = ["sampler", "loss", "seeds"] + [
+        f"{c} (n={k}){' minority' if i == minority else ''}" for i, (c, k) in enumerate(zip(names, counts))
+    ]
+    rows = [
+        [str(r["sampler"]), str(r["loss"]), str(r["seeds"]), *[f"{r[c]:.3f}" for c in names]]
+        for _, r in f1.iterrows()
+    ]
+    bold = {(int(f1[c].to_numpy().argmax()), j + 3) for j, c in enumerate(names)}
+    path = figures.class_f1_bars(
+        f1, names, f"{s.dataset}: class-wise test F1", s.figures / f"{s.key}_class_f1.png"
+    )
+    return [
+        Block("h3", f"Class-wise F1 (test, {cells_text(s)})"),
+        Block("table", header=header, rows=rows, bold=bold),
+        Block("image", "Class-wise F1", path=path),
+    ]
+
+
+def comparisons_section(s: Section) -> list[Block]:
+    blocks = [Block("h3", "Every configuration against the baseline (ce + uniform)")]
+    cmp = s.comparisons
+    if cmp.empty:
+        return [*blocks, Block("p", "No ce + uniform baseline in these runs, so no paired comparison.")]
+    s.csv(cmp, "vs_baseline")
     blocks.append(
         Block(
             "p",
-            f"{len(d)} runs, {d.groupby(['sampler', 'loss']).ngroups} configurations, seeds "
-            f"{', '.join(map(str, seeds))}; every number is on the test split (n = {n_test}), "
-            "at the epoch with the best validation score. Cells: mean ± std over seeds; best cell "
-            "in bold.",
+            f"Paired difference (configuration minus baseline) with its 95% interval ({', '.join(sorted(cmp.method.unique()))}). "
+            f"p adjusted: {findings.CORRECTIONS[s.correction]} over all {int(cmp.family_size.max())} comparisons of "
+            "this data set. Verdict 'better'/'worse' only when the adjusted p < 0.05 and the interval excludes 0. "
+            "'seeds needed': seeds at which a paired t interval with the observed mean and spread would exclude 0.",
         )
     )
-    if synthetic:
+    rows = [
+        [
+            f"{r.sampler} / {r.loss}",
+            METRICS[r.metric].label,
+            f"{r.difference:+.3f}",
+            f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
+            f"{r.p_value:.3f}",
+            f"{r.p_adjusted:.3f}",
+            r.verdict_adjusted,
+            f"{r.seeds} seeds" if r.seeds >= 2 else f"1 seed, n = {r.n}",
+            str(r.seeds_needed),
+        ]
+        for r in cmp.itertuples()
+    ]
+    header = [
+        "configuration",
+        "metric",
+        "difference",
+        "95% CI (unadjusted)",
+        "p",
+        "p adjusted",
+        "verdict",
+        "paired over",
+        "seeds needed",
+    ]
+    return [*blocks, Block("table", header=header, rows=rows)]
+
+
+def posthoc_section(s: Section) -> list[Block]:
+    post = tables.posthoc_table(s.runs)
+    s.csv(post, "posthoc")
+    return findings.posthoc_blocks(post)
+
+
+def feature_space_section(s: Section) -> list[Block]:
+    tight = tightness_table(s.runs)
+    s.csv(tight, "feature_tightness")
+    minority = int(s.runs.minority_class.iloc[0])
+    t = tight[tight["class"] == minority].groupby(["sampler", "loss"], sort=False)[
+        ["silhouette", "knn_purity"]
+    ]
+    mean, std = t.mean(), t.std(ddof=1)
+    rows = [
+        [
+            f"{c[0]} / {c[1]}",
+            *[
+                tables.format_cell(mean.loc[c, k], std.loc[c, k], s.seeds)
+                for k in ("silhouette", "knn_purity")
+            ],
+        ]
+        for c in tables.configurations(s.runs)
+    ]
+    text = (
+        f"How tightly the rarest class {findings.minority_label(s.runs)} clusters in the penultimate test features "
+        "(standardised; silhouette against the nearest other class, and the share of its 10 nearest neighbours "
+        f"with its label), {cells_text(s)}. Measured on the features, not on the t-SNE picture."
+    )
+    return [
+        Block("h3", "Feature space of the rarest class"),
+        Block("p", text),
+        Block("table", header=["configuration", "silhouette", "10-NN purity"], rows=rows),
+    ]
+
+
+def confusion_section(s: Section) -> list[Block]:
+    mean, _, _ = tables.summary(s.runs, "balanced_accuracy")
+    best = tables.best_cell(mean)
+    if best is None:
+        return []
+    sel = s.runs[(s.runs.sampler == best[0]) & (s.runs.loss == best[1])]
+    cm = np.sum([np.array(c) for c in sel.confusion_matrix], axis=0)
+    path = figures.confusion(
+        cm,
+        findings.class_names(s.runs),
+        f"{s.dataset}: {best[0]} / {best[1]} ({len(sel)} seeds)",
+        s.figures / f"{s.key}_confusion.png",
+    )
+    return [
+        Block(
+            "h3",
+            f"Confusion matrix of the best configuration by mean balanced accuracy ({best[0]} / {best[1]})",
+        ),
+        Block("image", "Confusion matrix (test, summed over seeds)", path=path),
+    ]
+
+
+def embedding_section(s: Section, out: Path) -> list[Block]:
+    path = out / embedding_file(s.dataset)
+    if not path.is_file():
+        return [Block("p", f"No feature map yet: run `imbal embed {out} --best-worst 3` and report again.")]
+    return [
+        Block("h3", "Feature space (t-SNE of penultimate test features)"),
+        Block(
+            "image",
+            "best and worst configurations chosen by mean test macro F1; each panel shows the median seed",
+            path=path,
+        ),
+    ]
+
+
+def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, n_boot: int, correction: str) -> list[Block]:
+    d = runs[runs.dataset == dataset]
+    s = Section(
+        d,
+        dataset,
+        out / TABLES,
+        out / FIGURES,
+        tables.compare_to_baseline(d, n_boot=n_boot, correction=correction),
+        correction,
+    )
+    blocks = [Block("h2", dataset + (" (SYNTHETIC data)" if d.synthetic.any() else ""))]
+    if d.synthetic.any():
         blocks.append(
             Block(
                 "note",
-                "These runs used the built-in SYNTHETIC set, not real images: the numbers test "
-                "the pipeline, not the losses.",
+                "These runs used the built-in SYNTHETIC set, not real images: the numbers test the pipeline, not the losses.",
             )
         )
-    for metric, label in METRIC_LABELS.items():
-        mean, std, n = tables.summary(d, metric)
-        blocks += [Block("h3", label), _table_block(mean, std, n)]
-        pd.concat({"mean": mean, "std": std, "n": n}, axis=1).to_csv(tab_dir / f"{dataset}_{metric}.csv")
-        rel = tables.relative_change(mean)
-        if rel is not None:
-            blocks += [
-                Block("p", f"Relative change of the mean against ce + uniform ({label}):"),
-                _table_block(rel),
-            ]
-            rel.to_csv(tab_dir / f"{dataset}_{metric}_relative.csv")
-        blocks.append(
-            Block(
-                "image",
-                f"{label}: sampler x loss",
-                path=figures.heatmap(
-                    mean,
-                    f"{dataset}: {label} (test, mean over seeds)",
-                    fig_dir / f"{dataset}_{metric}_heatmap.png",
-                ),
-            )
-        )
-
-    f1 = tables.class_f1_table(d)
-    f1.to_csv(tab_dir / f"{dataset}_class_f1.csv", index=False)
-    blocks.append(Block("h3", "Class-wise F1 (test, mean over seeds)"))
-    counts = np.array(d.confusion_matrix.iloc[0]).sum(1)
-    header = ["sampler", "loss", "seeds", *[f"{c} (n={int(k)})" for c, k in zip(class_names, counts)]]
-    rows, bold = [], set()
-    for _, r in f1.iterrows():
-        rows.append([r.sampler, r.loss, str(r.seeds), *[f"{r[c]:.3f}" for c in class_names]])
-    for j, c in enumerate(class_names):
-        bold.add((int(f1[c].to_numpy().argmax()), j + 3))
-    blocks.append(Block("table", header=header, rows=rows, bold=bold))
-    blocks.append(
-        Block(
-            "image",
-            "Class-wise F1",
-            path=figures.class_f1_bars(
-                f1, class_names, f"{dataset}: class-wise test F1", fig_dir / f"{dataset}_class_f1.png"
-            ),
-        )
-    )
-
-    blocks.append(Block("h3", "Against the baseline (ce + uniform)"))
-    comparisons = pd.concat(
-        [tables.compare_to_baseline(d, m, n_boot=n_boot) for m in ("balanced_accuracy", "macro_f1", "mcc")],
-        ignore_index=True,
-    )
-    if comparisons.empty:
-        blocks.append(Block("p", "No ce + uniform baseline in this grid, so no paired comparison."))
-    else:
-        comparisons.to_csv(tab_dir / f"{dataset}_vs_baseline.csv", index=False)
-        method = comparisons.method.iloc[0]
-        blocks.append(
-            Block(
-                "p",
-                f"Paired difference (configuration minus baseline) with a 95% confidence interval, "
-                f"by {method}. 'better' / 'worse' when the interval excludes 0, else "
-                "'inconclusive'. Paired seeds or bootstrapped test samples are given per row.",
-            )
-        )
-        rows = []
-        for r in comparisons.itertuples():
-            rows.append(
-                [
-                    f"{r.sampler} / {r.loss}",
-                    METRIC_LABELS[r.metric],
-                    f"{r.difference:+.3f}",
-                    f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
-                    f"{r.p_value:.3f}",
-                    r.verdict,
-                    f"{r.seeds} seeds" if r.method.startswith("paired t") else f"n = {r.n}",
-                ]
-            )
-        blocks.append(
-            Block(
-                "table",
-                header=["configuration", "metric", "difference", "95% CI", "p", "verdict", "paired over"],
-                rows=rows,
-            )
-        )
-    # confusion matrix of the best configuration by mean balanced accuracy, summed over its seeds
-    mean, _, _ = tables.summary(d, "balanced_accuracy")
-    best = tables.best_cell(mean)
-    if best is not None:
-        sel = d[(d.sampler == best[0]) & (d.loss == best[1])]
-        cm = np.sum([np.array(c) for c in sel.confusion_matrix], axis=0)
-        blocks.append(Block("h3", f"Confusion matrix of the best configuration ({best[0]} / {best[1]})"))
-        blocks.append(
-            Block(
-                "image",
-                "Confusion matrix (summed over seeds)",
-                path=figures.confusion(
-                    cm,
-                    class_names,
-                    f"{dataset}: {best[0]} / {best[1]} ({len(sel)} seeds)",
-                    fig_dir / f"{dataset}_confusion.png",
-                ),
-            )
-        )
-    embedding = out / f"embedding_{dataset}.png"
-    if embedding.is_file():
-        blocks += [
-            Block("h3", "Feature space (t-SNE of penultimate test features)"),
-            Block("image", "best and worst configurations by macro F1", path=embedding),
-        ]
+    blocks += findings.findings_blocks(d, s.comparisons, correction)
+    blocks += findings.context_blocks(d)
+    blocks += posthoc_section(s)
+    for metric in METRICS:
+        blocks += metric_section(s, metric)
+    blocks += class_f1_section(s)
+    blocks += comparisons_section(s)
+    blocks += feature_space_section(s)
+    blocks += confusion_section(s)
+    blocks += embedding_section(s, out)
     return blocks
 
 
 def make_report(
     root: str | Path, out: str | Path | None = None, n_boot: int = 1000, correction: str = "holm"
 ) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html``, ``tables/*.csv`` and ``figures/*.png`` for a grid folder."""
+    """Write ``report.md``, ``report.html``, ``tables/*.csv`` and ``figures/*.png`` for a study folder."""
     root = Path(root)
     out = Path(out) if out else root
     out.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(root)
-    runs.drop(columns=["class_names", "f1_per_class", "confusion_matrix"]).to_csv(
-        out / "runs.csv", index=False
+    runs.drop(columns=["class_names", "f1_per_class", "confusion_matrix", "config", "dataset_info"]).to_csv(
+        out / RUNS_CSV, index=False
     )
     failed = failed_runs(root)
-    blocks = [Block("h1", f"imbal study report: {root.name}")]
-    blocks.append(
-        Block(
-            "p", f"{len(runs)} finished runs in {root}. Datasets: {', '.join(sorted(runs.dataset.unique()))}."
-        )
-    )
+    datasets = sorted(runs.dataset.unique())
+    blocks = [
+        Block("h1", f"imbal study report: {root.name}"),
+        Block("p", f"{len(runs)} finished runs in {root}. Data sets: {', '.join(datasets)}."),
+    ]
     if failed:
         blocks.append(
             Block(
@@ -196,9 +315,9 @@ def make_report(
                 + (" ..." if len(failed) > 5 else ""),
             )
         )
-    for dataset in sorted(runs.dataset.unique()):
-        blocks += dataset_section(runs, dataset, out, n_boot)
-    md, page = out / "report.md", out / "report.html"
+    for dataset in datasets:
+        blocks += dataset_section(runs, dataset, out, n_boot, correction)
+    md, page = out / REPORT_MD, out / REPORT_HTML
     rd.atomic_write_text(md, to_markdown(blocks, out))
     rd.atomic_write_text(page, to_html(blocks, f"imbal report: {root.name}"))
-    return {"markdown": md, "html": page, "tables": out / "tables"}
+    return {"markdown": md, "html": page, "tables": out / TABLES}

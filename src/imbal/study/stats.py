@@ -105,19 +105,21 @@ def paired_bootstrap(
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    minority: int | None = None,
 ) -> Comparison:
     """Percentile interval of metric(candidate) - metric(baseline) over test samples drawn with replacement.
 
     Both runs are scored on the same resampled test set each time (a paired bootstrap). One pair of
     runs is one seed: the interval ignores seed-to-seed variation, so the verdict says so.
+    ``minority`` (the rarest training class) is needed for ``metric="minority_f1"``.
     """
     y, pc, pb = (np.asarray(a, dtype=np.int64) for a in (y, pred_candidate, pred_baseline))
     rng = np.random.default_rng(seed)
     # row 0 is the observed test set; rows 1.. are the resamples, all scored in one batched call
     rows = np.vstack([np.arange(len(y)), rng.integers(0, len(y), (n_boot, len(y)))])
     diff = (
-        confusion_scores(_confusions(y, pc, num_classes, rows))[metric]
-        - confusion_scores(_confusions(y, pb, num_classes, rows))[metric]
+        confusion_scores(_confusions(y, pc, num_classes, rows), minority)[metric]
+        - confusion_scores(_confusions(y, pb, num_classes, rows), minority)[metric]
     ).numpy()
     observed, diffs = float(diff[0]), diff[1:]
     alpha = (1 - confidence) / 2

@@ -1,0 +1,220 @@
+"""Training from a prepared cache (streamed from disk) against in-memory data: speed and peak memory.
+
+Throughput: samples/s of a few training steps (augmentation, forward, backward, Adam) on synthetic
+random images written as a cache to a temporary folder, the same model and batches either way:
+in memory (the plain gather), streamed (``iterate_batches`` on the disk-backed set, page cache
+warm as after a first epoch) and streamed cold (the cache file's pages dropped from the page cache
+first with ``posix_fadvise``, so every read hits the disk). Steps are interleaved between the
+modes and medians taken, since the machine may be shared.
+
+Peak memory: subprocesses train a few steps on a 3D cache at least 4x larger than ``--budget-mb``
+and report their own peak RSS (``ru_maxrss``): streamed (``place`` picks the disk view), the model
+with one batch only (the floor: torch, model, optimiser, activations), and the whole set loaded.
+
+Usage: python bench/streaming.py [--quick] [--steps 3] [--repeats 2] [--budget-mb 128] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from imbal.data import Augmentation, ImageDataset, Splits, iterate_batches, place
+from imbal.data.cache import load_cache, write_cache
+from imbal.models import build_model
+
+# name -> (spatial_dims, channels, size, crop, arch, widen, batch, samples)
+FULL = {
+    "2D 240x240 RGB, ResNet-34": (2, 3, 240, None, "resnet34", 1.0, 16, 128),
+    "3D 96^3 x4, crop 64^3, ResNet-18 w0.25": (3, 4, 96, 64, "resnet18", 0.25, 8, None),
+}
+QUICK = {
+    "2D 64x64 RGB, ResNet-18 w0.25": (2, 3, 64, None, "resnet18", 0.25, 8, 64),
+    "3D 32^3 x4, crop 24^3, ResNet-18 w0.25": (3, 4, 32, 24, "resnet18", 0.25, 4, None),
+}
+
+
+def settings(quick: bool) -> dict:
+    return QUICK if quick else FULL
+
+
+def model_for(setting, num_classes: int = 3) -> torch.nn.Module:
+    dims, channels, _, _, arch, widen, _, _ = setting
+    # small_input=False: the 7x7 stride-2 stem and max-pool for inputs of 64 px and more
+    return build_model(arch, dims, channels, num_classes, small_input=False, widen_factor=widen)
+
+
+def write_random_cache(folder: Path, setting, n: int, seed: int = 0) -> Path:
+    dims, channels, size, *_ = setting
+    g = torch.Generator().manual_seed(seed)
+
+    def part(k: int) -> ImageDataset:
+        images = torch.randint(0, 256, (k, channels, *([size] * dims)), dtype=torch.uint8, generator=g)
+        return ImageDataset(images, torch.randint(0, 3, (k,), generator=g), 3, "random", synthetic=True)
+
+    return write_cache(Splits(part(n), part(2), part(2), "random"), folder, source="random", settings={})
+
+
+def drop_page_cache(path: Path) -> None:
+    """Evict one file's pages (clean after the cache's fsync), so the next reads go to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def train_steps(batches, model, opt, aug, g, device) -> list[float]:
+    """Seconds per step, each from the end of the previous one: waiting for data counts."""
+    times = []
+    t = time.perf_counter()
+    for x, y in batches:
+        x = aug(x, g)
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        times.append(now - t)
+        t = now
+    return times
+
+
+def throughput(name: str, setting, folder: Path, args, device: torch.device) -> dict:
+    dims, _, _, crop, _, _, batch, _ = setting
+    disk = load_cache(folder).train
+    mem = place(disk, device, budget_bytes=1 << 62)  # all of it in memory on the device
+    stream = disk.to(device)
+    model = model_for(setting).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    aug = Augmentation(dims, crop_size=crop)
+    g = torch.Generator(device=device).manual_seed(0)
+    pick = torch.Generator().manual_seed(1)
+
+    def epoch():
+        return torch.randint(0, len(disk), (args.steps, batch), generator=pick)
+
+    train_steps(iterate_batches(mem, epoch()[:1], device), model, opt, aug, g, device)  # warm-up
+    times = {"memory": [], "stream": [], "cold": []}
+    for _ in range(args.repeats):
+        times["memory"] += train_steps(iterate_batches(mem, epoch(), device), model, opt, aug, g, device)
+        times["stream"] += train_steps(iterate_batches(stream, epoch(), device), model, opt, aug, g, device)
+        drop_page_cache(disk.images.path)
+        times["cold"] += train_steps(iterate_batches(stream, epoch(), device), model, opt, aug, g, device)
+    rate = {k: batch / statistics.median(v) for k, v in times.items()}
+    return {"name": name, "batch": batch, **rate}
+
+
+def child(args) -> None:
+    """One peak-RSS measurement (run in a fresh process): prints a JSON line."""
+    setting = settings(args.quick)[args.child_setting]
+    dims, channels, size, crop, _, _, batch, _ = setting
+    device = torch.device("cpu")
+    model = model_for(setting)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    aug = Augmentation(dims, crop_size=crop)
+    g = torch.Generator().manual_seed(0)
+    if args.child == "model":
+        x = torch.randint(0, 256, (batch, channels, *([size] * dims)), dtype=torch.uint8).float().div_(255)
+        batches, kind = [(x, torch.zeros(batch, dtype=torch.long))] * args.steps, "one batch"
+    else:
+        disk = load_cache(args.cache).train
+        budget = args.budget_mb << 20 if args.child == "stream" else 1 << 62
+        data = place(disk, device, budget_bytes=budget)
+        index = torch.randint(0, len(disk), (args.steps, batch), generator=torch.Generator().manual_seed(2))
+        batches, kind = iterate_batches(data, index, device), type(data).__name__
+    train_steps(batches, model, opt, aug, g, device)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"peak_mib": peak, "data": kind}))
+
+
+def peak_rss(mode: str, name: str, folder: Path, args) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--child-setting", name, "--cache", str(folder)]
+    cmd += ["--budget-mb", str(args.budget_mb), "--steps", str(args.steps)] + (
+        ["--quick"] if args.quick else []
+    )
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small images and models: a smoke run")
+    ap.add_argument(
+        "--steps", type=int, default=None, help="training steps per timed block (default 3, quick 2)"
+    )
+    ap.add_argument("--repeats", type=int, default=None, help="timed blocks per mode (default 2, quick 1)")
+    ap.add_argument(
+        "--budget-mb", type=int, default=None, help="memory budget of the RSS test (default 128, quick 8)"
+    )
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--child", choices=["stream", "memory", "model"], help=argparse.SUPPRESS)
+    ap.add_argument("--child-setting", help=argparse.SUPPRESS)
+    ap.add_argument("--cache", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.steps = args.steps or (2 if args.quick else 3)
+    args.repeats = args.repeats or (1 if args.quick else 2)
+    args.budget_mb = args.budget_mb or (8 if args.quick else 128)
+    if args.child:
+        child(args)
+        return
+    device = torch.device(args.device)
+    table = settings(args.quick)
+    print(
+        f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
+        f"{args.steps} steps x {args.repeats} blocks per mode, medians\n"
+    )
+    print(
+        "| setting | batch | in memory (samples/s) | streamed (samples/s) | streamed, cold (samples/s) | streamed / in memory |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory(prefix="imbal-bench-") as tmp:
+        rss_name = rss_folder = None
+        for name, setting in table.items():
+            dims, channels, size = setting[:3]
+            n = setting[7]
+            if n is None:  # the 3D cache doubles as the memory test's: >= 4x the budget
+                sample = channels * size**dims
+                n = math.ceil(4.2 * (args.budget_mb << 20) / sample)
+                rss_name = name
+            folder = write_random_cache(Path(tmp) / f"cache{dims}d", setting, n)
+            if setting[7] is None:
+                rss_folder = folder
+            r = throughput(name, setting, folder, args, device)
+            print(
+                f"| {name} | {r['batch']} | {r['memory']:.1f} | {r['stream']:.1f} | {r['cold']:.1f} "
+                f"| {r['stream'] / r['memory']:.2f} |",
+                flush=True,
+            )
+        size_mib = sum(f.stat().st_size for f in rss_folder.glob("train_images.npy")) / 2**20
+        print(
+            f"\nPeak resident memory, CPU, {rss_name}: training set cache {size_mib:.0f} MiB, "
+            f"budget {args.budget_mb} MiB, {args.steps} steps\n"
+        )
+        print("| process | data | peak RSS (MiB) |")
+        print("|---|---|---:|")
+        labels = {
+            "model": "model and one batch only",
+            "stream": "streamed from the cache",
+            "memory": "whole set in memory",
+        }
+        for mode, label in labels.items():
+            r = peak_rss(mode, rss_name, rss_folder, args)
+            print(f"| {label} | {r['data']} | {r['peak_mib']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
