@@ -8,10 +8,10 @@ first with ``posix_fadvise``, so every read hits the disk). Steps are interleave
 modes and medians taken, since the machine may be shared.
 
 Peak memory: subprocesses train a few steps on a 3D cache at least 4x larger than ``--budget-mb``
-and report their own peak RSS (``ru_maxrss``): streamed (``place`` picks the disk view), the model
+and report their own peak RSS (``VmHWM``, see :func:`peak_rss_mib`): streamed (``place`` picks the disk view), the model
 with one batch only (the floor: torch, model, optimiser, activations), and the whole set loaded.
 
-Usage: python bench/streaming.py [--quick] [--steps 3] [--repeats 2] [--budget-mb 128] [--device cpu]
+Usage: python bench/streaming.py [--quick] [--steps 2] [--repeats 2] [--budget-mb 128] [--device cpu]
 """
 
 from __future__ import annotations
@@ -76,11 +76,13 @@ def drop_page_cache(path: Path) -> None:
         os.close(fd)
 
 
-def train_steps(batches, model, opt, aug, g, device) -> list[float]:
-    """Seconds per step, each from the end of the previous one: waiting for data counts."""
-    times = []
+def train_steps(batches, model, opt, aug, g, device) -> tuple[list[float], list[float]]:
+    """Seconds per step, each from the end of the previous one (waiting for data counts), and the
+    seconds of each spent waiting for its batch."""
+    times, waits = [], []
     t = time.perf_counter()
     for x, y in batches:
+        waits.append(time.perf_counter() - t)
         x = aug(x, g)
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
@@ -90,7 +92,7 @@ def train_steps(batches, model, opt, aug, g, device) -> list[float]:
         now = time.perf_counter()
         times.append(now - t)
         t = now
-    return times
+    return times, waits
 
 
 def throughput(name: str, setting, folder: Path, args, device: torch.device) -> dict:
@@ -107,15 +109,22 @@ def throughput(name: str, setting, folder: Path, args, device: torch.device) -> 
     def epoch():
         return torch.randint(0, len(disk), (args.steps, batch), generator=pick)
 
-    train_steps(iterate_batches(mem, epoch()[:1], device), model, opt, aug, g, device)  # warm-up
+    # first steps are slow (kernel selection, allocator growth): not timed
+    train_steps(iterate_batches(mem, epoch()[:2], device), model, opt, aug, g, device)
     times = {"memory": [], "stream": [], "cold": []}
-    for _ in range(args.repeats):
-        times["memory"] += train_steps(iterate_batches(mem, epoch(), device), model, opt, aug, g, device)
-        times["stream"] += train_steps(iterate_batches(stream, epoch(), device), model, opt, aug, g, device)
-        drop_page_cache(disk.images.path)
-        times["cold"] += train_steps(iterate_batches(stream, epoch(), device), model, opt, aug, g, device)
+    waits = {k: [] for k in times}
+    for rep in range(args.repeats):
+        # alternate the order so that a drift in machine speed favours no mode
+        for mode in list(times) if rep % 2 == 0 else reversed(times):
+            if mode == "cold":
+                drop_page_cache(disk.images.path)
+            data = mem if mode == "memory" else stream
+            t, w = train_steps(iterate_batches(data, epoch(), device), model, opt, aug, g, device)
+            times[mode] += t
+            waits[mode] += w
     rate = {k: batch / statistics.median(v) for k, v in times.items()}
-    return {"name": name, "batch": batch, **rate}
+    wait = {f"{k}_wait_ms": 1000 * statistics.median(v) for k, v in waits.items()}
+    return {"name": name, "batch": batch, **rate, **wait}
 
 
 def child(args) -> None:
@@ -137,11 +146,26 @@ def child(args) -> None:
         index = torch.randint(0, len(disk), (args.steps, batch), generator=torch.Generator().manual_seed(2))
         batches, kind = iterate_batches(data, index, device), type(data).__name__
     train_steps(batches, model, opt, aug, g, device)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"peak_mib": peak, "data": kind}))
+    print(json.dumps({"peak_mib": peak_rss_mib(), "data": kind}))
 
 
-def peak_rss(mode: str, name: str, folder: Path, args) -> dict:
+def peak_rss_mib() -> float:
+    """This process's peak resident set since exec: ``VmHWM``, not ``ru_maxrss``.
+
+    Linux carries the parent's high-water mark into a child's ``ru_maxrss`` across the fork and
+    exec of ``subprocess`` (exec records the outgoing address space's peak), so a child of a
+    large parent would report the parent's size; ``VmHWM`` belongs to the new address space.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def measure_peak(mode: str, name: str, folder: Path, args) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--child-setting", name, "--cache", str(folder)]
     cmd += ["--budget-mb", str(args.budget_mb), "--steps", str(args.steps)] + (
         ["--quick"] if args.quick else []
@@ -153,9 +177,7 @@ def peak_rss(mode: str, name: str, folder: Path, args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small images and models: a smoke run")
-    ap.add_argument(
-        "--steps", type=int, default=None, help="training steps per timed block (default 3, quick 2)"
-    )
+    ap.add_argument("--steps", type=int, default=None, help="training steps per timed block (default 2)")
     ap.add_argument("--repeats", type=int, default=None, help="timed blocks per mode (default 2, quick 1)")
     ap.add_argument(
         "--budget-mb", type=int, default=None, help="memory budget of the RSS test (default 128, quick 8)"
@@ -165,7 +187,7 @@ def main() -> None:
     ap.add_argument("--child-setting", help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    args.steps = args.steps or (2 if args.quick else 3)
+    args.steps = args.steps or 2
     args.repeats = args.repeats or (1 if args.quick else 2)
     args.budget_mb = args.budget_mb or (8 if args.quick else 128)
     if args.child:
@@ -178,9 +200,10 @@ def main() -> None:
         f"{args.steps} steps x {args.repeats} blocks per mode, medians\n"
     )
     print(
-        "| setting | batch | in memory (samples/s) | streamed (samples/s) | streamed, cold (samples/s) | streamed / in memory |"
+        "| setting | batch | in memory (samples/s) | streamed (samples/s) | streamed, cold (samples/s) "
+        "| streamed / in memory | wait for batch, ms: in memory / streamed / cold |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="imbal-bench-") as tmp:
         rss_name = rss_folder = None
         for name, setting in table.items():
@@ -196,7 +219,8 @@ def main() -> None:
             r = throughput(name, setting, folder, args, device)
             print(
                 f"| {name} | {r['batch']} | {r['memory']:.1f} | {r['stream']:.1f} | {r['cold']:.1f} "
-                f"| {r['stream'] / r['memory']:.2f} |",
+                f"| {r['stream'] / r['memory']:.2f} "
+                f"| {r['memory_wait_ms']:.1f} / {r['stream_wait_ms']:.1f} / {r['cold_wait_ms']:.1f} |",
                 flush=True,
             )
         size_mib = sum(f.stat().st_size for f in rss_folder.glob("train_images.npy")) / 2**20
@@ -212,7 +236,7 @@ def main() -> None:
             "memory": "whole set in memory",
         }
         for mode, label in labels.items():
-            r = peak_rss(mode, rss_name, rss_folder, args)
+            r = measure_peak(mode, rss_name, rss_folder, args)
             print(f"| {label} | {r['data']} | {r['peak_mib']:.0f} |", flush=True)
 
 

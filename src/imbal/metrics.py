@@ -115,7 +115,9 @@ class Evaluator:
 
     def compute(self) -> dict[str, float | list[float] | list[list[int]]]:
         cm = self.confusion.compute()
-        out = metrics_from_confusion(cm, self.minority)
+        out: dict[str, float | list[float] | list[list[int]]] = dict(
+            metrics_from_confusion(cm, self.minority)
+        )
         present = cm.sum(1) > 0
         if int(present.sum()) >= 2:
             per_class = self.auroc.compute().double().cpu()

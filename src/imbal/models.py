@@ -41,6 +41,7 @@ class Classifier(nn.Module):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        self.spatial_dims, self.in_channels = spatial_dims, in_channels
         self.config = dict(
             arch=arch,
             spatial_dims=spatial_dims,
@@ -52,11 +53,6 @@ class Classifier(nn.Module):
         )
         block, layers = ARCHS[arch]
         # 28-px inputs lose everything to a 7x7/2 stem plus max-pool; a 3x3/1 stem keeps the detail
-        stem = (
-            dict(conv1_t_size=3, conv1_t_stride=1, no_max_pool=True)
-            if small_input
-            else dict(conv1_t_size=7, conv1_t_stride=2, no_max_pool=False)
-        )
         self.backbone = ResNet(
             block=block,
             layers=layers,
@@ -65,7 +61,9 @@ class Classifier(nn.Module):
             n_input_channels=in_channels,
             widen_factor=widen_factor,
             feed_forward=False,
-            **stem,
+            conv1_t_size=3 if small_input else 7,
+            conv1_t_stride=1 if small_input else 2,
+            no_max_pool=small_input,
         )
         if norm == "group":
             _batchnorm_to_groupnorm(self.backbone)
@@ -75,8 +73,8 @@ class Classifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features ``(N, D)`` (after global average pooling, before the classifier)."""
-        expected = 2 + self.config["spatial_dims"]
-        if x.ndim != expected or x.shape[1] != self.config["in_channels"]:
+        expected = 2 + self.spatial_dims
+        if x.ndim != expected or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"expected images (N, {self.config['in_channels']}, *spatial) with {expected} dims, "
                 f"got shape={tuple(x.shape)}"

@@ -213,6 +213,7 @@ def test_cli_prepare(tmp_path, capsys):
         (["nosuchset"], "is neither a MedMNIST name"),
         (["{kind: synthetic, spatial_dims: 2"], "is not a valid YAML mapping"),
         (["{kind: cache}"], "needs 'path'"),
+        (["nope.npz"], "nope.npz"),
     ],
 )
 def test_cli_prepare_bad_input(tmp_path, capsys, argv, message):

@@ -168,9 +168,9 @@ def test_memory_queue_survives_a_kill_and_resume(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train(cfg(tmp_path, "killed", **common))
     monkeypatch.undo()
-    import torch
-
     import shutil
+
+    import torch
 
     last = torch.load(tmp_path / "killed" / "last.ckpt", weights_only=True)
     assert last["state"]["epoch"] == 1 and last["loss"]["terms.0.memory_counts"].abs().sum() > 0

@@ -50,21 +50,34 @@ def run(args: argparse.Namespace) -> int:
             )
         return 0
     if args.data_cmd == "info":
-        splits = load_dataset(args.name, size=args.size)
-        print(f"{splits.train.name}  ({'SYNTHETIC' if splits.synthetic else splits.source})")
-        print(
-            f"  {splits.train.spatial_dims}D, {splits.train.in_channels} channel(s), size {splits.train.spatial_size}"
-        )
-        print(f"  classes: {', '.join(splits.train.class_names)}")
-        for split in ("train", "val", "test"):
-            d = splits[split]
-            print(
-                f"  {split:<5} n={len(d):>6}  counts={d.class_counts.tolist()}  imbalance={d.imbalance_ratio:.1f}:1"
-            )
+        print_info(load_dataset(args.name, size=args.size))
         return 0
     for name in args.names:
         print(find_medmnist(name, args.size))
     return 0
+
+
+def print_info(splits) -> None:
+    """Shape, then one row per class (name, count per split; the rarest training class marked)."""
+    train = splits.train
+    print(f"{train.name}  ({'SYNTHETIC' if splits.synthetic else splits.source})")
+    print(f"  {train.spatial_dims}D, {train.in_channels} channel(s), size {train.spatial_size}")
+    counts = {s: splits[s].class_counts.tolist() for s in ("train", "val", "test")}
+    # the counts, not a dataset property: a prepared cache's disk-backed splits have counts too
+    minority = min(range(train.num_classes), key=lambda k: counts["train"][k])
+    labels = [f"{k} {name}" if name != str(k) else str(k) for k, name in enumerate(train.class_names)]
+    width = max(len("class"), *map(len, labels))
+    print(f"  {'class':<{width}}  {'train':>7} {'val':>6} {'test':>6}")
+    for k, label in enumerate(labels):
+        row = f"  {label:<{width}}  {counts['train'][k]:>7} {counts['val'][k]:>6} {counts['test'][k]:>6}"
+        print(row + ("  <- minority" if k == minority else ""))
+    for split in ("train", "val", "test"):
+        d = splits[split]
+        print(f"  {split:<5} n={len(d):>6}  counts={counts[split]}  imbalance={d.imbalance_ratio:.1f}:1")
+    print(
+        f"  imbalance ratio (train, largest / smallest class): {train.imbalance_ratio:.1f}:1; "
+        f"minority class {labels[minority]}"
+    )
 
 
 def run_prepare(args: argparse.Namespace) -> int:

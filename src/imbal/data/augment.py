@@ -25,14 +25,14 @@ def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def random_gamma(x, g, p=0.5, gamma=(0.5, 1.5)):
-    gam = _uniform(x.shape[0], *gamma, g, x.device)
+    gam = _uniform(x.shape[0], gamma[0], gamma[1], g, x.device)
     gam = torch.where(_per_sample(x.shape[0], g, x.device, p), gam, torch.ones_like(gam))
     return x.clamp_min(0).pow(_bcast(gam, x))
 
 
 def random_contrast(x, g, p=0.5, gain=(5.0, 10.0), cutoff=0.5):
     """Sigmoid contrast ``1 / (1 + exp(gain (cutoff - x)))``, rescaled so 0 -> 0 and 1 -> 1."""
-    k = _bcast(_uniform(x.shape[0], *gain, g, x.device), x)
+    k = _bcast(_uniform(x.shape[0], gain[0], gain[1], g, x.device), x)
     lo = torch.sigmoid(k * (0 - cutoff))
     hi = torch.sigmoid(k * (1 - cutoff))
     y = (torch.sigmoid(k * (x - cutoff)) - lo) / (hi - lo)
@@ -51,7 +51,7 @@ def random_blur(x, g, p=0.5, sigma=(0.0, 1.5)):
     """Gaussian blur with a per-sample sigma, as separable depthwise convolutions."""
     n, c = x.shape[:2]
     dims = x.ndim - 2
-    s = _uniform(n, *sigma, g, x.device)
+    s = _uniform(n, sigma[0], sigma[1], g, x.device)
     s = torch.where(_per_sample(n, g, x.device, p), s, torch.zeros_like(s))
     radius = max(1, round(3 * sigma[1]))
     offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
+
+from imbal.errors import DataError
+
+SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -66,6 +72,11 @@ class ImageDataset:
         counts = self.class_counts.float()
         return float(counts.max() / counts.clamp_min(1).min())
 
+    @property
+    def minority_class(self) -> int:
+        """Index of the rarest class in this set (the lowest index on ties)."""
+        return int(torch.argmin(self.class_counts))
+
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Float images in [0, 1] and labels for ``index`` (a gather, on the data's device)."""
         index = index.to(self.images.device)
@@ -111,11 +122,134 @@ class Splits:
     def synthetic(self) -> bool:
         return self.train.synthetic
 
+    def check(self) -> Splits:
+        """Refuse splits that cannot be trained and scored as one problem (see :func:`check_splits`)."""
+        parts = {s: self[s] for s in SPLITS}
+        for s in ("val", "test"):
+            if parts[s].num_classes != self.train.num_classes or list(parts[s].class_names) != list(
+                self.train.class_names
+            ):
+                raise DataError(
+                    f"{self.source}: {s} has classes {list(parts[s].class_names)}, train has "
+                    f"{list(self.train.class_names)}; all splits need one class set"
+                )
+        check_splits(
+            {s: d.labels for s, d in parts.items()},
+            {s: tuple(d.images.shape) for s, d in parts.items()},
+            self.train.num_classes,
+            self.train.class_names,
+            self.source,
+        )
+        return self
+
+
+def _class(k: int, names: Sequence[str]) -> str:
+    return f"{k} ({names[k]!r})" if k < len(names) and names[k] != str(k) else str(k)
+
+
+def check_splits(
+    labels: Mapping[str, torch.Tensor],
+    shapes: Mapping[str, tuple[int, ...]],
+    num_classes: int,
+    class_names: Sequence[str] = (),
+    source: str = "",
+) -> None:
+    """The rules every source's train/val/test must meet together, in one place for all loaders.
+
+    ``shapes`` are the image shapes ``(N, C, *spatial)``. Each split must be non-empty (an empty
+    validation set silently yields zero metrics, an empty test set fails only after training);
+    every label must be one of the ``num_classes`` classes (which come from the training split or
+    from what the caller declared, never from the largest label of another split); the training
+    split must hold every class and at least two; all splits need the same channels and size.
+    """
+    where = f"{source}: " if source else ""
+    for s in SPLITS:
+        n_images, n_labels = shapes[s][0], len(labels[s])
+        if n_images != n_labels:
+            raise DataError(
+                f"{where}{s} has {n_images} images but {n_labels} labels; expected one label per image"
+            )
+        if n_labels == 0:
+            raise DataError(
+                f"{where}the {s} split is empty (0 samples); train, val and test each need samples "
+                "(validation picks the checkpoint, test scores it)"
+            )
+    if class_names and len(class_names) != num_classes:
+        raise DataError(
+            f"{where}{len(class_names)} class names {list(class_names)} for {num_classes} classes"
+        )
+    for s in SPLITS:
+        values, counts = torch.unique(labels[s].cpu(), return_counts=True)
+        outside = [(int(v), int(c)) for v, c in zip(values, counts) if v < 0 or v >= num_classes]
+        if outside:
+            found = ", ".join(f"{v} ({c} sample{'s' * (c != 1)})" for v, c in outside)
+            raise DataError(
+                f"{where}{s} has label(s) outside the {num_classes} classes 0..{num_classes - 1} of the "
+                f"training split: {found}"
+            )
+    present = torch.unique(labels["train"].cpu()).tolist()
+    if len(present) < 2:
+        only = f"class {_class(present[0], class_names)}" if present else "no class"
+        raise DataError(
+            f"{where}the train split holds only {only} ({len(labels['train'])} samples); a classifier "
+            "needs at least two classes to learn"
+        )
+    if len(present) < num_classes:
+        # listed lazily: a stray huge label must not make us enumerate (or bincount) a billion classes
+        have = set(present)
+        absent = list(itertools.islice((k for k in range(num_classes) if k not in have), 8))
+        found = "; ".join(
+            f"{_class(k, class_names)}: val {int((labels['val'] == k).sum())}, "
+            f"test {int((labels['test'] == k).sum())}"
+            for k in absent
+        )
+        more = (
+            f"; and {num_classes - len(have) - len(absent)} more"
+            if num_classes - len(have) > len(absent)
+            else ""
+        )
+        raise DataError(
+            f"{where}{num_classes - len(have)} of {num_classes} classes have no training samples "
+            f"({found}{more}); every class needs training samples (integer labels must be 0..K-1 "
+            "without gaps)"
+        )
+    for s in ("val", "test"):
+        if tuple(shapes[s][1:]) != tuple(shapes["train"][1:]):
+            raise DataError(
+                f"{where}{s} images are (C, *spatial)={tuple(shapes[s][1:])}, train images are "
+                f"{tuple(shapes['train'][1:])}; all splits need the same channels and size"
+            )
+
+
+def make_splits(
+    images: Mapping[str, torch.Tensor],
+    labels: Mapping[str, torch.Tensor],
+    *,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    name: str = "dataset",
+    source: str = "",
+    synthetic: bool = False,
+) -> Splits:
+    """Checked :class:`Splits` from per-split uint8 images and int64 labels.
+
+    The class set is ``num_classes``, else ``len(class_names)``, else the largest training label + 1.
+    """
+    train = labels["train"]
+    if num_classes is None:
+        num_classes = len(class_names) if class_names else (int(train.max()) + 1 if len(train) else 0)
+    check_splits(labels, {s: tuple(images[s].shape) for s in SPLITS}, num_classes, class_names or (), source)
+    parts = {
+        s: ImageDataset(images[s], labels[s], num_classes, name, list(class_names or []), synthetic)
+        for s in SPLITS
+    }
+    return Splits(parts["train"], parts["val"], parts["test"], source=source)
+
 
 def stratified_split(labels: torch.Tensor, fractions: tuple[float, ...], seed: int = 0) -> list[torch.Tensor]:
     """Split indices into parts of the given fractions, class by class (every part keeps the mix)."""
-    if abs(sum(fractions) - 1.0) > 1e-6:
-        raise ValueError(f"fractions must sum to 1, got {fractions} (sum {sum(fractions)})")
+    if min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
+        raise DataError(f"fractions must be >= 0 and sum to 1, got {fractions} (sum {sum(fractions)})")
     g = torch.Generator().manual_seed(seed)
     parts: list[list[torch.Tensor]] = [[] for _ in fractions]
     for k in torch.unique(labels):

@@ -1,60 +1,215 @@
-"""2D images in a folder, labels in a CSV (e.g. the study's glaucoma set: ``Class,Class_Int,Filename``)."""
+"""2D images in a folder, labels in a CSV (e.g. the study's glaucoma set: ``Class,Class_Int,Filename``).
+
+The CSV helpers here (:func:`read_table`, :func:`labels_from_frame`, :func:`split_frame`) serve
+the NIfTI loader too. Rows are named by their line in the file (the header is line 1).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from imbal.data.dataset import ImageDataset, Splits, stratified_split
+from imbal.data.dataset import SPLITS, Splits, check_splits, make_splits, stratified_split
+from imbal.errors import DataError, MissingFileError
 
 
-def read_image(path: Path, size: int, channels: int) -> np.ndarray:
-    from PIL import Image
+def lines(mask: np.ndarray, limit: int = 5) -> str:
+    """``line 7`` / ``3 rows: lines 2, 5, 9``: where in the CSV the rows of ``mask`` are."""
+    rows = np.flatnonzero(mask) + 2
+    if len(rows) == 1:
+        return f"line {rows[0]}"
+    shown = ", ".join(map(str, rows[:limit])) + (", ..." if len(rows) > limit else "")
+    return f"{len(rows)} rows: lines {shown}"
 
-    with Image.open(path) as im:
-        im = im.convert("RGB" if channels == 3 else "L").resize((size, size), Image.Resampling.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+def read_table(csv: str | Path, columns: dict[str, str]) -> pd.DataFrame:
+    """Read ``csv``; each of ``columns`` (column -> the argument that named it) must exist, without empty cells."""
+    csv = Path(csv)
+    if not csv.is_file():
+        raise MissingFileError(f"no CSV file at {csv}")
+    try:
+        df = pd.read_csv(csv)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(
+            f"{csv} is empty; expected a header row with the columns {list(columns)} and one row per sample"
+        ) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # pandas raises ParserError, UnicodeDecodeError, csv.Error, ... for bad bytes
+        raise DataError(f"{csv} is not a readable CSV ({type(exc).__name__}: {exc})") from exc
+    for column, argument in columns.items():
+        if column not in df.columns:
+            raise DataError(
+                f"{csv}: {argument.split('_')[0]} column {column!r} not in CSV columns {list(df.columns)}; "
+                f"set {argument} to the right column"
+            )
+    if df.empty:
+        raise DataError(f"{csv} has a header but no rows")
+    for column in columns:
+        empty = (df[column].isna() | (df[column].astype(str).str.strip() == "")).to_numpy()
+        if empty.any():
+            raise DataError(f"{csv}: empty {column!r} cell ({lines(empty)}); fill it or drop the row")
+    return df
+
+
+def _check_name_pairs(ints: np.ndarray, names: pd.Series, label_column: str, names_column: str, csv) -> None:
+    """One integer, one name: a typo ('eraly') or a stray integer must not become a class of its own."""
+    pairs = pd.DataFrame({"i": ints, "n": names.to_numpy()})
+    problems = []
+    for key, other in (("i", "n"), ("n", "i")):
+        for value, group in pairs.groupby(key, sort=True):
+            counts = group[other].value_counts()
+            if len(counts) > 1:
+                parts = ", ".join(
+                    f"{v!r} ({lines((pairs[key] == value).to_numpy() & (pairs[other] == v).to_numpy())})"
+                    for v in counts.index
+                )
+                col = label_column if key == "i" else names_column
+                problems.append(f"{col} {value!r} goes with {parts}")
+    if problems:
+        raise DataError(
+            f"{csv}: {label_column!r} and {names_column!r} disagree: {'; '.join(problems[:4])}; each class "
+            "needs one integer and one name"
+        )
+
+
+def labels_from_frame(
+    df: pd.DataFrame,
+    label_column: str,
+    class_names_column: str | None,
+    csv: str | Path = "",
+    classes: Sequence[str] | None = None,
+) -> tuple[torch.Tensor, list[str]]:
+    """Labels and class names from a CSV: integer labels 0..K-1, or names (sorted, or ``classes``' order)."""
+    if classes is not None and (
+        isinstance(classes, str) or len(classes) < 2 or len(set(map(str, classes))) != len(classes)
+    ):
+        raise DataError(f"classes must be a list of at least two distinct class names, got {classes!r}")
+    raw = df[label_column]
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        values = raw.to_numpy(dtype=np.float64)
+        for bad, what in (
+            (~np.isfinite(values) | (values != np.round(values)), "are not whole numbers"),
+            (values < 0, "are negative"),
+            (values >= 2**62, "are too large to be class indices"),
+        ):
+            if bad.any():
+                raise DataError(
+                    f"{csv}: {label_column!r} values {sorted(set(raw[bad].tolist()))[:3]} ({lines(bad)}) {what}; "
+                    "expected class indices 0..K-1"
+                )
+        ints = values.astype(np.int64)
+        named = (
+            bool(class_names_column)
+            and class_names_column != label_column
+            and class_names_column in df.columns
+        )
+        if named:
+            column = df[class_names_column]
+            empty = column.isna().to_numpy()
+            if empty.any():
+                raise DataError(f"{csv}: empty {class_names_column!r} cell ({lines(empty)}); fill it")
+            _check_name_pairs(ints, column.astype(str), label_column, class_names_column, csv)
+        if classes is not None:
+            names = [str(c) for c in classes]
+            outside = ints >= len(names)
+            if outside.any():
+                raise DataError(
+                    f"{csv}: {label_column!r} values {sorted(set(ints[outside].tolist()))[:3]} ({lines(outside)}) lie "
+                    f"outside the {len(names)} declared classes 0..{len(names) - 1}"
+                )
+        else:
+            k = int(ints.max()) + 1
+            present = np.unique(ints)
+            if len(present) < k:
+                absent = sorted(set(range(min(k, len(present) + 8))) - set(present.tolist()))
+                beyond = ints > absent[0]
+                raise DataError(
+                    f"{csv}: {label_column!r} must hold 0..K-1 without gaps; it has no {absent[:8]} but "
+                    f"{sorted(set(ints[beyond].tolist()))[:5]} ({lines(beyond)}); fix those labels or declare the "
+                    "classes"
+                )
+            names = [str(i) for i in range(k)]
+            if named:
+                pairs = dict(zip(ints.tolist(), column.astype(str)))
+                names = [pairs[i] for i in range(k)]
+        return torch.from_numpy(ints), names
+    values = raw.astype(str)
+    names = [str(c) for c in classes] if classes is not None else sorted(values.unique())
+    lookup = {n: i for i, n in enumerate(names)}
+    unknown = ~values.isin(list(lookup)).to_numpy()
+    if unknown.any():
+        raise DataError(
+            f"{csv}: {label_column!r} values {sorted(set(values[unknown].tolist()))[:3]} ({lines(unknown)}) are not "
+            f"among the declared classes {names}"
+        )
+    return torch.tensor([lookup[v] for v in values], dtype=torch.int64), names
 
 
 def split_frame(
     df: pd.DataFrame,
     labels: torch.Tensor,
     split_column: str | None,
-    fractions: tuple[float, float, float],
+    fractions: Sequence[float],
     seed: int,
+    csv: str | Path = "",
 ) -> dict[str, torch.Tensor]:
     """Indices per split: from ``split_column`` (train/val/test) when given, else stratified."""
     if split_column:
         if split_column not in df.columns:
-            raise ValueError(f"split column {split_column!r} not in CSV columns {list(df.columns)}")
-        values = df[split_column].astype(str).str.lower()
-        bad = sorted(set(values) - {"train", "val", "test"})
-        if bad:
-            raise ValueError(f"split column {split_column!r} must hold train/val/test, got {bad}")
-        return {s: torch.from_numpy(np.flatnonzero(values.to_numpy() == s)) for s in ("train", "val", "test")}
-    parts = stratified_split(labels, fractions, seed)
-    return dict(zip(("train", "val", "test"), parts))
+            raise DataError(f"{csv}: split column {split_column!r} not in CSV columns {list(df.columns)}")
+        values = df[split_column].astype(str).str.strip().str.lower()
+        bad = ~values.isin(SPLITS).to_numpy()
+        if bad.any():
+            raise DataError(
+                f"{csv}: split column {split_column!r} must hold train/val/test, got "
+                f"{sorted(set(df[split_column][bad].astype(str).tolist()))[:5]} ({lines(bad)})"
+            )
+        return {s: torch.from_numpy(np.flatnonzero(values.to_numpy() == s)) for s in SPLITS}
+    if len(fractions) != 3:
+        raise DataError(f"fractions must be three numbers (train, val, test), got {fractions}")
+    parts = stratified_split(labels, tuple(fractions), seed)
+    return dict(zip(SPLITS, parts))
 
 
-def labels_from_frame(df: pd.DataFrame, label_column: str, class_names_column: str | None):
-    if label_column not in df.columns:
-        raise ValueError(f"label column {label_column!r} not in CSV columns {list(df.columns)}")
-    raw = df[label_column]
-    if pd.api.types.is_integer_dtype(raw):
-        labels = torch.tensor(raw.to_numpy(), dtype=torch.int64)
-        k = int(labels.max()) + 1
-        names = [str(i) for i in range(k)]
-        if class_names_column and class_names_column in df.columns:
-            pairs = dict(zip(raw, df[class_names_column].astype(str)))
-            names = [pairs.get(i, str(i)) for i in range(k)]
-        return labels, names
-    names = sorted(raw.astype(str).unique())
-    lookup = {n: i for i, n in enumerate(names)}
-    return torch.tensor([lookup[v] for v in raw.astype(str)], dtype=torch.int64), names
+def frame_splits(
+    csv: Path,
+    df: pd.DataFrame,
+    labels: torch.Tensor,
+    names: list[str],
+    split: tuple[str | None, Sequence[float], int],
+    sample_shape: tuple[int, ...],
+) -> dict[str, torch.Tensor]:
+    """Split indices, with the cross-split checks run before any image is decoded (fail fast)."""
+    idx = split_frame(df, labels, *split, csv=csv)
+    check_splits(
+        {s: labels[idx[s]] for s in SPLITS},
+        {s: (len(idx[s]), *sample_shape) for s in SPLITS},
+        len(names),
+        names,
+        str(csv),
+    )
+    return idx
+
+
+def read_image(path: Path, size: int, channels: int, where: str = "") -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB" if channels == 3 else "L").resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except MemoryError:
+        raise
+    except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ... for bad files
+        raise DataError(
+            f"{path}{where} is not a readable image ({type(exc).__name__}: {exc}); replace it or drop its row"
+        ) from exc
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
 def load_image_folder(
@@ -65,6 +220,7 @@ def load_image_folder(
     label_column: str = "Class_Int",
     class_names_column: str | None = "Class",
     split_column: str | None = None,
+    classes: list[str] | None = None,
     size: int = 240,
     channels: int = 3,
     fractions: tuple[float, float, float] = (0.65, 0.1, 0.25),
@@ -74,24 +230,34 @@ def load_image_folder(
     """Read every image listed in ``csv`` (resized to ``size``), into uint8 memory.
 
     Splits come from ``split_column`` or a stratified split with ``fractions`` (train, val, test);
-    the study used 3/4 train and 1/4 test, here a part of its train becomes validation.
+    the study used 3/4 train and 1/4 test, here a part of its train becomes validation. The
+    classes are ``classes`` when given (names in label order), else 0..K-1 for an integer label
+    column (named by ``class_names_column``) or the sorted names of a text label column.
     """
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 (gray) or 3 (RGB), got {channels!r}")
+    if not isinstance(size, int) or size < 1:
+        raise DataError(f"size must be a positive integer (pixels), got {size!r}")
     csv = Path(csv)
-    df = pd.read_csv(csv)
-    if filename_column not in df.columns:
-        raise ValueError(f"filename column {filename_column!r} not in CSV columns {list(df.columns)}")
+    columns = {filename_column: "filename_column", label_column: "label_column"}
+    df = read_table(csv, columns | ({split_column: "split_column"} if split_column else {}))
     image_dir = Path(image_dir) if image_dir else csv.parent
-    labels, names = labels_from_frame(df, label_column, class_names_column)
-    missing = [f for f in df[filename_column] if not (image_dir / str(f)).is_file()]
+    labels, names = labels_from_frame(df, label_column, class_names_column, csv, classes)
+    idx = frame_splits(csv, df, labels, names, (split_column, fractions, seed), (channels, size, size))
+    files = [image_dir / str(f) for f in df[filename_column]]
+    missing = [f.name for f in files if not f.is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{len(missing)} image(s) listed in {csv} are missing in {image_dir}: {missing[:3]}"
         )
     images = torch.from_numpy(
-        np.stack([read_image(image_dir / str(f), size, channels) for f in df[filename_column]])
+        np.stack([read_image(f, size, channels, f" ({csv} line {i + 2})") for i, f in enumerate(files)])
     )
-    idx = split_frame(df, labels, split_column, fractions, seed)
-    full = ImageDataset(images, labels, len(names), name or csv.stem, names)
-    return Splits(
-        full.subset(idx["train"]), full.subset(idx["val"]), full.subset(idx["test"]), source=str(csv)
+    return make_splits(
+        {s: images[idx[s]] for s in SPLITS},
+        {s: labels[idx[s]] for s in SPLITS},
+        num_classes=len(names),
+        class_names=names,
+        name=name or csv.stem,
+        source=str(csv),
     )

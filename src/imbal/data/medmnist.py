@@ -12,6 +12,7 @@ from pathlib import Path
 from imbal.data.dataset import Splits
 from imbal.data.medmnist_info import MEDMNIST, MedMNISTInfo
 from imbal.data.npz import load_npz
+from imbal.errors import DataError, MissingFileError
 
 
 def cache_dir() -> Path:
@@ -30,10 +31,10 @@ def md5sum(path: Path, chunk: int = 1 << 20) -> str:
 def medmnist_info(name: str, size: int = 28) -> MedMNISTInfo:
     key = name.lower()
     if key not in MEDMNIST:
-        raise ValueError(f"unknown MedMNIST set {name!r}; known: {', '.join(sorted(MEDMNIST))}")
+        raise DataError(f"unknown MedMNIST set {name!r}; known: {', '.join(sorted(MEDMNIST))}")
     info = MEDMNIST[key]
     if size not in info.md5:
-        raise ValueError(f"{key} has sizes {list(info.sizes)}, got size={size}")
+        raise DataError(f"{key} has sizes {list(info.sizes)}, got size={size}")
     return info
 
 
@@ -51,7 +52,7 @@ def candidate_paths(info: MedMNISTInfo, size: int, root: str | Path | None) -> l
 def verify(path: Path, expected_md5: str) -> None:
     got = md5sum(path)
     if got != expected_md5:
-        raise ValueError(
+        raise DataError(
             f"MD5 mismatch for {path}: expected {expected_md5}, got {got}. The file is corrupt or not the "
             "official MedMNIST file; delete it and download it again."
         )
@@ -89,7 +90,7 @@ def find_medmnist(
             verify(p, info.md5[size])
             return p.resolve()
     if not download_missing:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{info.filename(size)} not found; looked in {', '.join(map(str, paths))}. Put the official file "
             f"(MD5 {info.md5[size]}) in one of those places, or allow the download."
         )
@@ -97,7 +98,7 @@ def find_medmnist(
     try:
         return download(info.url(size), dest, info.md5[size])
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"could not download {info.url(size)} ({exc}). Offline? Put {info.filename(size)} "
             f"(MD5 {info.md5[size]}) into {dest.parent} or into $IMBAL_DATA/{info.name}/"
         ) from exc
@@ -107,13 +108,17 @@ def load_medmnist(name: str, size: int = 28, root: str | Path | None = None, dow
     """Load a MedMNIST v3 / MedMNIST+ set (any size, 2D or 3D) as verified train/val/test splits."""
     info = medmnist_info(name, size)
     if info.task == "multi-label":
-        raise ValueError(f"{info.name} is multi-label; imbal trains single-label classifiers")
+        raise DataError(f"{info.name} is multi-label; imbal trains single-label classifiers")
     path = find_medmnist(name, size, root, download_missing=download)
-    splits = load_npz(path, name=info.name, spatial_dims=info.spatial_dims, num_classes=info.num_classes)
+    splits = load_npz(
+        path,
+        name=info.name,
+        spatial_dims=info.spatial_dims,
+        num_classes=info.num_classes,
+        class_names=list(info.class_names),
+    )
     for split in ("train", "val", "test"):
         n = len(splits[split])
         if n != info.n_samples[split]:
-            raise ValueError(
-                f"{path}: {split} has {n} samples, the official file has {info.n_samples[split]}"
-            )
+            raise DataError(f"{path}: {split} has {n} samples, the official file has {info.n_samples[split]}")
     return splits

@@ -1,7 +1,8 @@
-"""Official MedMNIST v3 / MedMNIST+ files: MD5 per size and split sizes.
+"""Official MedMNIST v3 / MedMNIST+ files: MD5 per size, split sizes and class names.
 
-Copied from the ``INFO`` table of the official ``medmnist`` package (v3, Zenodo record 10519652).
-Every file, local or downloaded, is checked against these MD5s before use.
+Copied from the ``INFO`` table of the official ``medmnist`` package (v3, Zenodo record 10519652;
+class names from ``INFO[name]["label"]``). Every file, local or downloaded, is checked against
+these MD5s before use.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class MedMNISTInfo:
     md5: dict[int, str]
     n_samples: dict[str, int]
     task: str
+    class_names: tuple[str, ...] = ()
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -32,10 +34,111 @@ class MedMNISTInfo:
         return f"{ZENODO_RECORD}/{self.filename(size)}?download=1"
 
 
+_ORGANS = (
+    "bladder",
+    "femur-left",
+    "femur-right",
+    "heart",
+    "kidney-left",
+    "kidney-right",
+    "liver",
+    "lung-left",
+    "lung-right",
+    "pancreas",
+    "spleen",
+)
+
+# INFO[name]["label"] of medmnist 3.0.2, in label order (OrganMNIST3D orders its organs differently)
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "pathmnist": (
+        "adipose",
+        "background",
+        "debris",
+        "lymphocytes",
+        "mucus",
+        "smooth muscle",
+        "normal colon mucosa",
+        "cancer-associated stroma",
+        "colorectal adenocarcinoma epithelium",
+    ),
+    "chestmnist": (
+        "atelectasis",
+        "cardiomegaly",
+        "effusion",
+        "infiltration",
+        "mass",
+        "nodule",
+        "pneumonia",
+        "pneumothorax",
+        "consolidation",
+        "edema",
+        "emphysema",
+        "fibrosis",
+        "pleural",
+        "hernia",
+    ),
+    "dermamnist": (
+        "actinic keratoses and intraepithelial carcinoma",
+        "basal cell carcinoma",
+        "benign keratosis-like lesions",
+        "dermatofibroma",
+        "melanoma",
+        "melanocytic nevi",
+        "vascular lesions",
+    ),
+    "octmnist": ("choroidal neovascularization", "diabetic macular edema", "drusen", "normal"),
+    "pneumoniamnist": ("normal", "pneumonia"),
+    "retinamnist": ("0", "1", "2", "3", "4"),
+    "breastmnist": ("malignant", "normal, benign"),
+    "bloodmnist": (
+        "basophil",
+        "eosinophil",
+        "erythroblast",
+        "immature granulocytes(myelocytes, metamyelocytes and promyelocytes)",
+        "lymphocyte",
+        "monocyte",
+        "neutrophil",
+        "platelet",
+    ),
+    "tissuemnist": (
+        "Collecting Duct, Connecting Tubule",
+        "Distal Convoluted Tubule",
+        "Glomerular endothelial cells",
+        "Interstitial endothelial cells",
+        "Leukocytes",
+        "Podocytes",
+        "Proximal Tubule Segments",
+        "Thick Ascending Limb",
+    ),
+    "organamnist": _ORGANS,
+    "organcmnist": _ORGANS,
+    "organsmnist": _ORGANS,
+    "organmnist3d": (
+        "liver",
+        "kidney-right",
+        "kidney-left",
+        "femur-right",
+        "femur-left",
+        "bladder",
+        "heart",
+        "lung-right",
+        "lung-left",
+        "spleen",
+        "pancreas",
+    ),
+    "nodulemnist3d": ("benign", "malignant"),
+    "adrenalmnist3d": ("normal", "hyperplasia"),
+    "fracturemnist3d": ("buckle rib fracture", "nondisplaced rib fracture", "displaced rib fracture"),
+    "vesselmnist3d": ("vessel", "aneurysm"),
+    "synapsemnist3d": ("inhibitory synapse", "excitatory synapse"),
+}
+
+
 def _info(name, dims, ch, k, md5s, n, task):
     sizes = (28, 64, 128, 224)
     md5 = {s: m for s, m in zip(sizes, md5s) if m != "-"}
-    return MedMNISTInfo(name, dims, ch, k, md5, dict(zip(("train", "val", "test"), n)), task)
+    splits = dict(zip(("train", "val", "test"), n))
+    return MedMNISTInfo(name, dims, ch, k, md5, splits, task, CLASS_NAMES[name])
 
 
 # name, spatial dims, channels, classes, MD5 for 28/64/128/224 ("-": no such size), split sizes, task

@@ -5,22 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
-from imbal.data.dataset import ImageDataset, Splits
-from imbal.data.folder import labels_from_frame, split_frame
+from imbal.data.dataset import SPLITS, Splits, make_splits
+from imbal.data.folder import frame_splits, labels_from_frame, read_table
+from imbal.errors import DataError, MissingFileError
 
 
 def normalise_in_mask(volume: np.ndarray) -> np.ndarray:
-    """Min-max to [0, 1] over the non-zero voxels (the brain mask); background stays 0."""
-    volume = volume.astype(np.float32)
+    """Min-max to [0, 1] over the non-zero voxels (the brain mask); background stays 0.
+
+    The volume must be finite: one NaN would make the min and max NaN and the whole mask constant.
+    """
+    volume = np.asarray(volume, dtype=np.float64)
+    if not np.isfinite(volume).all():
+        raise DataError(f"volume holds {int(np.count_nonzero(~np.isfinite(volume)))} NaN/inf voxel(s)")
     mask = volume != 0
+    out = np.zeros(volume.shape, dtype=np.float32)
     if not mask.any():
-        return volume
-    lo, hi = volume[mask].min(), volume[mask].max()
-    out = np.zeros_like(volume)
-    out[mask] = (volume[mask] - lo) / (hi - lo) if hi > lo else 1.0
+        return out
+    inside = volume[mask]
+    lo, hi = inside.min(), inside.max()
+    # halved so that hi - lo cannot overflow for intensities near the float64 limit
+    span = hi / 2 - lo / 2
+    out[mask] = np.clip((inside / 2 - lo / 2) / span, 0.0, 1.0) if span > 0 else 1.0
     return out
 
 
@@ -40,6 +48,35 @@ def centre_crop_or_pad(volume: np.ndarray, size: tuple[int, int, int]) -> np.nda
     return out
 
 
+def read_volume(path: Path, where: str) -> np.ndarray:
+    """One 3D scalar volume; an unreadable, non-3D or non-finite one is a :class:`DataError`."""
+    import nibabel as nib
+
+    try:
+        data = np.asanyarray(nib.load(str(path)).dataobj)
+    except MemoryError:
+        raise
+    except Exception as exc:  # nibabel raises ImageFileError, EOFError, zlib/gzip errors, ... for bad files
+        raise DataError(
+            f"{path} ({where}) is not a readable NIfTI volume ({type(exc).__name__}: {exc}); re-export it or "
+            "fix the CSV"
+        ) from exc
+    if data.dtype.kind not in "biuf":
+        raise DataError(
+            f"{path} ({where}): voxel dtype {data.dtype}; expected one scalar (int or float) per voxel"
+        )
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise DataError(f"{path} ({where}): expected a 3D volume, got shape={data.shape}")
+    if data.dtype.kind == "f" and (bad := int(np.count_nonzero(~np.isfinite(data)))):
+        raise DataError(
+            f"{path} ({where}): {bad} NaN/inf voxel(s) of {data.size}; replace them (e.g. with 0, the "
+            "background) before loading"
+        )
+    return data
+
+
 def load_nifti_csv(
     csv: str | Path,
     *,
@@ -47,6 +84,7 @@ def load_nifti_csv(
     label_column: str = "label",
     class_names_column: str | None = None,
     split_column: str | None = None,
+    classes: list[str] | None = None,
     image_dir: str | Path | None = None,
     size: int | tuple[int, int, int] = 96,
     fractions: tuple[float, float, float] = (0.65, 0.1, 0.25),
@@ -57,30 +95,35 @@ def load_nifti_csv(
 
     Intensities are normalised to [0, 1] within the non-zero mask, centre cropped/padded to
     ``size`` and stored as uint8 (1/255 steps) so that the set sits in memory like the others.
+    Labels and classes as in :func:`~imbal.data.folder.load_image_folder`.
     """
-    import nibabel as nib
-
-    csv = Path(csv)
-    df = pd.read_csv(csv)
-    missing_cols = [c for c in sequence_columns if c not in df.columns]
-    if missing_cols:
-        raise ValueError(f"sequence columns {missing_cols} not in CSV columns {list(df.columns)}")
-    image_dir = Path(image_dir) if image_dir else csv.parent
+    if isinstance(sequence_columns, str) or not sequence_columns:
+        raise DataError(f"sequence_columns must be a non-empty list of CSV columns, got {sequence_columns!r}")
     size3 = (size,) * 3 if isinstance(size, int) else tuple(size)
-    labels, names = labels_from_frame(df, label_column, class_names_column)
-    volumes = np.zeros((len(df), len(sequence_columns), *size3), dtype=np.uint8)
-    for i, row in enumerate(df.itertuples(index=False)):
+    if len(size3) != 3 or not all(isinstance(v, int) and v >= 1 for v in size3):
+        raise DataError(f"size must be a positive integer or three of them (D, H, W), got {size!r}")
+    csv = Path(csv)
+    columns = dict.fromkeys(sequence_columns, "sequence_columns") | {label_column: "label_column"}
+    df = read_table(csv, columns | ({split_column: "split_column"} if split_column else {}))
+    image_dir = Path(image_dir) if image_dir else csv.parent
+    labels, names = labels_from_frame(df, label_column, class_names_column, csv, classes)
+    channels = len(sequence_columns)
+    idx = frame_splits(csv, df, labels, names, (split_column, fractions, seed), (channels, *size3))
+    volumes = np.zeros((len(df), channels, *size3), dtype=np.uint8)
+    for i, row in enumerate(df[sequence_columns].itertuples(index=False)):
         for j, col in enumerate(sequence_columns):
-            path = image_dir / str(getattr(row, col))
+            path = image_dir / str(row[j])
+            where = f"{csv} line {i + 2}, column {col!r}"
             if not path.is_file():
-                raise FileNotFoundError(f"{csv} row {i}: {col} volume {path} does not exist")
-            data = np.asarray(nib.load(str(path)).dataobj)
-            if data.ndim != 3:
-                raise ValueError(f"{path}: expected a 3D volume, got shape={data.shape}")
-            vol = centre_crop_or_pad(normalise_in_mask(data), size3)
-            volumes[i, j] = np.clip(np.rint(vol * 255), 0, 255).astype(np.uint8)
-    idx = split_frame(df, labels, split_column, fractions, seed)
-    full = ImageDataset(torch.from_numpy(volumes), labels, len(names), name or csv.stem, names)
-    return Splits(
-        full.subset(idx["train"]), full.subset(idx["val"]), full.subset(idx["test"]), source=str(csv)
+                raise MissingFileError(f"{where}: volume {path} does not exist")
+            vol = centre_crop_or_pad(normalise_in_mask(read_volume(path, where)), size3)
+            volumes[i, j] = np.rint(vol * 255).astype(np.uint8)
+    images = torch.from_numpy(volumes)
+    return make_splits(
+        {s: images[idx[s]] for s in SPLITS},
+        {s: labels[idx[s]] for s in SPLITS},
+        num_classes=len(names),
+        class_names=names,
+        name=name or csv.stem,
+        source=str(csv),
     )

@@ -227,8 +227,10 @@ def _as_batches(index_batches: IndexBatches) -> list[torch.Tensor]:
 def _read_uint8(dataset: AnyDataset, index: torch.Tensor, out: torch.Tensor) -> None:
     if isinstance(dataset, DiskDataset):
         dataset.images.read_into(index.numpy(), out.numpy())
+    elif dataset.images.device.type == "cpu":
+        torch.index_select(dataset.images, 0, index, out=out)
     else:
-        torch.index_select(dataset.images, 0, index.to(dataset.images.device), out=out)
+        out.copy_(dataset.images[index.to(dataset.images.device)])
 
 
 class Prefetcher:
@@ -307,7 +309,7 @@ class Prefetcher:
                     x = x[:n].to(self.device, non_blocking=True)
                     y = y[:n].to(self.device, non_blocking=True)
                     event = torch.cuda.Event()
-                    event.record()
+                    event.record(torch.cuda.current_stream(self.device))  # the stream the copies went to
                     free.put((slot, event))
                     yield x.float().div_(255.0), y
                 else:
@@ -331,6 +333,9 @@ def iterate_batches(
     """
     device = torch.device(device)
     if isinstance(dataset, ImageDataset) and _same_device(dataset.images.device, device):
+        if isinstance(index_batches, torch.Tensor):
+            # one transfer per epoch, not one per step
+            index_batches = index_batches.to(dataset.images.device, non_blocking=True)
         for idx in index_batches:
             yield dataset.batch(idx)
         return

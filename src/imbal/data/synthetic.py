@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from imbal.data.dataset import ImageDataset, Splits, stratified_split
+from imbal.errors import DataError
 
 
 def _smooth_noise(shape: tuple[int, ...], spatial_dims: int, g: torch.Generator) -> torch.Tensor:
@@ -31,9 +32,16 @@ def synthetic(
     confused, which is where imbalance-aware losses differ. Marked ``synthetic=True`` everywhere.
     """
     if spatial_dims not in (2, 3):
-        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
-    if len(class_ratios) < 2 or min(class_ratios) <= 0:
-        raise ValueError(f"class_ratios needs >= 2 positive entries, got {class_ratios}")
+        raise DataError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+    for key, value, least in (("n", n, 1), ("size", size, 1), ("channels", channels, 1), ("seed", seed, 0)):
+        if not isinstance(value, int) or value < least:
+            raise DataError(f"synthetic {key} must be an integer >= {least}, got {value!r}")
+    if (
+        not isinstance(class_ratios, tuple | list)
+        or len(class_ratios) < 2
+        or not all(isinstance(r, int | float) and r > 0 for r in class_ratios)
+    ):
+        raise DataError(f"class_ratios needs >= 2 positive numbers, got {class_ratios!r}")
     g = torch.Generator().manual_seed(seed)
     k = len(class_ratios)
     probs = torch.tensor(class_ratios, dtype=torch.float64)
@@ -50,4 +58,5 @@ def synthetic(
     images = (torch.sigmoid(x) * 255).round().to(torch.uint8)
     full = ImageDataset(images, labels, k, f"synthetic{spatial_dims}d", [f"class{c}" for c in range(k)], True)
     tr, va, te = stratified_split(labels, (0.7, 0.1, 0.2), seed)
-    return Splits(full.subset(tr), full.subset(va), full.subset(te), source=f"synthetic (seed {seed})")
+    splits = Splits(full.subset(tr), full.subset(va), full.subset(te), source=f"synthetic (seed {seed})")
+    return splits.check()

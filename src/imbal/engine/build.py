@@ -7,6 +7,7 @@ through these functions, so a setting means the same thing in both.
 from __future__ import annotations
 
 import hashlib
+from typing import cast
 
 import torch
 from lightning_fabric import Fabric
@@ -15,6 +16,7 @@ from imbal.data import Augmentation, ImageDataset, Splits, load_dataset, stratif
 from imbal.engine.config import TrainConfig
 from imbal.errors import ConfigError
 from imbal.losses import CombinedLoss, build_loss, inverse_frequency_weights
+from imbal.losses.metric_losses import F1Average
 from imbal.models import Classifier, build_model
 from imbal.samplers import SAMPLERS, build_sampler
 
@@ -127,7 +129,7 @@ def loss_for(cfg: TrainConfig, data: ImageDataset) -> CombinedLoss:
         class_counts=counts,
         class_weights=weights,
         focal_gamma=cfg.focal_gamma,
-        f1_average=cfg.f1_average,
+        f1_average=cast(F1Average, cfg.f1_average),  # checked by TrainConfig.validate
         positive_class=positive_class_for(cfg, data) if data.num_classes == 2 else 1,
         la_tau=cfg.la_tau,
         memory=cfg.metric_memory,

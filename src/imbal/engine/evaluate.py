@@ -78,7 +78,8 @@ def evaluate_run(
     )
     label = rd.dataset_label(cfg.dataset)
     target = Path(out) if out else rd.evaluation_dir(run_dir, label, split)
-    write_outputs(target, split, data, outputs)
+    if outputs is not None:
+        write_outputs(target, split, data, outputs)
     result = {
         "split": split,
         "dataset": data.name,

@@ -178,7 +178,7 @@ def load_torch(path: Path) -> Any:
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds oddly
     atomic_write_bytes(path, buf.getvalue())
 
 

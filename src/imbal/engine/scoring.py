@@ -39,7 +39,7 @@ def evaluate_split(
     evaluator = Evaluator(data.num_classes, fabric.device, minority)
     index = shard(len(data), fabric)
     outputs: dict[str, list[torch.Tensor]] = {"index": [], "logits": [], "features": []}
-    inner = getattr(model, "module", model)
+    inner: Any = getattr(model, "module", model)  # Fabric's wrapper holds our Classifier
     for start in range(0, len(index), batch_size):
         idx = index[start : start + batch_size]
         x, y = data.batch(idx)
@@ -63,7 +63,7 @@ def evaluate_split(
         local["index"] = torch.cat([local["index"], local["index"].new_full((pad,), -1)])
         for k in ("logits", "features"):
             local[k] = torch.cat([local[k], local[k].new_zeros((pad, local[k].shape[1]))])
-        gathered = {k: fabric.all_gather(v).flatten(0, 1) for k, v in local.items()}
+        gathered = {k: torch.as_tensor(fabric.all_gather(v)).flatten(0, 1) for k, v in local.items()}
         keep = gathered["index"] >= 0
         local = {k: v[keep] for k, v in gathered.items()}
     order = torch.argsort(local["index"])

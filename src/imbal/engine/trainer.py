@@ -186,7 +186,7 @@ def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     memory_format = torch.channels_last if train_set.spatial_dims == 2 else torch.channels_last_3d
     # on the device before the optimiser exists, so that fused Adam sees CUDA parameters
-    model = model.to(device, memory_format=memory_format) if on_cuda else model
+    model = model.to(device, memory_format=memory_format) if on_cuda else model  # type: ignore[call-overload]
     optimizer, scheduler = optimizer_for(cfg, model, on_cuda)
     loss_fn = loss_for(cfg, train_set).to(device)
     state = TrainState()
@@ -244,7 +244,8 @@ def train_epoch(run: Run, epoch: int, step_fn) -> tuple[float, int]:
         loss_sum += loss.detach()
         steps += 1
     run.scheduler.step()
-    return float(fabric.all_reduce(loss_sum / max(steps, 1), reduce_op="mean")), steps
+    mean_loss = torch.as_tensor(fabric.all_reduce(loss_sum / max(steps, 1), reduce_op="mean"))
+    return float(mean_loss), steps
 
 
 def remember_best(run: Run, val: dict[str, Any]) -> None:
@@ -323,7 +324,7 @@ def finish(run: Run, started: float) -> None:
             fabric, run.fmodel, data, run.aug, cfg.eval_batch_size, minority=run.minority, collect=True
         )
         results[split] = metrics
-        if fabric.is_global_zero:
+        if fabric.is_global_zero and outputs is not None:
             write_outputs(run.out, split, data, outputs)
     if not fabric.is_global_zero:
         return

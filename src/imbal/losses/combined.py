@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from imbal.losses._checks import compute_dtype
+from imbal.losses.metric_losses import F1Average
 from imbal.losses.terms import LOSS_TERMS, LossSettings
 
 _TERM = re.compile(r"^\s*(?:(?P<coef>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*\*\s*)?(?P<name>[a-z0-9-]+)\s*$")
@@ -105,7 +106,7 @@ def build_loss(
     class_weights: torch.Tensor | list[float] | None = None,
     num_classes: int | None = None,
     focal_gamma: float = 2.0,
-    f1_average: str = "macro",
+    f1_average: F1Average = "macro",
     positive_class: int = 1,
     la_tau: float = 1.0,
     memory: int = 0,
@@ -141,4 +142,5 @@ def build_loss(
         validate=validate,
     )
     terms = [(coef, term, LOSS_TERMS[term].build(settings)) for coef, term in parse_loss_name(name)]
-    return CombinedLoss(terms, class_weights=class_weights)
+    weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+    return CombinedLoss(terms, class_weights=weights)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from imbal.losses.metric_losses import F1Average
 from imbal.losses.modules import CrossEntropy, FocalLoss, LogitAdjustedCE, SoftF1Loss, SoftMCCLoss
 
 
@@ -24,7 +25,7 @@ class LossSettings:
     num_classes: int | None = None
     class_counts: torch.Tensor | None = None  # training counts per class (LA-CE's priors)
     focal_gamma: float = 2.0
-    f1_average: str = "macro"
+    f1_average: F1Average = "macro"
     positive_class: int = 1
     la_tau: float = 1.0
     memory: int = 0  # soft-count memory of the metric terms, in batches

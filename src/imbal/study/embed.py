@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from imbal.engine import run_dir as rd
-from imbal.errors import MissingFileError
+from imbal.errors import ConfigError, MissingFileError
 from imbal.study import tables
 from imbal.study.collect import collect_runs
 
@@ -18,12 +18,12 @@ def project(features: np.ndarray, method: str = "tsne", seed: int = 0) -> np.nda
         try:
             import umap
         except ImportError as exc:
-            raise ValueError(
+            raise ConfigError(
                 "method 'umap' needs the umap-learn package (pip install 'imbal[umap]')"
             ) from exc
         return umap.UMAP(n_components=2, random_state=seed).fit_transform(features)
     if method != "tsne":
-        raise ValueError(f"method must be 'tsne' or 'umap', got {method!r}")
+        raise ConfigError(f"method must be 'tsne' or 'umap', got {method!r}")
     from sklearn.manifold import TSNE
 
     perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
@@ -64,30 +64,35 @@ def panel(ax, run_dir: Path, method: str, title: str | None = None) -> None:
 
 
 def embed_runs(
-    run_dirs: list[str | Path],
+    run_dirs: list[str] | list[Path] | list[str | Path],
     out: str | Path,
     method: str = "tsne",
-    titles: list[str] | None = None,
+    titles: list[str] | list[str | None] | None = None,
     cols: int | None = None,
 ) -> Path:
     """One panel per run (``cols`` per row, at most 3 by default); returns the PNG path."""
     from imbal.study.figures import plt, save
 
-    run_dirs = [Path(r) for r in run_dirs]
-    for r in run_dirs:
+    paths = [Path(r) for r in run_dirs]
+    for r in paths:
         if not (r / rd.outputs_file("test")).is_file():
             raise MissingFileError(f"{r} has no {rd.outputs_file('test')} (is it a finished run folder?)")
-    cols = cols or min(3, len(run_dirs))
-    rows = math.ceil(len(run_dirs) / cols)
+    cols = cols or min(3, len(paths))
+    rows = math.ceil(len(paths) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4 * rows), squeeze=False, layout="constrained")
-    for ax, r, t in zip(axes.flat, run_dirs, titles or [None] * len(run_dirs)):
+    for ax, r, t in zip(axes.flat, paths, titles or [None] * len(paths)):
         panel(ax, r, method, t)
-    for ax in list(axes.flat)[len(run_dirs) :]:
+    for ax in list(axes.flat)[len(paths) :]:
         ax.axis("off")
     fig.suptitle(
         f"{'t-SNE' if method == 'tsne' else 'UMAP'} of penultimate test features (legend: class-wise test F1)"
     )
     return save(fig, Path(out))
+
+
+def embedding_file(dataset: str) -> str:
+    """The best/worst figure of one data set in a study folder (the report embeds it)."""
+    return f"embedding_{rd.safe_name(dataset)}.png"
 
 
 def best_worst(
@@ -119,5 +124,5 @@ def best_worst(
                 f"macro F1 {row.macro_f1:.3f} (mean over {len(sel)} seeds {ranked[(sampler, loss)]:.3f})"
             )
         # best configurations on the first row, worst on the second, as in the paper's figure
-        paths.append(embed_runs(dirs, out_dir / f"embedding_{dataset}.png", method, titles, cols=k_eff))
+        paths.append(embed_runs(dirs, out_dir / embedding_file(dataset), method, titles, cols=k_eff))
     return paths

@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +185,7 @@ class Progress:
 
     todo: int
     jobs: int
-    log: object = print
+    log: Callable[[str], None] = print
     started: float = field(default_factory=time.perf_counter)
     outcomes: list[Outcome] = field(default_factory=list)
     running: dict[str, Path] = field(default_factory=dict)

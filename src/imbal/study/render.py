@@ -18,6 +18,12 @@ class Block:
     path: Path | None = None
 
 
+def _image(b: Block) -> Path:
+    if b.path is None:
+        raise ValueError(f"image block {b.text!r} has no path")
+    return b.path
+
+
 def to_markdown(blocks: list[Block], base: Path) -> str:
     out = []
     for b in blocks:
@@ -34,7 +40,7 @@ def to_markdown(blocks: list[Block], base: Path) -> str:
                 cells = [f"**{c}**" if (i, j) in b.bold else c for j, c in enumerate(row)]
                 out.append("| " + " | ".join(cells) + " |")
         elif b.kind == "image":
-            out.append(f"![{b.text}]({b.path.relative_to(base).as_posix()})")
+            out.append(f"![{b.text}]({_image(b).relative_to(base).as_posix()})")
         out.append("")
     return "\n".join(out)
 
@@ -79,7 +85,7 @@ def to_html(blocks: list[Block], title: str) -> str:
                 body.append(f"<tr>{cells}</tr>")
             parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
         elif b.kind == "image":
-            data = base64.b64encode(b.path.read_bytes()).decode()
+            data = base64.b64encode(_image(b).read_bytes()).decode()
             parts.append(
                 f"<figure><img alt='{html.escape(b.text)}' src='data:image/png;base64,{data}'>"
                 f"<figcaption>{html.escape(b.text)}</figcaption></figure>"

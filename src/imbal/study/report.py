@@ -16,6 +16,7 @@ from imbal.engine import run_dir as rd
 from imbal.metrics import METRICS
 from imbal.study import figures, findings, tables
 from imbal.study.collect import collect_runs, failed_runs
+from imbal.study.embed import embedding_file
 from imbal.study.features import tightness_table
 from imbal.study.render import Block, to_html, to_markdown
 
@@ -26,10 +27,6 @@ REPORT_MD, REPORT_HTML, RUNS_CSV, TABLES, FIGURES = (
     "tables",
     "figures",
 )
-
-
-def embedding_file(dataset: str) -> str:
-    return f"embedding_{rd.safe_name(dataset)}.png"
 
 
 @dataclass

@@ -53,9 +53,13 @@ class Comparison:
             self.seeds = self.n if self.method == PAIRED_T else 1
 
     @property
+    def seed_count(self) -> int:
+        return int(self.seeds) if self.seeds is not None else (self.n if self.method == PAIRED_T else 1)
+
+    @property
     def seed_variation(self) -> bool:
         """Whether the interval includes seed-to-seed variation (False: test samples of one seed only)."""
-        return self.seeds >= 2
+        return self.seed_count >= 2
 
     @property
     def direction(self) -> str:
@@ -71,7 +75,7 @@ class Comparison:
     @property
     def verdict(self) -> str:
         """:attr:`direction`, qualified "(test samples only, 1 seed)" without seed variation."""
-        return verdict_label(self.direction, self.seeds)
+        return verdict_label(self.direction, self.seed_count)
 
 
 def paired_t(candidate: np.ndarray, baseline: np.ndarray, confidence: float = 0.95) -> Comparison:

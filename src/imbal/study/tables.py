@@ -140,7 +140,8 @@ def compare_to_baseline(
     base = runs[(runs.sampler == s0) & (runs.loss == l0)].set_index("seed")
     if base.empty:
         return pd.DataFrame()
-    rows, cache = [], {}
+    rows: list[dict] = []
+    cache: dict[str, dict[str, np.ndarray]] = {}
     for sampler, loss in configurations(runs):
         if (sampler, loss) == BASELINE:
             continue
