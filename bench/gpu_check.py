@@ -71,7 +71,8 @@ def host_syncs_in_one_epoch(name: str) -> list[str]:
     """Run imbal's train_epoch under CUDA sync-debug mode and return the warnings it raised."""
     import warnings
 
-    from imbal.engine.trainer import build_run, make_fabric, train_epoch
+    from imbal.engine.build import make_fabric
+    from imbal.engine.trainer import build_run, train_epoch
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(

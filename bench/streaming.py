@@ -3,15 +3,18 @@
 Throughput: samples/s of a few training steps (augmentation, forward, backward, Adam) on synthetic
 random images written as a cache to a temporary folder, the same model and batches either way:
 in memory (the plain gather), streamed (``iterate_batches`` on the disk-backed set, page cache
-warm as after a first epoch) and streamed cold (the cache file's pages dropped from the page cache
-first with ``posix_fadvise``, so every read hits the disk). Steps are interleaved between the
-modes and medians taken, since the machine may be shared.
+warm as after a first epoch) and, with ``--cold``, streamed cold (the cache file's pages dropped
+from the page cache first with ``posix_fadvise``, so every read hits the disk). Blocks of steps
+alternate between the modes (ABBA) since the machine may be shared; the ratio is given from the
+median step and from the fastest step (contention only ever adds time). "wait" is the median time
+a step waited for its batch (gather, read, float conversion), the data path's whole cost.
 
 Peak memory: subprocesses train a few steps on a 3D cache at least 4x larger than ``--budget-mb``
-and report their own peak RSS (``VmHWM``, see :func:`peak_rss_mib`): streamed (``place`` picks the disk view), the model
-with one batch only (the floor: torch, model, optimiser, activations), and the whole set loaded.
+and report their own peak RSS (``VmHWM``, see :func:`peak_rss_mib`): streamed (``place`` picks
+the disk view), the model with one batch only (the floor: torch, model, optimiser, activations),
+and the whole set loaded.
 
-Usage: python bench/streaming.py [--quick] [--steps 2] [--repeats 2] [--budget-mb 128] [--device cpu]
+Usage: python bench/streaming.py [--quick] [--cold] [--steps 2] [--repeats 2] [--budget-mb 128] [--device cpu]
 """
 
 from __future__ import annotations
@@ -111,20 +114,22 @@ def throughput(name: str, setting, folder: Path, args, device: torch.device) -> 
 
     # first steps are slow (kernel selection, allocator growth): not timed
     train_steps(iterate_batches(mem, epoch()[:2], device), model, opt, aug, g, device)
-    times = {"memory": [], "stream": [], "cold": []}
-    waits = {k: [] for k in times}
+    times = {k: [] for k in args.modes}
+    waits = {k: [] for k in args.modes}
     for rep in range(args.repeats):
         # alternate the order so that a drift in machine speed favours no mode
-        for mode in list(times) if rep % 2 == 0 else reversed(times):
+        for mode in args.modes if rep % 2 == 0 else args.modes[::-1]:
             if mode == "cold":
                 drop_page_cache(disk.images.path)
             data = mem if mode == "memory" else stream
             t, w = train_steps(iterate_batches(data, epoch(), device), model, opt, aug, g, device)
             times[mode] += t
             waits[mode] += w
-    rate = {k: batch / statistics.median(v) for k, v in times.items()}
-    wait = {f"{k}_wait_ms": 1000 * statistics.median(v) for k, v in waits.items()}
-    return {"name": name, "batch": batch, **rate, **wait}
+    return {
+        "rate": {k: batch / statistics.median(v) for k, v in times.items()},
+        "best": {k: batch / min(v) for k, v in times.items()},
+        "wait_ms": {k: 1000 * statistics.median(v) for k, v in waits.items()},
+    }
 
 
 def child(args) -> None:
@@ -167,9 +172,14 @@ def peak_rss_mib() -> float:
 
 def measure_peak(mode: str, name: str, folder: Path, args) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--child-setting", name, "--cache", str(folder)]
-    cmd += ["--budget-mb", str(args.budget_mb), "--steps", str(args.steps)] + (
-        ["--quick"] if args.quick else []
-    )
+    cmd += [
+        "--budget-mb",
+        str(args.budget_mb),
+        "--steps",
+        str(args.steps),
+        "--threads",
+        str(args.threads),
+    ] + (["--quick"] if args.quick else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -182,6 +192,14 @@ def main() -> None:
     ap.add_argument(
         "--budget-mb", type=int, default=None, help="memory budget of the RSS test (default 128, quick 8)"
     )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: on a shared machine, OpenMP threads outnumbering the "
+        "free cores make steps 10-100x slower at random, swamping the comparison)",
+    )
+    ap.add_argument("--cold", action="store_true", help="also stream with the file's pages evicted")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--child", choices=["stream", "memory", "model"], help=argparse.SUPPRESS)
     ap.add_argument("--child-setting", help=argparse.SUPPRESS)
@@ -190,6 +208,8 @@ def main() -> None:
     args.steps = args.steps or 2
     args.repeats = args.repeats or (1 if args.quick else 2)
     args.budget_mb = args.budget_mb or (8 if args.quick else 128)
+    args.modes = ["memory", "stream", *(["cold"] if args.cold else [])]
+    torch.set_num_threads(args.threads)
     if args.child:
         child(args)
         return
@@ -199,11 +219,15 @@ def main() -> None:
         f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
         f"{args.steps} steps x {args.repeats} blocks per mode, medians\n"
     )
+    titles = {"memory": "in memory", "stream": "streamed", "cold": "streamed, cold"}
     print(
-        "| setting | batch | in memory (samples/s) | streamed (samples/s) | streamed, cold (samples/s) "
-        "| streamed / in memory | wait for batch, ms: in memory / streamed / cold |"
+        "| setting | batch | "
+        + " | ".join(f"{titles[m]} (samples/s)" for m in args.modes)
+        + " | streamed / in memory (median step / fastest step) | wait per step, ms ("
+        + " / ".join(titles[m] for m in args.modes)
+        + ") |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|" + "---:|" * (len(args.modes) + 2))
     with tempfile.TemporaryDirectory(prefix="imbal-bench-") as tmp:
         rss_name = rss_folder = None
         for name, setting in table.items():
@@ -217,12 +241,10 @@ def main() -> None:
             if setting[7] is None:
                 rss_folder = folder
             r = throughput(name, setting, folder, args, device)
-            print(
-                f"| {name} | {r['batch']} | {r['memory']:.1f} | {r['stream']:.1f} | {r['cold']:.1f} "
-                f"| {r['stream'] / r['memory']:.2f} "
-                f"| {r['memory_wait_ms']:.1f} / {r['stream_wait_ms']:.1f} / {r['cold_wait_ms']:.1f} |",
-                flush=True,
-            )
+            rates = " | ".join(f"{r['rate'][m]:.2f}" for m in args.modes)
+            ratio = f"{r['rate']['stream'] / r['rate']['memory']:.2f} / {r['best']['stream'] / r['best']['memory']:.2f}"
+            waits = " / ".join(f"{r['wait_ms'][m]:.0f}" for m in args.modes)
+            print(f"| {name} | {setting[6]} | {rates} | {ratio} | {waits} |", flush=True)
         size_mib = sum(f.stat().st_size for f in rss_folder.glob("train_images.npy")) / 2**20
         print(
             f"\nPeak resident memory, CPU, {rss_name}: training set cache {size_mib:.0f} MiB, "

@@ -17,6 +17,7 @@ Writes a section to bench/RESULTS.md (--results) and prints it. Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -34,10 +35,7 @@ from imbal.study.grid import run_grid
 from imbal.study.spec import load_study
 
 REPO = Path(__file__).resolve().parents[1]
-STUDIES = {
-    "retinamnist": REPO / "configs/study_retinamnist.yaml",
-    "vesselmnist3d": REPO / "configs/study_vesselmnist3d.yaml",
-}
+STUDY = REPO / "configs/study_full.yaml"  # both public sets, each with its own train config
 
 
 def sync(device):
@@ -110,22 +108,23 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
     ]
     total_runs, total_wall, estimate = 0, 0.0, 0.0
+    spec = load_study(STUDY)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
-        for dataset, study in STUDIES.items():
-            spec = load_study(study)
-            cells = spec.cells()
+        for dataset, settings in list(spec.entries.items()):
+            cells = [c for c in spec.cells() if c.dataset == dataset]
             take = max(1, round(len(cells) * args.fraction))
             picked = cells[:: max(1, len(cells) // take)][:take]
-            full_epochs = spec.train["epochs"]
+            full_epochs = settings["epochs"]
             epochs = max(1, round(full_epochs * args.epochs_scale))
-            spec.train = dict(spec.train, epochs=epochs)
+            spec.entries[dataset] = dict(settings, epochs=epochs)
+            picked = [dataclasses.replace(c, settings=spec.entries[dataset]) for c in picked]
             t = time.perf_counter()
-            run_grid(spec, out / dataset, jobs=args.jobs, cells=picked, log=lambda *_: None)
+            run_grid(spec, out, jobs=args.jobs, cells=picked, log=lambda *_: None, live_every=0)
             wall = time.perf_counter() - t
             fast_steps = []
             for cell in picked:
-                h = pd.read_csv(cell.run_dir(out / dataset) / "history.csv")
+                h = pd.read_csv(cell.run_dir(out) / "history.csv")
                 h = h.iloc[1:] if len(h) > 1 else h  # epoch 1 carries warm-up (cuDNN autotuning, allocator)
                 fast_steps += (h.train_seconds / (h.train_samples / 50)).tolist()
             plain = plain_step_time(dataset, device, args.plain_steps)
@@ -140,7 +139,7 @@ def main() -> None:
             )
     lines += [
         "",
-        f"Estimate for the whole study ({sum(len(load_study(p).cells()) for p in STUDIES.values())} runs): each data "
+        f"Estimate for the whole study ({len(load_study(STUDY).cells())} runs): each data "
         f"set's wall time x (its cells / runs done) x (full epochs / epochs run) = {estimate:.0f} s = "
         f"{estimate / 60:.1f} min (measured: {total_runs} runs in {total_wall:.0f} s; target <= 10 min on one H100/H200).",
         "",

@@ -20,8 +20,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from imbal.engine.build import prepare_data
 from imbal.engine.config import load_config
-from imbal.engine.trainer import prepare_data, train
+from imbal.engine.trainer import train
 from imbal.models import build_model
 
 SETTINGS = {

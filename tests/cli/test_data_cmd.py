@@ -22,6 +22,29 @@ def test_data_info_counts_and_ratio(data_root, monkeypatch, capsys):
     assert "val   n=   191" in out and "3D, 1 channel(s)" in out
 
 
+def test_data_info_class_names_minority_and_ratio(data_root, monkeypatch, capsys):
+    monkeypatch.setenv("IMBAL_DATA", str(data_root))
+    assert main(["data", "info", "vesselmnist3d"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "  class         train    val   test" in lines
+    assert "  0 vessel       1185    169    339" in lines
+    assert "  1 aneurysm      150     22     43  <- minority" in lines
+    assert "  imbalance ratio (train, largest / smallest class): 7.9:1; minority class 1 aneurysm" in lines
+
+
+def test_data_info_refuses_a_bad_npz_on_one_line(tmp_path, capsys):
+    import numpy as np
+
+    arrays = {f"{s}_images": np.zeros((6, 4, 4), np.uint8) for s in ("train", "val", "test")}
+    arrays |= {f"{s}_labels": np.arange(6) % 3 for s in ("train", "val", "test")}
+    arrays["test_labels"] = np.array([0, 1, 2, 9, 9, 0])
+    np.savez(tmp_path / "x.npz", **arrays)
+    assert main(["data", "info", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "test has label(s) outside the 3 classes 0..2 of the training split: 9 (2 samples)" in err
+
+
 def test_data_info_synthetic_is_labelled(capsys):
     assert main(["data", "info", "synthetic"]) == 0
     assert "SYNTHETIC" in capsys.readouterr().out

@@ -100,8 +100,10 @@ class Augmentation:
     """The study's augmentation set for ``spatial_dims`` (docs/method.md, "Augmentation"), each with probability ``p``.
 
     2D: gamma [0.5, 1.5], sigmoid contrast gain [5, 10], horizontal and vertical flips.
-    3D: gamma, Gaussian blur sigma [0, 1.5], flips along every axis, then a random ``crop_size`` crop
-    (evaluation uses the centre crop, see :meth:`eval`). ``enabled=False`` keeps only the crop logic.
+    3D: gamma, Gaussian blur sigma [0, 1.5], flips along every axis. A ``crop_size`` crop comes first
+    (random in training, the centre in evaluation, see :meth:`eval`): the intensity ops then touch only
+    the voxels that are kept, 3.4x fewer for 64^3 crops of 96^3 volumes. ``enabled=False`` keeps only
+    the crop logic.
     """
 
     spatial_dims: int
@@ -117,13 +119,13 @@ class Augmentation:
             raise ValueError(
                 f"expected images (N, C, *spatial) with {self.spatial_dims} spatial dims, got shape={tuple(x.shape)}"
             )
+        crop = self._crop()
+        if crop is not None:
+            x = random_crop(x, g, crop) if self.enabled else centre_crop(x, crop)
         if self.enabled:
             x = random_gamma(x, g, self.p)
             x = random_contrast(x, g, self.p) if self.spatial_dims == 2 else random_blur(x, g, self.p)
             x = random_flips(x, g, self.p).clamp_(0.0, 1.0)
-        crop = self._crop()
-        if crop is not None:
-            x = random_crop(x, g, crop) if self.enabled else centre_crop(x, crop)
         return x
 
     def eval(self, x: torch.Tensor) -> torch.Tensor:

@@ -180,13 +180,18 @@ def write_cache(
         with open(tmp / MANIFEST, "rb+") as f:
             os.fsync(f.fileno())
         _fsync_dir(tmp)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-            os.rename(out, old)
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            if out.exists():
+                os.rename(out, old)
             os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
+        except OSError as exc:
+            # another build renamed its folder into place between our check and our rename
+            raise DataError(
+                f"{out} appeared while it was being built ({exc.strerror}); another prepare finished "
+                "first: run again to reuse it"
+            ) from None
+        shutil.rmtree(old, ignore_errors=True)
         _fsync_dir(out.parent)
     finally:
         if tmp.exists():

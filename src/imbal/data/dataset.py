@@ -143,6 +143,11 @@ class Splits:
         return self
 
 
+def exc_text(exc: BaseException) -> str:
+    """``Type: message`` on one line, for a library error wrapped in a user error (printed on one line)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
 def _class(k: int, names: Sequence[str]) -> str:
     return f"{k} ({names[k]!r})" if k < len(names) and names[k] != str(k) else str(k)
 

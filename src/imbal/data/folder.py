@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from imbal.data.dataset import SPLITS, Splits, check_splits, make_splits, stratified_split
+from imbal.data.dataset import SPLITS, Splits, check_splits, exc_text, make_splits, stratified_split
 from imbal.errors import DataError, MissingFileError
 
 
@@ -40,7 +40,7 @@ def read_table(csv: str | Path, columns: dict[str, str]) -> pd.DataFrame:
     except MemoryError:
         raise
     except Exception as exc:  # pandas raises ParserError, UnicodeDecodeError, csv.Error, ... for bad bytes
-        raise DataError(f"{csv} is not a readable CSV ({type(exc).__name__}: {exc})") from exc
+        raise DataError(f"{csv} is not a readable CSV ({exc_text(exc)})") from exc
     for column, argument in columns.items():
         if column not in df.columns:
             raise DataError(
@@ -207,7 +207,7 @@ def read_image(path: Path, size: int, channels: int, where: str = "") -> np.ndar
         raise
     except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ... for bad files
         raise DataError(
-            f"{path}{where} is not a readable image ({type(exc).__name__}: {exc}); replace it or drop its row"
+            f"{path}{where} is not a readable image ({exc_text(exc)}); replace it or drop its row"
         ) from exc
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 

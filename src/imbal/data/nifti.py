@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imbal.data.dataset import SPLITS, Splits, make_splits
+from imbal.data.dataset import SPLITS, Splits, exc_text, make_splits
 from imbal.data.folder import frame_splits, labels_from_frame, read_table
 from imbal.errors import DataError, MissingFileError
 
@@ -58,8 +58,7 @@ def read_volume(path: Path, where: str) -> np.ndarray:
         raise
     except Exception as exc:  # nibabel raises ImageFileError, EOFError, zlib/gzip errors, ... for bad files
         raise DataError(
-            f"{path} ({where}) is not a readable NIfTI volume ({type(exc).__name__}: {exc}); re-export it or "
-            "fix the CSV"
+            f"{path} ({where}) is not a readable NIfTI volume ({exc_text(exc)}); re-export it or fix the CSV"
         ) from exc
     if data.dtype.kind not in "biuf":
         raise DataError(

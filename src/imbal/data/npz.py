@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imbal.data.dataset import SPLITS, Splits, make_splits
+from imbal.data.dataset import SPLITS, Splits, exc_text, make_splits
 from imbal.errors import DataError, MissingFileError
 
 IMAGE_RULE = "uint8, integers in 0..255, or finite floats all in [0, 1] or all in [0, 255]"
@@ -127,7 +127,9 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     except MemoryError:
         raise
     except Exception as exc:  # numpy/zipfile raise many types (BadZipFile, EOFError, ValueError, ...)
-        raise DataError(f"{path} is not a readable npz archive (corrupt or truncated): {exc}") from exc
+        raise DataError(
+            f"{path} is not a readable npz archive (corrupt or truncated): {exc_text(exc)}"
+        ) from exc
     if not isinstance(z, np.lib.npyio.NpzFile):
         raise DataError(f"{path} holds a single array (an .npy file), not an npz archive of six arrays")
     with z:
@@ -140,7 +142,9 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         except MemoryError:
             raise
         except Exception as exc:  # a damaged member: bad CRC, short data, bad header, object dtype
-            raise DataError(f"{path} is not a readable npz archive (corrupt or truncated): {exc}") from exc
+            raise DataError(
+                f"{path} is not a readable npz archive (corrupt or truncated): {exc_text(exc)}"
+            ) from exc
 
 
 def load_npz(

@@ -7,12 +7,14 @@ through these functions, so a setting means the same thing in both.
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import cast
 
 import torch
 from lightning_fabric import Fabric
 
-from imbal.data import Augmentation, ImageDataset, Splits, load_dataset, stratified_split
+from imbal.data import Augmentation, Splits, load_dataset, stratified_split
+from imbal.data.stream import AnyDataset
 from imbal.engine.config import TrainConfig
 from imbal.errors import ConfigError
 from imbal.losses import CombinedLoss, build_loss, inverse_frequency_weights
@@ -72,24 +74,25 @@ def prepare_data(cfg: TrainConfig) -> Splits:
     return splits
 
 
-def minority_class(data: ImageDataset) -> int:
+def minority_class(data: AnyDataset) -> int:
     """The rarest class of a (training) set; ties go to the lower index."""
     return int(torch.argmin(data.class_counts))
 
 
-def fingerprint(data: ImageDataset) -> str:
+def fingerprint(data: AnyDataset) -> str:
     """A short hash of a split's images and labels: runs are only compared on the same test set."""
     h = hashlib.sha256()
     h.update(str(tuple(data.images.shape)).encode())
     h.update(data.labels.cpu().numpy().tobytes())
     images = data.images
-    step = 4096  # in chunks, so a large (or disk-backed) split is never copied whole
+    # chunks of about 64 MiB, so a large (or disk-backed) split is never copied whole
+    step = max(1, (64 << 20) // max(1, math.prod(images.shape[1:])))
     for start in range(0, len(data), step):
         h.update(images[start : start + step].cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
-def model_for(cfg: TrainConfig, data: ImageDataset) -> Classifier:
+def model_for(cfg: TrainConfig, data: AnyDataset) -> Classifier:
     return build_model(
         cfg.arch,
         data.spatial_dims,
@@ -101,11 +104,11 @@ def model_for(cfg: TrainConfig, data: ImageDataset) -> Classifier:
     )
 
 
-def augmentation_for(cfg: TrainConfig, data: ImageDataset) -> Augmentation:
+def augmentation_for(cfg: TrainConfig, data: AnyDataset) -> Augmentation:
     return Augmentation(data.spatial_dims, enabled=cfg.augment, crop_size=cfg.crop_size or None)
 
 
-def positive_class_for(cfg: TrainConfig, data: ImageDataset) -> int:
+def positive_class_for(cfg: TrainConfig, data: AnyDataset) -> int:
     """Binary soft F1's positive class: the configured one, else the training set's minority class."""
     if cfg.positive_class is None:
         return minority_class(data)
@@ -116,7 +119,7 @@ def positive_class_for(cfg: TrainConfig, data: ImageDataset) -> int:
     return cfg.positive_class
 
 
-def loss_for(cfg: TrainConfig, data: ImageDataset) -> CombinedLoss:
+def loss_for(cfg: TrainConfig, data: AnyDataset) -> CombinedLoss:
     """The training loss; its value checks are off (labels were checked when the data was loaded)."""
     if cfg.f1_average == "positive" and data.num_classes != 2:
         raise ConfigError(
@@ -137,7 +140,7 @@ def loss_for(cfg: TrainConfig, data: ImageDataset) -> CombinedLoss:
     )
 
 
-def sampler_for(cfg: TrainConfig, data: ImageDataset, fabric: Fabric):
+def sampler_for(cfg: TrainConfig, data: AnyDataset, fabric: Fabric):
     if cfg.batch_size < fabric.world_size:
         raise ConfigError(f"batch_size={cfg.batch_size} is smaller than the {fabric.world_size} processes")
     return build_sampler(

@@ -181,8 +181,9 @@ def check(ok: bool, message: str) -> None:
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 TYPES = get_type_hints(TrainConfig)
-# keys that change how a run is shown or stored, not what it computes: a resume may change them
-PRESENTATION_KEYS = ("out", "quiet", "checkpoint_every", "keep_last", "eval_batch_size")
+# keys that change how a run is shown, stored or fed, not what it computes: a resume may change them
+# (streaming and in-memory training give the same metrics: tests/engine/test_streaming_train.py)
+PRESENTATION_KEYS = ("out", "quiet", "checkpoint_every", "keep_last", "eval_batch_size", "data_memory_mb")
 
 
 def type_name(key: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from lightning_fabric import Fabric
 
+from imbal.data.stream import place
 from imbal.engine import run_dir as rd
 from imbal.engine.build import augmentation_for, fingerprint, prepare_data
 from imbal.engine.config import FIELDS, TrainConfig
@@ -60,7 +61,7 @@ def evaluate_run(
             f"in_channels={mc['in_channels']}, num_classes={mc['num_classes']}"
         )
     fabric = Fabric(accelerator="cuda" if torch.cuda.is_available() else "cpu", devices=1)
-    device_data = data.to(fabric.device)
+    device_data = place(data, fabric.device)  # streamed from disk when it does not fit
     model = model.to(fabric.device)
     minority = (
         rd.read_json(run_dir / rd.METRICS_FILE)["dataset"].get("minority_class")

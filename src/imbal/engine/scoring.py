@@ -10,7 +10,8 @@ import pandas as pd
 import torch
 from lightning_fabric import Fabric
 
-from imbal.data import Augmentation, ImageDataset
+from imbal.data import Augmentation
+from imbal.data.stream import AnyDataset, iterate_batches
 from imbal.engine import run_dir as rd
 from imbal.metrics import Evaluator
 
@@ -23,7 +24,7 @@ def shard(n: int, fabric: Fabric) -> torch.Tensor:
 def evaluate_split(
     fabric: Fabric,
     model: torch.nn.Module,
-    data: ImageDataset,
+    data: AnyDataset,
     aug: Augmentation,
     batch_size: int,
     *,
@@ -37,12 +38,10 @@ def evaluate_split(
     """
     model.eval()
     evaluator = Evaluator(data.num_classes, fabric.device, minority)
-    index = shard(len(data), fabric)
+    chunks = list(shard(len(data), fabric).split(batch_size))
     outputs: dict[str, list[torch.Tensor]] = {"index": [], "logits": [], "features": []}
     inner: Any = getattr(model, "module", model)  # Fabric's wrapper holds our Classifier
-    for start in range(0, len(index), batch_size):
-        idx = index[start : start + batch_size]
-        x, y = data.batch(idx)
+    for idx, (x, y) in zip(chunks, iterate_batches(data, chunks, fabric.device)):
         x = aug.eval(x)
         with fabric.autocast():
             feats = inner.features(x)
@@ -70,7 +69,7 @@ def evaluate_split(
     return metrics, {k: v[order].cpu() for k, v in local.items()}
 
 
-def write_outputs(out: Path, split: str, data: ImageDataset, outputs: dict[str, torch.Tensor]) -> None:
+def write_outputs(out: Path, split: str, data: AnyDataset, outputs: dict[str, torch.Tensor]) -> None:
     """``predictions_<split>.csv`` (labels, probabilities, predictions) and ``outputs_<split>.npz``
     (index, labels, logits, penultimate features): logits let a report re-decide post hoc."""
     logits = outputs["logits"]

@@ -22,7 +22,8 @@ import torch
 from lightning_fabric import Fabric
 from tqdm.auto import tqdm
 
-from imbal.data import Augmentation, ImageDataset, Splits
+from imbal.data import Augmentation, Splits
+from imbal.data.stream import AnyDataset, iterate_batches, place_splits
 from imbal.engine import run_dir as rd
 from imbal.engine.build import (
     augmentation_for,
@@ -61,9 +62,9 @@ class Run:
     cfg: TrainConfig
     fabric: Fabric
     splits: Splits
-    train_set: ImageDataset
-    val_set: ImageDataset
-    test_set: ImageDataset
+    train_set: AnyDataset
+    val_set: AnyDataset
+    test_set: AnyDataset
     model: Classifier  # the bare module: its state_dict is what checkpoints hold
     fmodel: torch.nn.Module  # Fabric's wrapper (DDP, precision) used for training
     optimizer: Any
@@ -180,7 +181,9 @@ def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
     on_cuda = device.type == "cuda"
     if on_cuda:
         torch.backends.cudnn.benchmark = True
-    train_set = splits.train.to(device)
+    # before the model is on the device: the default budget is half of the memory left free
+    placed = place_splits(splits, device, cfg.data_memory_mb << 20 if cfg.data_memory_mb else None)
+    train_set = placed.train
     model = model_for(cfg, train_set)
     if on_cuda and fabric.world_size > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -204,8 +207,8 @@ def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
         fabric=fabric,
         splits=splits,
         train_set=train_set,
-        val_set=splits.val.to(device),
-        test_set=splits.test.to(device),
+        val_set=placed.val,
+        test_set=placed.test,
         model=model,
         fmodel=fmodel,
         optimizer=optimizer,
@@ -232,8 +235,8 @@ def train_epoch(run: Run, epoch: int, step_fn) -> tuple[float, int]:
     loss_sum = torch.zeros((), device=fabric.device)
     steps = 0
     on_cuda = fabric.device.type == "cuda"
-    for idx in run.sampler.epoch_batches().to(fabric.device, non_blocking=True):
-        x, y = run.train_set.batch(idx)
+    # in memory: a gather on the device; streamed: batches read ahead from disk in a background thread
+    for x, y in iterate_batches(run.train_set, run.sampler.epoch_batches(), fabric.device):
         x = run.aug(x, gen)
         if on_cuda:
             x = x.contiguous(memory_format=run.memory_format)
