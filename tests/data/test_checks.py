@@ -293,6 +293,20 @@ def test_corrupt_png_names_the_file(tmp_path):
         load_folder(tmp_path / "labels.csv")
 
 
+def test_16_bit_png_refused_not_clipped(tmp_path):
+    from PIL import Image
+
+    csv = image_folder(tmp_path, glaucoma_rows())
+    Image.fromarray(np.full((10, 12), 1000, np.uint16)).save(tmp_path / "i2.png")
+    with pytest.raises(
+        DataError, match=r"i2.png \(.*line 4\): I;16 pixels span \[1000, 1000\]; expected 8-bit"
+    ):
+        load_folder(csv)
+    Image.fromarray(np.full((10, 12), 90, np.uint16)).save(tmp_path / "i2.png")  # 16-bit file, 8-bit values
+    splits = load_folder(csv)
+    assert 90 in [int(x.float().mean()) for d in (splits.train, splits.val, splits.test) for x in d.images]
+
+
 def test_empty_or_incomplete_csv(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(

@@ -285,8 +285,9 @@ def write_png(path: Path, rng, mode: str) -> None:
     from PIL import Image
 
     h, w = (int(v) for v in rng.integers(1, 12, size=2))
-    if mode == "I;16":
-        Image.fromarray(rng.integers(0, 65535, (h, w)).astype(np.uint16)).save(path)
+    if mode.startswith("I;16"):  # a 16-bit file holding 8-bit values, or (the fault) real 16-bit values
+        top = 65535 if mode == "I;16 wide" else 255
+        Image.fromarray(rng.integers(0, top + 1, (h, w)).astype(np.uint16)).save(path)
         return
     arr = rng.integers(0, 256, (h, w, 4) if mode == "RGBA" else (h, w, 3)).astype(np.uint8)
     Image.fromarray(arr).convert(mode).save(path)
@@ -297,15 +298,17 @@ def write_png(path: Path, rng, mode: str) -> None:
 def test_fuzz_image_folder(data):
     draw = data.draw
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    f = faults(draw, CSV_FAULTS)
+    f = faults(draw, [*CSV_FAULTS, "png_16bit"])
     rows, k = csv_rows(f, rng, draw)
+    wide = int(rng.integers(0, len(rows))) if "png_16bit" in f else -1
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         files = []
         for i, r in enumerate(rows):
             files.append(root / f"im{i}.png")
             r["Filename"] = files[-1].name
-            write_png(files[-1], rng, draw(st.sampled_from(["RGB", "RGB", "L", "RGBA", "P", "1", "I;16"])))
+            mode = draw(st.sampled_from(["RGB", "RGB", "L", "RGBA", "P", "1", "I;16"]))
+            write_png(files[-1], rng, "I;16 wide" if i == wide else mode)
         if "empty_file_cell" in f:
             rows[int(rng.integers(0, len(rows)))]["Filename"] = None
         damage_one(files, f, rng)

@@ -201,9 +201,17 @@ def read_image(path: Path, size: int, channels: int, where: str = "") -> np.ndar
 
     try:
         with Image.open(path) as im:
+            if im.mode.startswith(("I", "F")):
+                # PIL's 16-bit/float to 8-bit conversion clips at 255 (and floats in [0, 1] to {0, 1})
+                raw = np.asarray(im)
+                if raw.size and (raw.min() < 0 or raw.max() > 255 or (raw != np.round(raw)).any()):
+                    raise DataError(
+                        f"{path}{where}: {im.mode} pixels span [{raw.min():g}, {raw.max():g}]; expected 8-bit "
+                        "values 0..255 (convert the image to 8 bits first)"
+                    )
             im = im.convert("RGB" if channels == 3 else "L").resize((size, size), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)
-    except MemoryError:
+    except (MemoryError, DataError):
         raise
     except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ... for bad files
         raise DataError(
@@ -236,7 +244,7 @@ def load_image_folder(
     """
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 (gray) or 3 (RGB), got {channels!r}")
-    if not isinstance(size, int) or size < 1:
+    if not isinstance(size, int | np.integer) or size < 1:
         raise DataError(f"size must be a positive integer (pixels), got {size!r}")
     csv = Path(csv)
     columns = {filename_column: "filename_column", label_column: "label_column"}

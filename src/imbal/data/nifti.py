@@ -98,8 +98,14 @@ def load_nifti_csv(
     """
     if isinstance(sequence_columns, str) or not sequence_columns:
         raise DataError(f"sequence_columns must be a non-empty list of CSV columns, got {sequence_columns!r}")
-    size3 = (size,) * 3 if isinstance(size, int) else tuple(size)
-    if len(size3) != 3 or not all(isinstance(v, int) and v >= 1 for v in size3):
+    size3 = (
+        (size,) * 3
+        if isinstance(size, int | np.integer)
+        else tuple(size)
+        if isinstance(size, list | tuple)
+        else ()
+    )
+    if len(size3) != 3 or not all(isinstance(v, int | np.integer) and v >= 1 for v in size3):
         raise DataError(f"size must be a positive integer or three of them (D, H, W), got {size!r}")
     csv = Path(csv)
     columns = dict.fromkeys(sequence_columns, "sequence_columns") | {label_column: "label_column"}
