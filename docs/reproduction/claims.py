@@ -58,10 +58,13 @@ def instability(runs: pd.DataFrame) -> tuple[str, str]:
     c, d = int(zeroed[~only].sum()), int((~only).sum())
     _, p = fisher_exact([[a, b - a], [c, d - c]], alternative="greater")
     detail = ", ".join(
-        f"{s}/{l}: {int(g.sum())}/{len(g)}" for (s, l), g in zeroed[only].groupby([runs.sampler[only], runs.loss[only]])
+        f"{s}/{l}: {int(g.sum())}/{len(g)}"
+        for (s, l), g in zeroed[only].groupby([runs.sampler[only], runs.loss[only]])
     )
     text = f"runs with a class F1 of 0: metric-only {a}/{b} ({detail}); all others {c}/{d}; one-sided Fisher exact p = {p:.3g}"
-    return text, "reproduced" if p < 0.05 else ("not reproduced" if a / max(b, 1) <= c / max(d, 1) else "inconclusive")
+    return text, "reproduced" if p < 0.05 else (
+        "not reproduced" if a / max(b, 1) <= c / max(d, 1) else "inconclusive"
+    )
 
 
 def sampling_helps_ce(vs: pd.DataFrame) -> tuple[str, str]:
@@ -75,7 +78,11 @@ def sampling_helps_ce(vs: pd.DataFrame) -> tuple[str, str]:
             parts.append(f"{sampler} / ce, {metric.replace('_', ' ')}: {fmt(r)}")
             if metric == "balanced_accuracy":
                 words.append(word(r.verdict_adjusted, r.difference))
-    overall = "reproduced" if set(words) == {"reproduced"} else ("not reproduced" if set(words) == {"not reproduced"} else "inconclusive")
+    overall = (
+        "reproduced"
+        if set(words) == {"reproduced"}
+        else ("not reproduced" if set(words) == {"not reproduced"} else "inconclusive")
+    )
     return "; ".join(parts), overall
 
 
@@ -95,17 +102,31 @@ def tightness(tight: pd.DataFrame, minority: int) -> tuple[str, str]:
     adjusted = adjust_pvalues(np.array(ps), "holm")
     parts, better = [], 0
     for (sampler, key, cmp, n), p_adj in zip(rows, adjusted):
-        verdict = "better" if p_adj < 0.05 and cmp.low > 0 else ("worse" if p_adj < 0.05 and cmp.high < 0 else "inconclusive")
+        verdict = (
+            "better"
+            if p_adj < 0.05 and cmp.low > 0
+            else ("worse" if p_adj < 0.05 and cmp.high < 0 else "inconclusive")
+        )
         better += verdict == "better"
-        parts.append(f"{sampler}, {key}: {cmp.mean_diff:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}], Holm p {p_adj:.3f}: {verdict}")
+        parts.append(
+            f"{sampler}, {key}: {cmp.mean_diff:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}], Holm p {p_adj:.3f} "
+            f"({n} seeds): {verdict}"
+        )
     text = "ce+mcc minus ce, rarest class, paired over seeds: " + "; ".join(parts)
-    outcome = "reproduced" if better == len(rows) and rows else ("inconclusive" if better or all(r[2].mean_diff > 0 for r in rows) else "not reproduced")
+    outcome = (
+        "reproduced"
+        if better == len(rows) and rows
+        else ("inconclusive" if better or all(r[2].mean_diff > 0 for r in rows) else "not reproduced")
+    )
     return text, outcome
 
 
 def ablation_table(runs: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     """BA mean ± std per (batch, memory, loss), and the paired memory effects."""
-    lines = ["| batch | memory | loss | balanced accuracy (mean ± std) | macro F1 | seeds |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| batch | memory | loss | balanced accuracy (mean ± std) | macro F1 | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
     for label in ("batch10", "batch10-memory4", "batch50", "batch50-memory4"):
         for loss in ("mcc", "ce+mcc"):
             g = runs[(runs.label == label) & (runs.loss == loss)]
@@ -130,7 +151,16 @@ def ablation_table(runs: pd.DataFrame) -> tuple[str, pd.DataFrame]:
         seeds = sorted(set(a.index) & set(b.index))
         if len(seeds) >= 2:
             cmp = paired_t(a[seeds].to_numpy(), b[seeds].to_numpy())
-            effects.append({"comparison": name, "difference": cmp.mean_diff, "ci_low": cmp.low, "ci_high": cmp.high, "p": cmp.p_value, "seeds": len(seeds)})
+            effects.append(
+                {
+                    "comparison": name,
+                    "difference": cmp.mean_diff,
+                    "ci_low": cmp.low,
+                    "ci_high": cmp.high,
+                    "p": cmp.p_value,
+                    "seeds": len(seeds),
+                }
+            )
     eff = pd.DataFrame(effects)
     if not eff.empty:
         eff["p_holm"] = adjust_pvalues(eff.p.to_numpy(), "holm")
@@ -167,10 +197,22 @@ def main() -> None:
     minority = int(runs.minority_class.iloc[0])
     seeds, n_test = runs.seed.nunique(), int(runs.n_test.iloc[0])
     claims = [
-        ("1. best CE+metric vs CE-uniform, balanced accuracy", "up to +12% relative", *best_vs_baseline(vs, runs, "balanced_accuracy")),
-        ("2. rarest class F1, best CE+metric vs CE-uniform", "up to +51%", *best_vs_baseline(vs, runs, "minority_f1")),
+        (
+            "1. best CE+metric vs CE-uniform, balanced accuracy",
+            "up to +12% relative",
+            *best_vs_baseline(vs, runs, "balanced_accuracy"),
+        ),
+        (
+            "2. rarest class F1, best CE+metric vs CE-uniform",
+            "up to +51%",
+            *best_vs_baseline(vs, runs, "minority_f1"),
+        ),
         ("3. metric-only losses are unstable", "they can zero out a class", *instability(runs)),
-        ("4. oversampling and class weights help CE", "CE 0.69 -> 0.74/0.75 (glaucoma), 0.55 -> 0.59/0.61 (glioma)", *sampling_helps_ce(vs)),
+        (
+            "4. oversampling and class weights help CE",
+            "CE 0.69 -> 0.74/0.75 (glaucoma), 0.55 -> 0.59/0.61 (glioma)",
+            *sampling_helps_ce(vs),
+        ),
         ("5. rarest class clusters more tightly with CE+MCC", "seen in t-SNE", *tightness(tight, minority)),
     ]
     table, effects = ablation_table(collect_runs(ablation))

@@ -270,7 +270,9 @@ def check_cache(path: str | Path, manifest: dict[str, Any] | None = None, *, ver
     try:
         for split in SPLITS:
             info = manifest["splits"][split]
-            expected = {images_file(split): (tuple(info["images_shape"]), np.uint8)}
+            expected: dict[str, tuple[tuple[int, ...], type[np.generic]]] = {
+                images_file(split): (tuple(info["images_shape"]), np.uint8)
+            }
             expected[labels_file(split)] = ((info["count"],), np.int64)
             for name, (shape, dtype) in expected.items():
                 file, record = path / name, manifest["files"][name]

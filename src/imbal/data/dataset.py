@@ -5,10 +5,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from imbal.errors import DataError
+
+if TYPE_CHECKING:  # a disk-backed split (imbal.data.stream) imports this module
+    from imbal.data.stream import DiskDataset
 
 SPLITS = ("train", "val", "test")
 
@@ -108,12 +112,12 @@ class ImageDataset:
 class Splits:
     """train / val / test of one source; ``source`` says where the data came from."""
 
-    train: ImageDataset
-    val: ImageDataset
-    test: ImageDataset
+    train: ImageDataset | DiskDataset
+    val: ImageDataset | DiskDataset
+    test: ImageDataset | DiskDataset
     source: str = ""
 
-    def __getitem__(self, split: str) -> ImageDataset:
+    def __getitem__(self, split: str) -> ImageDataset | DiskDataset:
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
         return getattr(self, split)

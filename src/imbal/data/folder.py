@@ -113,7 +113,7 @@ def labels_from_frame(
             empty = column.isna().to_numpy()
             if empty.any():
                 raise DataError(f"{csv}: empty {class_names_column!r} cell ({lines(empty)}); fill it")
-            _check_name_pairs(ints, column.astype(str), label_column, class_names_column, csv)
+            _check_name_pairs(ints, column.astype(str), label_column, str(class_names_column), csv)
         if classes is not None:
             names = [str(c) for c in classes]
             outside = ints >= len(names)
@@ -209,8 +209,10 @@ def read_image(path: Path, size: int, channels: int, where: str = "") -> np.ndar
                         f"{path}{where}: {im.mode} pixels span [{raw.min():g}, {raw.max():g}]; expected 8-bit "
                         "values 0..255 (convert the image to 8 bits first)"
                     )
-            im = im.convert("RGB" if channels == 3 else "L").resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
+            resized = im.convert("RGB" if channels == 3 else "L").resize(
+                (size, size), Image.Resampling.BILINEAR
+            )
+            arr = np.asarray(resized, dtype=np.uint8)
     except (MemoryError, DataError):
         raise
     except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ... for bad files

@@ -53,7 +53,7 @@ def read_volume(path: Path, where: str) -> np.ndarray:
     import nibabel as nib
 
     try:
-        data = np.asanyarray(nib.load(str(path)).dataobj)
+        data = np.asanyarray(nib.load(str(path)).dataobj)  # type: ignore[attr-defined]  # every NIfTI image has it
     except MemoryError:
         raise
     except Exception as exc:  # nibabel raises ImageFileError, EOFError, zlib/gzip errors, ... for bad files

@@ -71,7 +71,7 @@ class DiskImages:
         rows = self._rows(np.asarray(index, dtype=np.int64).reshape(-1))
         if rows.size == 0:
             return
-        flat = memoryview(out.reshape(-1)).cast("B")
+        flat = memoryview(out.reshape(-1)).cast("B")  # type: ignore[arg-type]  # an ndarray is a buffer
         sb = self.sample_bytes
         # runs of consecutive rows (evaluation's sequential batches) become one read each
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
