@@ -37,6 +37,7 @@ import imbal
 from imbal.data.dataset import Splits
 from imbal.data.stream import DiskDataset, DiskImages
 from imbal.errors import DataError, MissingFileError
+from imbal.processes import pid_alive
 
 FORMAT = "imbal-cache"
 FORMAT_VERSION = 1
@@ -199,23 +200,13 @@ def write_cache(
     return out
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_builds(out: Path) -> list[Path]:
     """Delete temporary folders of builds of ``out`` whose process is gone (killed builds)."""
     removed = []
     for tmp in out.parent.glob(f".{glob.escape(out.name)}.*-*-*"):
         kind, _, rest = tmp.name[len(out.name) + 2 :].partition("-")
         pid = rest.split("-")[0]
-        if kind in ("tmp", "old") and pid.isdigit() and not _pid_alive(int(pid)) and tmp.is_dir():
+        if kind in ("tmp", "old") and pid.isdigit() and not pid_alive(int(pid)) and tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
             removed.append(tmp)
     return removed

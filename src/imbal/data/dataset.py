@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -17,8 +17,48 @@ if TYPE_CHECKING:  # a disk-backed split (imbal.data.stream) imports this module
 SPLITS = ("train", "val", "test")
 
 
+class SplitInfo:
+    """What every split type derives from ``images`` ``(N, C, *spatial)``, ``labels`` and ``num_classes``.
+
+    Shared by the in-memory :class:`ImageDataset` and the disk-backed ``imbal.data.stream.DiskDataset``.
+    """
+
+    images: Any
+    labels: torch.Tensor
+    num_classes: int
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.images.ndim - 2
+
+    @property
+    def in_channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def spatial_size(self) -> tuple[int, ...]:
+        return tuple(self.images.shape[2:])
+
+    @property
+    def class_counts(self) -> torch.Tensor:
+        return torch.bincount(self.labels.cpu(), minlength=self.num_classes)
+
+    @property
+    def imbalance_ratio(self) -> float:
+        counts = self.class_counts.float()
+        return float(counts.max() / counts.clamp_min(1).min())
+
+    @property
+    def minority_class(self) -> int:
+        """Index of the rarest class in this set (the lowest index on ties)."""
+        return int(torch.argmin(self.class_counts))
+
+
 @dataclass
-class ImageDataset:
+class ImageDataset(SplitInfo):
     """Images and labels held in memory, gathered by index without per-sample Python work.
 
     ``images`` is uint8 ``(N, C, *spatial)`` with 2 or 3 spatial dims; :meth:`batch` returns float
@@ -51,35 +91,6 @@ class ImageDataset:
             )
         if not self.class_names:
             self.class_names = [str(k) for k in range(self.num_classes)]
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    @property
-    def spatial_dims(self) -> int:
-        return self.images.ndim - 2
-
-    @property
-    def in_channels(self) -> int:
-        return self.images.shape[1]
-
-    @property
-    def spatial_size(self) -> tuple[int, ...]:
-        return tuple(self.images.shape[2:])
-
-    @property
-    def class_counts(self) -> torch.Tensor:
-        return torch.bincount(self.labels.cpu(), minlength=self.num_classes)
-
-    @property
-    def imbalance_ratio(self) -> float:
-        counts = self.class_counts.float()
-        return float(counts.max() / counts.clamp_min(1).min())
-
-    @property
-    def minority_class(self) -> int:
-        """Index of the rarest class in this set (the lowest index on ties)."""
-        return int(torch.argmin(self.class_counts))
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Float images in [0, 1] and labels for ``index`` (a gather, on the data's device)."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imbal.data.dataset import ImageDataset, Splits
+from imbal.data.dataset import ImageDataset, SplitInfo, Splits
 from imbal.errors import DataError
 
 IndexBatches = torch.Tensor | Sequence[torch.Tensor]
@@ -112,7 +112,7 @@ def _pread_exact(fd: int, buf: memoryview, offset: int, path: Path) -> None:
 
 
 @dataclass
-class DiskDataset:
+class DiskDataset(SplitInfo):
     """The disk-backed twin of :class:`ImageDataset`: images stay in their cache file, labels in memory.
 
     ``device`` is where :meth:`batch` puts its output (set by :meth:`to`, which moves the labels
@@ -142,30 +142,6 @@ class DiskDataset:
         if not self.class_names:
             self.class_names = [str(k) for k in range(self.num_classes)]
         self.device = torch.device(self.device)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @property
-    def spatial_dims(self) -> int:
-        return self.images.ndim - 2
-
-    @property
-    def in_channels(self) -> int:
-        return self.images.shape[1]
-
-    @property
-    def spatial_size(self) -> tuple[int, ...]:
-        return tuple(self.images.shape[2:])
-
-    @property
-    def class_counts(self) -> torch.Tensor:
-        return torch.bincount(self.labels.cpu(), minlength=self.num_classes)
-
-    @property
-    def imbalance_ratio(self) -> float:
-        counts = self.class_counts.float()
-        return float(counts.max() / counts.clamp_min(1).min())
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Float images in [0, 1] on ``device`` and labels, read synchronously (no prefetch)."""

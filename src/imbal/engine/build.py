@@ -66,17 +66,13 @@ def prepare_data(cfg: TrainConfig) -> Splits:
     if cfg.train_subset and cfg.train_subset < len(splits.train):
         frac = cfg.train_subset / len(splits.train)
         keep, _ = stratified_split(splits.train.labels, (frac, 1 - frac), seed=cfg.seed)
-        splits = Splits(splits.train.subset(keep), splits.val, splits.test, splits.source)
+        # a small subset can lose a class: the cross-split checks run again
+        splits = Splits(splits.train.subset(keep), splits.val, splits.test, splits.source).check()
     if cfg.crop_size and any(cfg.crop_size > s for s in splits.train.spatial_size):
         raise ConfigError(
             f"crop_size={cfg.crop_size} exceeds the images' size {tuple(splits.train.spatial_size)}"
         )
     return splits
-
-
-def minority_class(data: AnyDataset) -> int:
-    """The rarest class of a (training) set; ties go to the lower index."""
-    return int(torch.argmin(data.class_counts))
 
 
 def fingerprint(data: AnyDataset) -> str:
@@ -111,7 +107,7 @@ def augmentation_for(cfg: TrainConfig, data: AnyDataset) -> Augmentation:
 def positive_class_for(cfg: TrainConfig, data: AnyDataset) -> int:
     """Binary soft F1's positive class: the configured one, else the training set's minority class."""
     if cfg.positive_class is None:
-        return minority_class(data)
+        return data.minority_class
     if cfg.positive_class >= data.num_classes:
         raise ConfigError(
             f"positive_class={cfg.positive_class} is not a class of {data.name} (classes 0..{data.num_classes - 1})"

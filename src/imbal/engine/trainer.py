@@ -30,7 +30,6 @@ from imbal.engine.build import (
     fingerprint,
     loss_for,
     make_fabric,
-    minority_class,
     model_for,
     optimizer_for,
     prepare_data,
@@ -217,7 +216,7 @@ def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
         sampler=sampler_for(cfg, train_set, fabric),
         aug=augmentation_for(cfg, train_set),
         memory_format=memory_format,
-        minority=minority_class(train_set),
+        minority=train_set.minority_class,
         state=state,
     )
 

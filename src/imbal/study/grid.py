@@ -29,6 +29,7 @@ import yaml
 from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig, config_differences, read_yaml_mapping
 from imbal.errors import ConfigError, UserError
+from imbal.processes import pid_alive
 from imbal.study.spec import Cell, StudySpec
 
 
@@ -52,16 +53,6 @@ def shard_cells(cells: list[Cell], shard: tuple[int, int]) -> list[Cell]:
 # ---------------------------------------------------------------- locks
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def lock_holder(lock: Path) -> tuple[str, int] | None:
     """``(host, pid)`` of a lock, or None when it is empty or unreadable (we never write those)."""
     try:
@@ -72,7 +63,7 @@ def lock_holder(lock: Path) -> tuple[str, int] | None:
 
 
 def _holder_gone(holder: tuple[str, int] | None) -> bool:
-    return holder is None or (holder[0] == socket.gethostname() and not _pid_alive(holder[1]))
+    return holder is None or (holder[0] == socket.gethostname() and not pid_alive(holder[1]))
 
 
 def acquire(run: Path) -> str | None:
