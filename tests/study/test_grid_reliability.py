@@ -213,3 +213,31 @@ def test_entries_differing_only_in_settings_are_never_merged(tmp_path):
     cells = spec.cells()
     assert [c.key for c in cells] == ["a/uniform/ce/seed0", "b/uniform/ce/seed0"]
     assert spec.config_for(cells[1], tmp_path).epochs == 2 and spec.config_for(cells[0], tmp_path).epochs == 1
+
+
+def test_two_grid_processes_never_train_a_cell_twice(tmp_path):
+    path = study(
+        tmp_path, grid=[{"samplers": ["uniform", "oversample"], "losses": ["ce", "ce+mcc"]}], seeds=[0, 1]
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "imbal.cli.main",
+        "grid",
+        "--config",
+        str(path),
+        "--out",
+        str(tmp_path / "s"),
+        "--quiet",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    done = [[line.split()[1] for line in out.splitlines() if " done in " in line] for out in outs]
+    assert not set(done[0]) & set(done[1]), done
+    assert len(done[0]) + len(done[1]) == 8
+    for log in (tmp_path / "s").glob("runs/*/*/*/seed*/train.log"):
+        assert len(log.read_text().splitlines()) == 1, log  # one epoch, trained once
