@@ -241,3 +241,64 @@ def test_two_grid_processes_never_train_a_cell_twice(tmp_path):
     assert len(done[0]) + len(done[1]) == 8
     for log in (tmp_path / "s").glob("runs/*/*/*/seed*/train.log"):
         assert len(log.read_text().splitlines()) == 1, log  # one epoch, trained once
+
+
+def test_runs_on_different_test_sets_are_never_pooled(tmp_path):
+    from imbal.study.report import make_report
+
+    small = {**SYN, "n": 150}
+    for name, data in (("big", SYN), ("small", small)):
+        spec = load_study(study(tmp_path, train={**TRAIN, "dataset": data}, seeds=[0, 1]))
+        run_grid(spec, tmp_path / name, log=lambda *_: None)
+    # merge the two studies into one folder, as a user copying runs together would
+    merged = tmp_path / "merged" / "runs" / "synthetic" / "uniform" / "ce"
+    merged.mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(cell(tmp_path / "big"), merged / "seed0")
+    shutil.copytree(cell(tmp_path / "small", seed=1), merged / "seed1")
+    make_report(tmp_path / "merged", n_boot=20)
+    md = (tmp_path / "merged" / "report.md").read_text()
+    sections = [line for line in md.splitlines() if line.startswith("## ")]
+    assert len(sections) == 2 and "n=40" in md and "n=30" in md  # two test sets, two sections
+    assert "2 seeds" not in md and "mean ± std" not in md  # nothing averaged across them
+
+
+def test_partial_metrics_json_names_the_file(tmp_path, capsys):
+    run_grid(load_study(study(tmp_path)), tmp_path / "s", log=lambda *_: None)
+    (cell(tmp_path / "s") / "metrics.json").write_text('{"test": {"balanced')
+    assert main(["report", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "metrics.json is not valid JSON" in err and str(cell(tmp_path / "s")) in err
+
+
+def test_corrupt_last_checkpoint_on_resume_is_a_user_error(tmp_path, capsys):
+    run = cell(tmp_path / "s")
+    run_grid(
+        load_study(study(tmp_path, train={**TRAIN, "keep_last": True})), tmp_path / "s", log=lambda *_: None
+    )
+    (run / "metrics.json").unlink()
+    (run / "last.ckpt").write_bytes(b"")
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "last.ckpt is not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_live_line_shows_running_cells_and_eta(tmp_path):
+    from imbal.study.grid import Outcome, Progress
+
+    spec = load_study(study(tmp_path, seeds=[0, 1, 2]))
+    cells = spec.cells()
+    progress = Progress(todo=3, jobs=2, log=lambda *_: None)
+    run = cell(tmp_path / "s", seed=1)
+    run.mkdir(parents=True)
+    (run / "train.log").write_text(
+        "epoch 3/18 loss 1.2 val balanced_accuracy 0.4 (best 0.4 at epoch 3) 2.0s\n"
+    )
+    progress.running[cells[1].key] = run
+    assert progress.eta_minutes() is None  # nothing trained here yet: no guess
+    progress.outcomes.append(Outcome(cells[0], "done", seconds=60.0))
+    progress.outcomes.append(Outcome(cells[2], "busy"))  # trained elsewhere: not counted as work done here
+    line = progress.live_line()
+    assert "synthetic/uniform/ce/seed1 epoch 3/18" in line
+    # 1 cell left at 60 s per trained cell, 2 jobs: 1 minute
+    assert "ETA 1.0 min" in line
