@@ -113,10 +113,10 @@ def tightness(tight: pd.DataFrame, minority: int) -> tuple[str, str]:
             f"({n} seeds): {verdict}"
         )
     text = "ce+mcc minus ce, rarest class, paired over seeds: " + "; ".join(parts)
+    # reproduced: tighter on every comparison; not reproduced: significantly looser on one; else undecided
+    worse = sum(p < 0.05 and r[2].high < 0 for r, p in zip(rows, adjusted))
     outcome = (
-        "reproduced"
-        if better == len(rows) and rows
-        else ("inconclusive" if better or all(r[2].mean_diff > 0 for r in rows) else "not reproduced")
+        "reproduced" if rows and better == len(rows) else ("not reproduced" if worse else "inconclusive")
     )
     return text, outcome
 

@@ -193,3 +193,17 @@ def test_memory_queue_survives_a_kill_and_resume(tmp_path, monkeypatch):
 
     assert strip(out) == strip(ref)
     assert strip(forgot)["val"] != strip(ref)["val"]
+
+
+def test_train_leaves_the_thread_count_as_it_found_it(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    train(cfg(tmp_path, threads=1))
+    assert torch.get_num_threads() == before
+
+
+def test_a_failed_data_load_leaves_out_untouched(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--dataset", str(tmp_path / "missing.npz"), "--out", str(out)]) == 2
+    assert not out.exists()  # a fixed rerun into the same --out is not refused as "another run"

@@ -153,10 +153,22 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch):
 
 
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
-    args = ["--dataset", json.dumps(SYN), "--widen-factor", "0.25", "--epochs", "6", "--quiet"]
+    # CPU results depend on the thread count: both runs use the same one
+    args = [
+        "--dataset",
+        json.dumps(SYN),
+        "--widen-factor",
+        "0.25",
+        "--epochs",
+        "6",
+        "--quiet",
+        "--threads",
+        "2",
+    ]
     ref = train(
         load_config(
-            None, dict(dataset=SYN, widen_factor=0.25, epochs=6, quiet=True, out=str(tmp_path / "ref"))
+            None,
+            dict(dataset=SYN, widen_factor=0.25, epochs=6, quiet=True, threads=2, out=str(tmp_path / "ref")),
         )
     )
     run = tmp_path / "killed"

@@ -105,7 +105,8 @@ def test_killing_the_grid_kills_its_trainers(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
-    while time.time() < deadline and not list((tmp_path / "s").glob("runs/*/*/*/seed*/train.log")):
+    # both cells started (the rerun below expects both to hold their 200-epoch config)
+    while time.time() < deadline and len(list((tmp_path / "s").glob("runs/*/*/*/seed*/train.log"))) < 2:
         time.sleep(0.2)
     assert _cell_processes(marker), "no trainer started"
     grid.send_signal(signal.SIGKILL)

@@ -16,8 +16,8 @@ def _looks_like_run(out: Path) -> bool:
     return any((out / f).exists() for f in (rd.CONFIG, rd.METRICS_FILE, rd.BEST, rd.LAST, rd.HISTORY))
 
 
-def claim_folder(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bool) -> None:
-    """Make sure ``cfg.out`` can only ever describe this run (checked on every rank, then cleared)."""
+def check_folder(cfg: TrainConfig, *, resume: bool, overwrite: bool) -> None:
+    """Refuse a ``cfg.out`` that could end up describing another run; changes nothing (every rank)."""
     out = Path(cfg.out)
     if resume:
         if not (out / rd.CONFIG).is_file():
@@ -44,7 +44,16 @@ def claim_folder(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: b
             raise RunFolderError(
                 f"--out {out} holds files that are not an imbal run; refusing to delete them"
             )
-    fabric.barrier()  # every rank checked before rank 0 changes anything
+
+
+def take_folder(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bool) -> None:
+    """After :func:`check_folder` and once the data loaded: clear (``overwrite``), then write config.yaml.
+
+    Nothing is written before the data and model are built, so a run that fails on bad input leaves
+    its ``--out`` as it was (a fixed rerun is not refused as "another run").
+    """
+    out = Path(cfg.out)
+    fabric.barrier()  # every rank checked and built before rank 0 changes anything
     if fabric.is_global_zero:
         if overwrite and not resume and out.is_dir():
             for p in rd.run_contents(out):

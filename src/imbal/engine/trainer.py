@@ -35,7 +35,7 @@ from imbal.engine.build import (
     sampler_for,
 )
 from imbal.engine.config import PRESENTATION_KEYS, TrainConfig
-from imbal.engine.run_folder import claim_folder
+from imbal.engine.run_folder import check_folder, take_folder
 from imbal.engine.scoring import evaluate_split, write_outputs
 from imbal.errors import UserError
 from imbal.models import Classifier
@@ -111,21 +111,25 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     ones; a fresh run refuses a non-empty ``cfg.out`` unless ``overwrite`` (which clears it first).
     The thread count is resolved here and recorded, so that a resume computes with the same one.
     """
+    previous_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     else:
-        cfg = dataclasses.replace(cfg, threads=torch.get_num_threads())
-    fabric = make_fabric(cfg)
-    fabric.launch()
+        cfg = dataclasses.replace(cfg, threads=previous_threads)
+    fabric: Fabric | None = None
     try:
+        fabric = make_fabric(cfg)
+        fabric.launch()
         return _train(fabric, cfg, resume=resume, overwrite=overwrite)
     except (UserError, KeyboardInterrupt):
         raise
     except Exception:
         out = Path(cfg.out)
-        if fabric.is_global_zero and (out / rd.CONFIG).is_file():
+        if (fabric is None or fabric.is_global_zero) and (out / rd.CONFIG).is_file():
             rd.atomic_write_text(out / rd.ERROR, traceback.format_exc())
         raise
+    finally:
+        torch.set_num_threads(previous_threads)  # a library call leaves the process as it found it
 
 
 def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
@@ -341,10 +345,11 @@ def epoch_record(run: Run, epoch: int, train_loss: float, steps: int, t0: float,
 def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bool) -> Path:
     started = time.perf_counter()
     out = Path(cfg.out)
-    claim_folder(fabric, cfg, resume=resume, overwrite=overwrite)
+    check_folder(cfg, resume=resume, overwrite=overwrite)
     if resume and rd.is_finished(out):
         return out  # a finished run has nothing left to do (and may no longer hold last.ckpt)
     run = build_run(fabric, cfg, resume=resume)
+    take_folder(fabric, cfg, resume=resume, overwrite=overwrite)
     state = run.state
     step_fn = torch.compile(run.fmodel) if cfg.compile else run.fmodel
     bar = tqdm(

@@ -76,9 +76,14 @@ def parse_loss_name(name: str) -> list[tuple[float, str]]:
                 " with optional coefficients such as 'ce+0.5*mcc'"
             )
         coef = float(m["coef"]) if m["coef"] else 1.0
-        if not 0 < coef < float("inf"):
-            raise ValueError(f"loss term {part.strip()!r} in {name!r} needs a coefficient > 0, got {coef:g}")
+        if not 0 <= coef < float("inf"):
+            raise ValueError(
+                f"loss term {part.strip()!r} in {name!r} needs a finite coefficient >= 0, got {coef:g}"
+            )
         out.append((coef, m["name"]))
+    if not any(c > 0 for c, _ in out):
+        # a zero coefficient is allowed (e.g. ce+0*mcc, a reference equal to CE), an all-zero loss is not
+        raise ValueError(f"loss {name!r} has no term with a coefficient > 0: it would train nothing")
     names = [t for _, t in out]
     if len(set(names)) != len(names):
         raise ValueError(f"loss {name!r} names a term twice; write one term with its total coefficient")

@@ -180,7 +180,7 @@ def findings_blocks(runs: pd.DataFrame, comparisons: pd.DataFrame, correction: s
     header = [
         "metric",
         "ce + uniform",
-        name(shown) + (" (recommended)" if shown == rec else ""),
+        name(shown) + (" (chosen by the rule)" if shown == rec else " (best alternative)"),
         "difference",
         "95% CI (unadjusted)",
         "p",

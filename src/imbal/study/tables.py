@@ -88,10 +88,12 @@ def unstable(runs: pd.DataFrame) -> dict[tuple[str, str], list[tuple[int, list[s
     """Configurations that zeroed a class (test F1 of 0) in some seed: ``{config: [(seed, classes)]}``."""
     names = runs.class_names.iloc[0] or [str(k) for k in range(len(runs.f1_per_class.iloc[0]))]
     out: dict[tuple[str, str], list[tuple[int, list[str]]]] = {}
-    for r in runs.sort_values("seed").itertuples():
-        zeroed = [names[k] for k, f in enumerate(r.f1_per_class) if f == 0]
-        if zeroed:
-            out.setdefault((r.sampler, r.loss), []).append((int(r.seed), zeroed))
+    for config in configurations(runs):
+        grp = runs[(runs.sampler == config[0]) & (runs.loss == config[1])].sort_values("seed")
+        for r in grp.itertuples():
+            zeroed = [names[k] for k, f in enumerate(r.f1_per_class) if f == 0]
+            if zeroed:
+                out.setdefault(config, []).append((int(r.seed), zeroed))
     return out
 
 
