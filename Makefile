@@ -35,8 +35,9 @@ format: venv
 bench: venv
 	$(BIN)/python bench/loss_overhead.py
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/streaming.py
 
-# docs/reproduction.md: 80 + 24 runs on RetinaMNIST (about 70 min on 2 CPU cores), reports, claim table
+# docs/reproduction.md: 80 + 24 runs on RetinaMNIST (about 100 min on 2 CPU cores), reports, claim table
 reproduce: venv
 	$(BIN)/imbal grid --config configs/study_reproduction.yaml --out runs/reproduction --quiet
 	$(BIN)/imbal grid --config configs/study_batch_ablation.yaml --out runs/batch_ablation --quiet
