@@ -23,6 +23,7 @@ class Metric:
     low: float  # the metric's range, used for fixed figure scales
     high: float
     compared: bool  # paired against the baseline in reports (AUROC needs scores, not hard labels)
+    from_confusion: bool = True  # a ratio of the confusion matrix (AUROC is not: it needs scores)
     higher_is_better: bool = True
 
 
@@ -34,7 +35,7 @@ METRICS: dict[str, Metric] = {
         Metric("macro_f1", "Macro F1", 0.0, 1.0, True),
         Metric("mcc", "MCC", -1.0, 1.0, True),
         Metric("minority_f1", "F1 of the rarest class", 0.0, 1.0, True),
-        Metric("auroc", "Macro AUROC (one-vs-rest)", 0.0, 1.0, False),
+        Metric("auroc", "Macro AUROC (one-vs-rest)", 0.0, 1.0, False, from_confusion=False),
         Metric("accuracy", "Accuracy", 0.0, 1.0, False),
     ]
 }

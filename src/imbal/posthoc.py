@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from imbal.metrics import confusion_scores, metrics_from_confusion
+from imbal.metrics import METRICS, confusion_scores, metrics_from_confusion
 
 # the scalar metrics of confusion_scores; all are higher-is-better
-SELECTION_METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "mcc", "minority_f1")
+# what a hard decision rule can be tuned for: the metrics that are ratios of the confusion matrix
+SELECTION_METRICS = tuple(name for name, m in METRICS.items() if m.from_confusion)
 # 0, 0.1, ..., 3.0: Menon et al. find tau = 1 best for calibrated logits; the grid reaches past it
 # for under-confident ones. k / 10 (not k * 0.1) so that each grid point is the nearest double.
 DEFAULT_TAUS = torch.arange(31, dtype=torch.float64) / 10

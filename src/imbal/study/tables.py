@@ -14,7 +14,7 @@ import torch
 
 from imbal.engine import run_dir as rd
 from imbal.metrics import METRICS
-from imbal.posthoc import posthoc_scores
+from imbal.posthoc import SELECTION_METRICS, posthoc_scores
 from imbal.study.collect import loss_order, sampler_order
 from imbal.study.stats import (
     ONE_SEED_ADVICE,
@@ -185,11 +185,7 @@ def posthoc_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in runs.itertuples():
         val, test = _outputs(r.run_dir, "val"), _outputs(r.run_dir, "test")
-        metric = (
-            r.select_metric
-            if r.select_metric in ("balanced_accuracy", "macro_f1", "mcc")
-            else "balanced_accuracy"
-        )
+        metric = r.select_metric if r.select_metric in SELECTION_METRICS else "balanced_accuracy"
         res = posthoc_scores(
             torch.from_numpy(val["logits"]),
             torch.from_numpy(val["labels"]),
