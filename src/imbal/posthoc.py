@@ -16,7 +16,6 @@ import torch
 
 from imbal.metrics import METRICS, confusion_scores, metrics_from_confusion
 
-# the scalar metrics of confusion_scores; all are higher-is-better
 # what a hard decision rule can be tuned for: the metrics that are ratios of the confusion matrix
 SELECTION_METRICS = tuple(name for name, m in METRICS.items() if m.from_confusion)
 # 0, 0.1, ..., 3.0: Menon et al. find tau = 1 best for calibrated logits; the grid reaches past it
