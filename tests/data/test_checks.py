@@ -393,3 +393,12 @@ def test_load_medmnist_sets_class_names_and_minority(data_root):
     splits = load_medmnist("vesselmnist3d", root=data_root, download=False)
     assert splits.train.class_names == ["vessel", "aneurysm"] == splits.test.class_names
     assert splits.train.minority_class == 1
+
+
+def test_label_is_a_naming_key_of_every_kind():
+    from imbal.data import load_dataset
+
+    spec = {"kind": "synthetic", "n": 120, "size": 8, "label": "mine"}
+    plain = load_dataset({k: v for k, v in spec.items() if k != "label"})
+    labelled = load_dataset(spec)
+    assert torch.equal(plain.test.images, labelled.test.images)

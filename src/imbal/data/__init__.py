@@ -66,7 +66,8 @@ def load_dataset(spec: str | dict[str, Any], *, size: int = 28, root: str | None
     ``{kind: synthetic, spatial_dims, n, class_ratios, size, seed}``, ``{kind: cache, path, verify}``
     (a folder written by ``imbal data prepare``; a plain folder path works too), whose splits are
     disk-backed :class:`DiskDataset` s (see :func:`place`). The other keys of a kind are its
-    loader's keyword arguments; an unknown key is an error that lists them. Every result passes
+    loader's keyword arguments, plus ``label`` (any kind: the name used in run paths and reports); an
+    unknown key is an error that lists them. Every result passes
     :meth:`Splits.check` (non-empty splits, one class set, two or more training classes, one shape).
     """
     if isinstance(spec, str):
@@ -89,6 +90,8 @@ def load_dataset(spec: str | dict[str, Any], *, size: int = 28, root: str | None
             f"dataset must be a name, an npz path or a mapping with 'kind' in {KINDS}, got {spec!r}"
         )
     spec = dict(spec)
+    # `label` names the data in run paths and reports (imbal.engine.run_dir.dataset_label), for every kind
+    spec.pop("label", None)
     kind = spec.pop("kind")
     if not isinstance(kind, str) or kind not in LOADERS:
         raise DataError(f"unknown dataset kind {kind!r}; expected one of {KINDS}")

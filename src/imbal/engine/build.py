@@ -59,10 +59,7 @@ def make_fabric(cfg: TrainConfig) -> Fabric:
 
 def prepare_data(cfg: TrainConfig) -> Splits:
     """The config's data set, with the optional stratified training subset."""
-    spec = cfg.dataset
-    if isinstance(spec, dict):  # `label` names the data in paths and reports; the loader does not take it
-        spec = {k: v for k, v in spec.items() if k != "label"}
-    splits = load_dataset(spec, size=cfg.size)
+    splits = load_dataset(cfg.dataset, size=cfg.size)
     if cfg.train_subset and cfg.train_subset < len(splits.train):
         frac = cfg.train_subset / len(splits.train)
         keep, _ = stratified_split(splits.train.labels, (frac, 1 - frac), seed=cfg.seed)
