@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -6,13 +7,22 @@ import torch
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
+    cohen_kappa_score,
     confusion_matrix,
     f1_score,
     matthews_corrcoef,
     roc_auc_score,
 )
 
-from imbal.metrics import Evaluator, confusion_scores, metrics_from_confusion
+from imbal.metrics import (
+    ECE_BINS,
+    Evaluator,
+    brier_score,
+    calibration_bins,
+    confusion_scores,
+    expected_calibration_error,
+    metrics_from_confusion,
+)
 
 
 @pytest.mark.parametrize("c", [2, 3, 5])
@@ -64,3 +74,109 @@ def test_batched_scores_equal_one_by_one():
         for key in ("balanced_accuracy", "accuracy", "macro_f1", "mcc"):
             assert float(batched[key][i]) == pytest.approx(one[key])
         assert batched["f1_per_class"][i].tolist() == pytest.approx(one["f1_per_class"])
+
+
+# calibration and ordinal metrics (docs/method.md, "Calibration", "Ordinal grades")
+
+HAND_PROBS = torch.tensor([[0.9, 0.1], [0.85, 0.15], [0.3, 0.7], [0.55, 0.45]], dtype=torch.float64)
+HAND_LABELS = torch.tensor([0, 1, 1, 0])  # correct, wrong (confidence 0.85), correct, correct
+
+
+@pytest.mark.parametrize(
+    ("n_bins", "expected"),
+    [
+        # 15 bins: every confidence alone in its bin -> (0.1 + 0.85 + 0.3 + 0.45) / 4
+        (15, 0.425),
+        # 5 bins (0.8, 1] holds 0.9 and 0.85: accuracy 0.5 vs confidence 0.875 -> 2/4 * 0.375; then 0.7 and 0.55
+        (5, 2 / 4 * 0.375 + 0.3 / 4 + 0.45 / 4),
+        # 2 bins: all in (0.5, 1], accuracy 3/4 = mean confidence 0.75 -> perfectly calibrated on average
+        (2, 0.0),
+    ],
+)
+def test_ece_by_hand(n_bins, expected):
+    assert expected_calibration_error(HAND_PROBS, HAND_LABELS, n_bins) == pytest.approx(expected, abs=1e-12)
+
+
+def test_brier_by_hand():
+    # (0.01 + 0.01) + (0.7225 + 0.7225) + (0.09 + 0.09) + (0.2025 + 0.2025), over 4 samples
+    assert brier_score(HAND_PROBS, HAND_LABELS) == pytest.approx(2.05 / 4, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_evaluator_calibration_equals_the_functions_and_torchmetrics(seed):
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 4, (500,), generator=g)
+    logits = 3 * torch.randn(500, 4, generator=g) + 2 * torch.nn.functional.one_hot(y, 4)
+    ev = Evaluator(4)
+    for chunk in range(0, 500, 77):  # uneven batches: bins are sums, never averages of batch ECEs
+        ev.update(logits[chunk : chunk + 77], y[chunk : chunk + 77])
+    m = ev.compute()
+    probs = logits.softmax(-1)
+    assert m["ece"] == pytest.approx(expected_calibration_error(probs, y, ECE_BINS), abs=1e-12)
+    ref = multiclass_calibration_error(probs, y, 4, n_bins=ECE_BINS, norm="l1")
+    assert m["ece"] == pytest.approx(float(ref), abs=1e-5)
+    onehot = torch.nn.functional.one_hot(y, 4).double()
+    assert m["brier"] == pytest.approx(float(((probs.double() - onehot) ** 2).sum(1).mean()), abs=1e-12)
+    assert "qwk" not in m  # nominal classes: no kappa
+
+
+@pytest.mark.parametrize("c", [2, 3, 5])
+@pytest.mark.parametrize("seed", range(3))
+def test_qwk_against_sklearn(c, seed):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, c, (300,), generator=g)
+    logits = torch.randn(300, c, generator=g) + 1.2 * torch.nn.functional.one_hot(y, c)
+    ev = Evaluator(c, ordinal=True)
+    ev.update(logits[:101], y[:101])
+    ev.update(logits[101:], y[101:])
+    ref = cohen_kappa_score(y.numpy(), logits.argmax(1).numpy(), weights="quadratic")
+    assert ev.compute()["qwk"] == pytest.approx(ref, abs=1e-12)
+
+
+def test_qwk_batched_and_undefined_like_sklearn():
+    g = torch.Generator().manual_seed(0)
+    cms = torch.randint(0, 9, (6, 5, 5), generator=g)
+    cms[2] = 0
+    cms[2, 3, 3] = 4  # labels and predictions one class: sum(W E) = 0, undefined
+    batched = confusion_scores(cms)["qwk"]
+    for i, cm in enumerate(cms):
+        y = np.repeat(np.repeat(np.arange(5), 5), cm.flatten().numpy())
+        p = np.repeat(np.tile(np.arange(5), 5), cm.flatten().numpy())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn warns when the kappa is undefined
+            ref = cohen_kappa_score(y, p, weights="quadratic", labels=list(range(5)))
+        if math.isnan(ref):
+            assert math.isnan(float(batched[i])) and i == 2
+        else:
+            assert float(batched[i]) == pytest.approx(ref, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("probs", "labels", "message"),
+    [
+        (
+            torch.rand(4),
+            torch.zeros(4, dtype=torch.long),
+            r"probs must be floating point of shape \(N, C\), got \(4,\)",
+        ),
+        (
+            torch.rand(4, 3),
+            torch.zeros(3, dtype=torch.long),
+            r"labels must be integer class indices of shape \(4,\), got \(3,\)",
+        ),
+        (
+            torch.rand(4, 3),
+            torch.zeros(4),
+            r"labels must be integer class indices of shape \(4,\), got \(4,\)",
+        ),
+    ],
+)
+def test_calibration_inputs_are_checked(probs, labels, message):
+    with pytest.raises(ValueError, match=message):
+        calibration_bins(probs, labels)
+    with pytest.raises(ValueError, match=message):
+        brier_score(probs, labels)
+    with pytest.raises(ValueError, match=r"n_bins must be an integer >= 1, got 0"):
+        calibration_bins(torch.rand(4, 3), torch.zeros(4, dtype=torch.long), 0)

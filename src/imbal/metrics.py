@@ -1,8 +1,10 @@
 """Classification metrics from an accumulated confusion matrix (never averaged over batches).
 
 :class:`Evaluator` accumulates with torchmetrics (so DDP ranks are synced on ``compute``) and turns
-the confusion matrix into balanced accuracy, accuracy, macro F1, multi-class MCC and class-wise F1,
-plus macro one-vs-rest ROC-AUC.
+the confusion matrix into balanced accuracy, accuracy, macro F1, multi-class MCC, class-wise F1 and
+(ordinal data) quadratic weighted kappa, plus macro one-vs-rest ROC-AUC and the calibration of the
+probabilities: expected calibration error over :data:`ECE_BINS` equal-width bins and the Brier score
+(docs/method.md, "Calibration"), both from per-bin sums that add over batches and ranks.
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torchmetrics import Metric as _TorchMetric
 from torchmetrics.classification import MulticlassAUROC, MulticlassConfusionMatrix
+
+# equal-width confidence bins of the expected calibration error (Guo et al. 2017 use 15)
+ECE_BINS = 15
 
 
 @dataclass(frozen=True)
@@ -23,8 +29,9 @@ class Metric:
     low: float  # the metric's range, used for fixed figure scales
     high: float
     compared: bool  # paired against the baseline in reports (AUROC needs scores, not hard labels)
-    from_confusion: bool = True  # a ratio of the confusion matrix (AUROC is not: it needs scores)
+    from_confusion: bool = True  # a function of the confusion matrix (AUROC, ECE, Brier need scores)
     higher_is_better: bool = True
+    ordinal_only: bool = False  # defined for ordered classes only (in metrics.json of ordinal data only)
 
 
 # the one home of metric names; the order is the order of report sections
@@ -37,6 +44,25 @@ METRICS: dict[str, Metric] = {
         Metric("minority_f1", "F1 of the rarest class", 0.0, 1.0, True),
         Metric("auroc", "Macro AUROC (one-vs-rest)", 0.0, 1.0, False, from_confusion=False),
         Metric("accuracy", "Accuracy", 0.0, 1.0, False),
+        Metric("qwk", "Quadratic weighted kappa (ordinal grades)", -1.0, 1.0, False, ordinal_only=True),
+        Metric(
+            "ece",
+            f"Expected calibration error ({ECE_BINS} equal-width bins)",
+            0.0,
+            1.0,
+            False,
+            from_confusion=False,
+            higher_is_better=False,
+        ),
+        Metric(
+            "brier",
+            "Brier score (multi-class)",
+            0.0,
+            2.0,
+            False,
+            from_confusion=False,
+            higher_is_better=False,
+        ),
     ]
 }
 
@@ -44,7 +70,8 @@ METRICS: dict[str, Metric] = {
 def confusion_scores(cm: torch.Tensor, minority: int | None = None) -> dict[str, torch.Tensor]:
     """Ratio metrics of confusion matrices ``(..., C, C)`` (rows true, columns predicted), batched.
 
-    Returns tensors of shape ``(...)`` (``balanced_accuracy``, ``accuracy``, ``macro_f1``, ``mcc``) and
+    Returns tensors of shape ``(...)`` (``balanced_accuracy``, ``accuracy``, ``macro_f1``, ``mcc``,
+    ``qwk``: quadratic weighted kappa, meaningful for ordered classes only) and
     ``(..., C)`` (``f1_per_class``, ``recall_per_class``, ``support``). Conventions follow
     scikit-learn: balanced accuracy averages recall over classes present in the targets; macro F1
     averages over all C classes with 0 for undefined ones; MCC is Gorodkin's R_K, 0 when its
@@ -65,11 +92,19 @@ def confusion_scores(cm: torch.Tensor, minority: int | None = None) -> dict[str,
     den = (n * n - (predicted * predicted).sum(-1)) * (n * n - (support * support).sum(-1))
     if minority is not None and not 0 <= minority < cm.shape[-1]:
         raise ValueError(f"minority must be a class index in [0, {cm.shape[-1]}), got {minority}")
+    # quadratic weighted kappa: 1 - sum(W O) / sum(W E) with W_ij = (i - j)^2 and E the product of the
+    # marginals (the 1 / (C - 1)^2 of the usual W cancels); undefined (NaN, as scikit-learn) when sum(W E) = 0
+    k = torch.arange(cm.shape[-1], dtype=cm.dtype, device=cm.device)
+    w = (k[:, None] - k[None, :]) ** 2
+    expected = support[..., :, None] * predicted[..., None, :] / n.clamp_min(1)[..., None, None]
+    w_obs, w_exp = (w * cm).sum((-2, -1)), (w * expected).sum((-2, -1))
+    qwk = torch.where(w_exp > 0, 1 - w_obs / w_exp.clamp_min(1e-300), torch.full_like(w_exp, math.nan))
     out = {
         "balanced_accuracy": (recall * present).sum(-1) / present.sum(-1).clamp_min(1),
         "accuracy": tp.sum(-1) / n.clamp_min(1),
         "macro_f1": f1.mean(-1),
         "mcc": torch.where(den > 0, num / den.clamp_min(1e-300).sqrt(), torch.zeros_like(num)),
+        "qwk": qwk,
         "f1_per_class": f1,
         "recall_per_class": recall,
         "support": support,
@@ -91,28 +126,113 @@ def metrics_from_confusion(cm: torch.Tensor, minority: int | None = None) -> dic
     return out
 
 
+def _check_probs(probs: torch.Tensor, labels: torch.Tensor) -> None:
+    if not isinstance(probs, torch.Tensor) or probs.ndim != 2 or not probs.is_floating_point():
+        shape = tuple(probs.shape) if isinstance(probs, torch.Tensor) else type(probs).__name__
+        raise ValueError(f"probs must be floating point of shape (N, C), got {shape}")
+    if not isinstance(labels, torch.Tensor) or labels.shape != probs.shape[:1] or labels.is_floating_point():
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be integer class indices of shape ({probs.shape[0]},), got {shape}")
+
+
+def _bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> torch.Tensor:
+    conf, pred = probs.max(-1)
+    conf = conf.double()
+    # bin b holds the confidences in (b / B, (b + 1) / B]; a confidence is >= 1 / C > 0
+    index = (conf * n_bins).ceil().long().sub_(1).clamp_(0, n_bins - 1)
+    out = torch.zeros(3, n_bins, dtype=torch.float64, device=probs.device)
+    out[0].index_add_(0, index, torch.ones_like(conf))
+    out[1].index_add_(0, index, conf)
+    out[2].index_add_(0, index, (pred == labels).double())
+    return out
+
+
+def calibration_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = ECE_BINS) -> torch.Tensor:
+    """Per-bin sums ``(3, n_bins)`` (float64) of probabilities ``(N, C)``: samples, confidence, correct.
+
+    The confidence of a sample is its largest probability, its prediction that class; bin ``b``
+    holds confidences in ``(b / n_bins, (b + 1) / n_bins]``. Sums add over batches and processes.
+    """
+    _check_probs(probs, labels)
+    if not isinstance(n_bins, int) or n_bins < 1:
+        raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
+    return _bins(probs, labels, n_bins)
+
+
+def ece_from_bins(bins: torch.Tensor) -> float:
+    """``sum_b n_b / N * |accuracy_b - confidence_b|`` from :func:`calibration_bins`; NaN for no samples."""
+    n = float(bins[0].sum())
+    return float((bins[2] - bins[1]).abs().sum()) / n if n > 0 else math.nan
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = ECE_BINS) -> float:
+    """Expected calibration error of the top-class confidence over ``n_bins`` equal-width bins."""
+    return ece_from_bins(calibration_bins(probs, labels, n_bins))
+
+
+def _squared_error(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    p = probs.double()
+    # sum_k (p_k - y_k)^2 = sum_k p_k^2 - 2 p_y + 1, summed over samples
+    return (p.square().sum(-1) - 2 * p.gather(-1, labels[:, None].long())[:, 0] + 1).sum()
+
+
+def brier_score(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Multi-class Brier score ``mean_i sum_k (p_ik - y_ik)^2`` in [0, 2] (0 is perfect); NaN for N = 0."""
+    _check_probs(probs, labels)
+    return float(_squared_error(probs, labels)) / len(labels) if len(labels) else math.nan
+
+
+class _CalibrationSums(_TorchMetric):
+    """The ECE bins and the summed squared error as sum-reduced torchmetrics states (synced over ranks)."""
+
+    full_state_update = False
+
+    def __init__(self, n_bins: int) -> None:
+        super().__init__()
+        self.n_bins = n_bins
+        self.add_state("bins", torch.zeros(3, n_bins, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("squared_error", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, probs: torch.Tensor, target: torch.Tensor) -> None:
+        self.bins += _bins(probs, target, self.n_bins)
+        self.squared_error += _squared_error(probs, target)
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.bins, self.squared_error
+
+
 class Evaluator:
-    """Accumulates logits over a split; ``compute()`` syncs across DDP ranks and returns metrics."""
+    """Accumulates logits over a split; ``compute()`` syncs across DDP ranks and returns metrics.
+
+    ``ordinal`` (the classes are ordered grades) adds ``qwk``; ``ece`` and ``brier`` score the softmax.
+    """
 
     def __init__(
-        self, num_classes: int, device: torch.device | str = "cpu", minority: int | None = None
+        self,
+        num_classes: int,
+        device: torch.device | str = "cpu",
+        minority: int | None = None,
+        ordinal: bool = False,
     ) -> None:
-        self.num_classes, self.minority = num_classes, minority
+        self.num_classes, self.minority, self.ordinal = num_classes, minority, ordinal
         # argmax predictions and checked labels are in range by construction; torchmetrics' argument
         # validation would read values back to the host on every update
         self.confusion = MulticlassConfusionMatrix(num_classes, validate_args=False).to(device)
         self.auroc = MulticlassAUROC(num_classes, average="none", thresholds=None, validate_args=False).to(
             device
         )
+        self.calibration = _CalibrationSums(ECE_BINS).to(device)
 
     def reset(self) -> None:
         self.confusion.reset()
         self.auroc.reset()
+        self.calibration.reset()
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         probs = logits.float().softmax(-1)
         self.confusion.update(probs.argmax(-1), target)
         self.auroc.update(probs, target)
+        self.calibration.update(probs, target)
 
     def compute(self) -> dict[str, float | list[float] | list[list[int]]]:
         cm = self.confusion.compute()
@@ -126,5 +246,11 @@ class Evaluator:
             out["auroc_per_class"] = [float(v) if p else math.nan for v, p in zip(per_class, present.cpu())]
         else:  # AUC is undefined with a single class present
             out["auroc"] = math.nan
+        if not self.ordinal:
+            del out["qwk"]  # class indices carry no order: the kappa's weights would be arbitrary
+        bins, squared_error = self.calibration.compute()
+        n = float(bins[0].sum())
+        out["ece"] = ece_from_bins(bins.cpu())
+        out["brier"] = float(squared_error) / n if n > 0 else math.nan
         out["confusion_matrix"] = cm.long().cpu().tolist()
         return out
