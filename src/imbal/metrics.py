@@ -186,6 +186,8 @@ class _CalibrationSums(_TorchMetric):
     """The ECE bins and the summed squared error as sum-reduced torchmetrics states (synced over ranks)."""
 
     full_state_update = False
+    bins: torch.Tensor
+    squared_error: torch.Tensor
 
     def __init__(self, n_bins: int) -> None:
         super().__init__()

@@ -221,3 +221,11 @@ def test_cli_prepare_bad_input(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "c").exists()
+
+
+def test_ordinal_flag_survives_the_cache(tmp_path):
+    out, _ = prepare_cache({**SPEC_2D, "ordinal": True}, tmp_path / "graded")
+    assert json.loads((out / MANIFEST).read_text())["ordinal"] is True
+    assert load_dataset(str(out)).ordinal
+    plain, _ = prepare_cache(SPEC_2D, tmp_path / "plain")
+    assert not load_dataset(str(plain)).ordinal

@@ -29,6 +29,7 @@ def test_medmnist_matches_manifest(data_root, name):
     assert splits.train.class_counts.tolist() == train_counts
     assert splits.train.spatial_dims == len(shape) - 1
     assert not splits.synthetic
+    assert splits.ordinal is (name == "retinamnist")  # diabetic-retinopathy grades 0-4 are ordered
 
 
 def test_imbal_data_env_lookup(data_root, monkeypatch, tmp_path):
@@ -217,3 +218,20 @@ def test_synthetic_is_learnable(dims):
     probe = LogisticRegression(max_iter=300).fit(x_tr, s.train.labels.numpy())
     ba = balanced_accuracy_score(s.test.labels.numpy(), probe.predict(x_te))
     assert ba > 0.6  # chance is 1/3
+
+
+def test_ordinal_key_for_any_kind_and_kept_by_copies(tmp_path):
+    from imbal.data import place_splits
+    from imbal.data.medmnist_info import MEDMNIST
+    from imbal.errors import DataError
+
+    assert [n for n, i in MEDMNIST.items() if i.ordinal] == ["retinamnist"]
+    spec = {"kind": "synthetic", "n": 60, "size": 8}
+    assert not load_dataset(spec).ordinal
+    graded = load_dataset({**spec, "ordinal": True})
+    assert graded.ordinal and place_splits(graded, "cpu", 0).ordinal and place_splits(graded, "cpu").ordinal
+    path = tmp_path / "graded.npz"
+    write_npz(path, (8, 8))
+    assert load_dataset({"kind": "npz", "path": str(path), "ordinal": True}).ordinal
+    with pytest.raises(DataError, match=r"dataset key 'ordinal' must be true or false, got 'yes'"):
+        load_dataset({**spec, "ordinal": "yes"})

@@ -78,6 +78,8 @@ def print_info(splits) -> None:
         f"  imbalance ratio (train, largest / smallest class): {train.imbalance_ratio:.1f}:1; "
         f"minority class {labels[minority]}"
     )
+    if splits.ordinal:
+        print("  classes are ordinal grades: runs report the quadratic weighted kappa (qwk)")
 
 
 def run_prepare(args: argparse.Namespace) -> int:

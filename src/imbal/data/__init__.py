@@ -66,8 +66,9 @@ def load_dataset(spec: str | dict[str, Any], *, size: int = 28, root: str | None
     ``{kind: synthetic, spatial_dims, n, class_ratios, size, seed}``, ``{kind: cache, path, verify}``
     (a folder written by ``imbal data prepare``; a plain folder path works too), whose splits are
     disk-backed :class:`DiskDataset` s (see :func:`place`). The other keys of a kind are its
-    loader's keyword arguments, plus ``label`` (any kind: the name used in run paths and reports); an
-    unknown key is an error that lists them. Every result passes
+    loader's keyword arguments, plus ``label`` (any kind: the name used in run paths and reports) and
+    ``ordinal`` (any kind: true when the classes are ordered grades; MedMNIST sets bring their own);
+    an unknown key is an error that lists them. Every result passes
     :meth:`Splits.check` (non-empty splits, one class set, two or more training classes, one shape).
     """
     if isinstance(spec, str):
@@ -92,13 +93,20 @@ def load_dataset(spec: str | dict[str, Any], *, size: int = 28, root: str | None
     spec = dict(spec)
     # `label` names the data in run paths and reports (imbal.engine.run_dir.dataset_label), for every kind
     spec.pop("label", None)
+    # `ordinal` marks ordered grades (any kind; a MedMNIST set brings its own flag)
+    ordinal = spec.pop("ordinal", None)
+    if ordinal is not None and not isinstance(ordinal, bool):
+        raise DataError(f"dataset key 'ordinal' must be true or false, got {ordinal!r}")
     kind = spec.pop("kind")
     if not isinstance(kind, str) or kind not in LOADERS:
         raise DataError(f"unknown dataset kind {kind!r}; expected one of {KINDS}")
     if kind == "medmnist":
         spec.setdefault("size", size)
         spec.setdefault("root", root)
-    return _load_kind(kind, spec).check()
+    splits = _load_kind(kind, spec)
+    if ordinal is not None:
+        splits.ordinal = ordinal
+    return splits.check()
 
 
 __all__ = [

@@ -169,6 +169,7 @@ def write_cache(
             "origin": splits.source,
             "name": train.name,
             "synthetic": bool(train.synthetic),
+            "ordinal": bool(splits.ordinal),
             "num_classes": train.num_classes,
             "class_names": list(train.class_names),
             "spatial_dims": train.spatial_dims,
@@ -307,7 +308,9 @@ def load_cache(path: str | Path, *, verify: bool = False) -> Splits:
             bool(manifest["synthetic"]),
         )
     origin = manifest.get("origin") or _describe(manifest["source"], manifest["settings"])
-    return Splits(out["train"], out["val"], out["test"], source=f"{origin} (prepared cache {path})")
+    # caches written before the flag existed hold no "ordinal": their classes count as unordered
+    ordinal = bool(manifest.get("ordinal", False))
+    return Splits(out["train"], out["val"], out["test"], f"{origin} (prepared cache {path})", ordinal)
 
 
 def prepare_cache(

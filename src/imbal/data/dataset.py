@@ -121,12 +121,17 @@ class ImageDataset(SplitInfo):
 
 @dataclass
 class Splits:
-    """train / val / test of one source; ``source`` says where the data came from."""
+    """train / val / test of one source; ``source`` says where the data came from.
+
+    ``ordinal``: the classes are ordered grades (docs/method.md, "Ordinal grades"), which adds the
+    quadratic weighted kappa to the metrics. Copies of a :class:`Splits` keep it (``dataclasses.replace``).
+    """
 
     train: ImageDataset | DiskDataset
     val: ImageDataset | DiskDataset
     test: ImageDataset | DiskDataset
     source: str = ""
+    ordinal: bool = False
 
     def __getitem__(self, split: str) -> ImageDataset | DiskDataset:
         if split not in ("train", "val", "test"):

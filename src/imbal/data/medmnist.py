@@ -121,4 +121,5 @@ def load_medmnist(name: str, size: int = 28, root: str | Path | None = None, dow
         n = len(splits[split])
         if n != info.n_samples[split]:
             raise DataError(f"{path}: {split} has {n} samples, the official file has {info.n_samples[split]}")
+    splits.ordinal = info.ordinal
     return splits

@@ -27,6 +27,11 @@ class MedMNISTInfo:
     def sizes(self) -> tuple[int, ...]:
         return tuple(sorted(self.md5))
 
+    @property
+    def ordinal(self) -> bool:
+        """The classes are ordered grades (RetinaMNIST's diabetic-retinopathy grades 0-4)."""
+        return self.task == "ordinal-regression"
+
     def filename(self, size: int = 28) -> str:
         return f"{self.name}.npz" if size == 28 else f"{self.name}_{size}.npz"
 

@@ -385,4 +385,4 @@ def place_splits(splits: Splits, device: torch.device | str, budget_bytes: int |
         if isinstance(data, ImageDataset) and _same_device(data.images.device, device):
             left -= nbytes(data)
         placed[split] = data
-    return Splits(placed["train"], placed["val"], placed["test"], splits.source)
+    return replace(splits, train=placed["train"], val=placed["val"], test=placed["test"])

@@ -6,6 +6,7 @@ through these functions, so a setting means the same thing in both.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from typing import cast
@@ -64,7 +65,7 @@ def prepare_data(cfg: TrainConfig) -> Splits:
         frac = cfg.train_subset / len(splits.train)
         keep, _ = stratified_split(splits.train.labels, (frac, 1 - frac), seed=cfg.seed)
         # a small subset can lose a class: the cross-split checks run again
-        splits = Splits(splits.train.subset(keep), splits.val, splits.test, splits.source).check()
+        splits = dataclasses.replace(splits, train=splits.train.subset(keep)).check()
     if cfg.crop_size and any(cfg.crop_size > s for s in splits.train.spatial_size):
         raise ConfigError(
             f"crop_size={cfg.crop_size} exceeds the images' size {tuple(splits.train.spatial_size)}"

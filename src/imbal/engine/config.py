@@ -23,6 +23,8 @@ from imbal.metrics import METRICS
 from imbal.models import ARCHS, NORMS
 from imbal.samplers import SAMPLERS
 
+# a best epoch is the one with the highest score: metrics where lower is better (ece, brier) cannot pick it
+SELECT_METRICS = tuple(name for name, m in METRICS.items() if m.higher_is_better)
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 SCHEDULES = ("cosine", "none")
 
@@ -83,7 +85,8 @@ class TrainConfig:
     seed: int = _key(0, "seed of weights, batches and augmentation")
     # selection and checkpoints
     select_metric: str = _key(
-        "balanced_accuracy", f"validation metric that picks the best epoch: {', '.join(METRICS)}"
+        "balanced_accuracy",
+        f"validation metric that picks the best epoch: {', '.join(SELECT_METRICS)} (qwk: ordinal data only)",
     )
     early_stopping: int = _key(0, "stop after this many epochs without a better validation score (0 = off)")
     checkpoint_every: int = _key(1, "write best/last checkpoints every N epochs (and at the end)")
@@ -111,8 +114,8 @@ class TrainConfig:
             raise ConfigError(str(exc)) from None
         check(self.sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         check(
-            self.select_metric in METRICS,
-            f"select_metric must be one of {', '.join(METRICS)}, got {self.select_metric!r}",
+            self.select_metric in SELECT_METRICS,
+            f"select_metric must be one of {', '.join(SELECT_METRICS)}, got {self.select_metric!r}",
         )
         check(
             self.schedule in SCHEDULES,

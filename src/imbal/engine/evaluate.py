@@ -48,7 +48,8 @@ def evaluate_run(
     cfg = stored_config(ckpt)
     if dataset is not None:
         cfg = dataclasses.replace(cfg, dataset=dataset, train_subset=0)
-    data = prepare_data(cfg)[split]
+    splits = prepare_data(cfg)
+    data = splits[split]
     mc = model.config
     if (data.spatial_dims, data.in_channels, data.num_classes) != (
         mc["spatial_dims"],
@@ -76,6 +77,7 @@ def evaluate_run(
         cfg.eval_batch_size,
         minority=minority,
         collect=True,
+        ordinal=splits.ordinal,
     )
     label = rd.dataset_label(cfg.dataset)
     target = Path(out) if out else rd.evaluation_dir(run_dir, label, split)

@@ -30,6 +30,7 @@ METRICS_FILE = "metrics.json"  # written last: its presence means "finished"
 BEST = "best.ckpt"  # best weights + model arguments (rebuilds the model alone)
 LAST = "last.ckpt"  # weights, optimiser, scheduler, loss state, history (resume)
 LOG = "train.log"  # a line per epoch, for following a run while it trains
+POSTHOC = "posthoc.json"  # tau and temperature fit on validation at the end (what `imbal predict --posthoc` applies)
 ERROR = "error.txt"  # a failed run's exception and traceback
 LOCK = "run.lock"  # held by the process training a study cell
 LOCK_TEMP_PREFIX = ".lock."  # a lock being written (see imbal.study.grid.acquire)

@@ -10,10 +10,12 @@ import pandas as pd
 import torch
 from lightning_fabric import Fabric
 
+from imbal.calibration import calibration_scores, fit_temperature
 from imbal.data import Augmentation
 from imbal.data.stream import AnyDataset, iterate_batches
 from imbal.engine import run_dir as rd
 from imbal.metrics import Evaluator
+from imbal.posthoc import SELECTION_METRICS, fit_tau
 
 
 def shard(n: int, fabric: Fabric) -> torch.Tensor:
@@ -30,14 +32,15 @@ def evaluate_split(
     *,
     minority: int | None = None,
     collect: bool = False,
+    ordinal: bool = False,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
     """Metrics over a split sharded across ranks (synced); optionally gather per-sample outputs.
 
-    ``minority`` (the rarest training class) adds ``minority_f1`` to the metrics. The outputs are
-    ``index``, ``logits`` (float32) and ``features``, in the split's order.
+    ``minority`` (the rarest training class) adds ``minority_f1`` to the metrics, ``ordinal`` (ordered
+    grades) ``qwk``. The outputs are ``index``, ``logits`` (float32) and ``features``, in the split's order.
     """
     model.eval()
-    evaluator = Evaluator(data.num_classes, fabric.device, minority)
+    evaluator = Evaluator(data.num_classes, fabric.device, minority, ordinal)
     chunks = list(shard(len(data), fabric).split(batch_size))
     outputs: dict[str, list[torch.Tensor]] = {"index": [], "logits": [], "features": []}
     inner: Any = getattr(model, "module", model)  # Fabric's wrapper holds our Classifier
@@ -87,3 +90,35 @@ def write_outputs(out: Path, split: str, data: AnyDataset, outputs: dict[str, to
         logits=logits.numpy(),
         features=outputs["features"].numpy(),
     )
+
+
+def posthoc_record(
+    val_logits: torch.Tensor, val_labels: torch.Tensor, train_counts: torch.Tensor, select_metric: str
+) -> dict[str, Any]:
+    """The two free post-hoc options, fit on validation: logit adjustment's tau and a temperature.
+
+    tau is chosen for the run's selection metric when that is a confusion-matrix metric, else for
+    balanced accuracy (as the report's post-hoc column); the temperature minimises the validation NLL.
+    What ``imbal predict --posthoc`` applies, stored as ``posthoc.json`` when a run finishes.
+    """
+    metric = select_metric if select_metric in SELECTION_METRICS else "balanced_accuracy"
+    logits, labels = val_logits.float().cpu(), val_labels.long().cpu()
+    tau = fit_tau(logits, labels, train_counts, metric)
+    temp = fit_temperature(logits, labels)
+    plain, scaled = calibration_scores(logits, labels), calibration_scores(logits, labels, temp.temperature)
+    return {
+        "tau": tau.tau,
+        "tau_metric": metric,
+        "tau_validation_score": tau.score,
+        "train_counts": [int(v) for v in train_counts.tolist()],
+        "temperature": temp.temperature,
+        "validation": {
+            "n": temp.n,
+            "nll": temp.nll_before,
+            "nll_scaled": temp.nll,
+            "ece": plain["ece"],
+            "ece_scaled": scaled["ece"],
+            "brier": plain["brier"],
+            "brier_scaled": scaled["brier"],
+        },
+    }

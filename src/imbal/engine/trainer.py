@@ -36,8 +36,8 @@ from imbal.engine.build import (
 )
 from imbal.engine.config import PRESENTATION_KEYS, TrainConfig
 from imbal.engine.run_folder import check_folder, take_folder
-from imbal.engine.scoring import evaluate_split, write_outputs
-from imbal.errors import UserError
+from imbal.engine.scoring import evaluate_split, posthoc_record, write_outputs
+from imbal.errors import ConfigError, UserError
 from imbal.models import Classifier
 
 
@@ -142,6 +142,11 @@ def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
     # before the model is on the device: the default budget is half of the memory left free
     placed = place_splits(splits, device, cfg.data_memory_mb << 20 if cfg.data_memory_mb else None)
     train_set = placed.train
+    if cfg.select_metric == "qwk" and not splits.ordinal:
+        raise ConfigError(
+            f"select_metric qwk needs ordered classes; {train_set.name} is not marked ordinal "
+            "(add 'ordinal: true' to its dataset mapping if its classes are grades)"
+        )
     model = model_for(cfg, train_set)
     if on_cuda and fabric.world_size > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -264,6 +269,7 @@ def dataset_summary(run: Run, test_fingerprint: str) -> dict[str, Any]:
         "name": run.train_set.name,
         "source": run.splits.source,
         "synthetic": run.splits.synthetic,
+        "ordinal": run.splits.ordinal,
         "class_names": run.train_set.class_names,
         "minority_class": run.minority,
         "train_counts": run.train_set.class_counts.tolist(),
@@ -275,18 +281,27 @@ def dataset_summary(run: Run, test_fingerprint: str) -> dict[str, Any]:
     }
 
 
+def evaluate(run: Run, data: AnyDataset, collect: bool = False):
+    """A split scored with the run's model, evaluation batch size, rarest class and ordinal flag."""
+    kw: dict[str, Any] = {"minority": run.minority, "collect": collect, "ordinal": run.splits.ordinal}
+    return evaluate_split(run.fabric, run.fmodel, data, run.aug, run.cfg.eval_batch_size, **kw)
+
+
 def finish(run: Run, started: float) -> None:
-    """Score val and test with the best checkpoint; write outputs and metrics.json (last)."""
+    """Score val and test with the best checkpoint; write outputs, posthoc.json and metrics.json (last)."""
     fabric, cfg = run.fabric, run.cfg
     run.model.load_state_dict(rd.load_torch(run.out / rd.BEST)["model"])
     results = {}
     for split, data in (("val", run.val_set), ("test", run.test_set)):
-        metrics, outputs = evaluate_split(
-            fabric, run.fmodel, data, run.aug, cfg.eval_batch_size, minority=run.minority, collect=True
-        )
+        metrics, outputs = evaluate(run, data, collect=True)
         results[split] = metrics
         if fabric.is_global_zero and outputs is not None:
             write_outputs(run.out, split, data, outputs)
+            if split == "val":
+                record = posthoc_record(
+                    outputs["logits"], data.labels, run.train_set.class_counts, cfg.select_metric
+                )
+                rd.write_json(run.out / rd.POSTHOC, record)
     if not fabric.is_global_zero:
         return
     rd.write_json(
@@ -315,9 +330,7 @@ def finish(run: Run, started: float) -> None:
 def epoch_record(run: Run, epoch: int, train_loss: float, steps: int, t0: float, t1: float) -> dict:
     """Validate, then the epoch's history row (also appended to the history and the log)."""
     cfg = run.cfg
-    val, _ = evaluate_split(
-        run.fabric, run.fmodel, run.val_set, run.aug, cfg.eval_batch_size, minority=run.minority
-    )
+    val, _ = evaluate(run, run.val_set)
     row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": run.optimizer.param_groups[0]["lr"]}
     row.update({f"val_{k}": v for k, v in val.items() if isinstance(v, float)})
     row.update(
