@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from imbal.cli import data_cmd, study_cmd, train_cmd
+from imbal.cli import data_cmd, predict_cmd, study_cmd, train_cmd
 from imbal.cli.options import Parser, print_error
 
 
@@ -18,6 +18,7 @@ def build_parser() -> Parser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     train_cmd.add_parsers(sub)
+    predict_cmd.add_parser(sub)
     study_cmd.add_parsers(sub)
     data_cmd.add_parser(sub)
     return parser

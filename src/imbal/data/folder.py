@@ -196,9 +196,14 @@ def frame_splits(
     return idx
 
 
-def read_image(path: Path, size: int, channels: int, where: str = "") -> np.ndarray:
+def read_image(path: Path, size: int | tuple[int, int], channels: int, where: str = "") -> np.ndarray:
+    """An image file as uint8 ``(channels, H, W)``: gray (1) or RGB (3), resized bilinearly to ``size``.
+
+    ``size`` is one side (square) or ``(H, W)``.
+    """
     from PIL import Image
 
+    height, width = (size, size) if isinstance(size, int | np.integer) else size
     try:
         with Image.open(path) as im:
             if im.mode.startswith(("I", "F")):
@@ -210,7 +215,7 @@ def read_image(path: Path, size: int, channels: int, where: str = "") -> np.ndar
                         "values 0..255 (convert the image to 8 bits first)"
                     )
             resized = im.convert("RGB" if channels == 3 else "L").resize(
-                (size, size), Image.Resampling.BILINEAR
+                (int(width), int(height)), Image.Resampling.BILINEAR
             )
             arr = np.asarray(resized, dtype=np.uint8)
     except (MemoryError, DataError):

@@ -76,6 +76,12 @@ def read_volume(path: Path, where: str) -> np.ndarray:
     return data
 
 
+def read_channel(path: Path, size: tuple[int, int, int], where: str) -> np.ndarray:
+    """One volume as one uint8 channel: read, normalised in its mask, centre cropped/padded to ``size``."""
+    vol = centre_crop_or_pad(normalise_in_mask(read_volume(path, where)), size)
+    return np.rint(vol * 255).astype(np.uint8)
+
+
 def load_nifti_csv(
     csv: str | Path,
     *,
@@ -121,8 +127,7 @@ def load_nifti_csv(
             where = f"{csv} line {i + 2}, column {col!r}"
             if not path.is_file():
                 raise MissingFileError(f"{where}: volume {path} does not exist")
-            vol = centre_crop_or_pad(normalise_in_mask(read_volume(path, where)), size3)
-            volumes[i, j] = np.rint(vol * 255).astype(np.uint8)
+            volumes[i, j] = read_channel(path, size3, where)
     images = torch.from_numpy(volumes)
     return make_splits(
         {s: images[idx[s]] for s in SPLITS},
