@@ -16,6 +16,7 @@ from lightning_fabric import Fabric
 
 from imbal.data import Augmentation, Splits, load_dataset, stratified_split
 from imbal.data.stream import AnyDataset
+from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig
 from imbal.errors import ConfigError
 from imbal.losses import CombinedLoss, build_loss, inverse_frequency_weights
@@ -55,7 +56,25 @@ def make_fabric(cfg: TrainConfig) -> Fabric:
         num_nodes=cfg.num_nodes,
         strategy=strategy,
         precision=resolve_precision(cfg, accelerator),  # type: ignore[arg-type]
+        loggers=loggers_for(cfg),
     )
+
+
+def loggers_for(cfg: TrainConfig) -> list:
+    """``logger: tensorboard``: Fabric's TensorBoard logger writing into ``<out>/tensorboard``.
+
+    The writer is created on the first logged epoch (after the run folder is claimed), logs on rank 0
+    only, and flushes every few seconds so that a live ``tensorboard`` shows the epoch just finished.
+    A grid's cells are run folders under one study folder, so ``tensorboard --logdir STUDY`` names
+    each curve by its cell path.
+    """
+    if cfg.logger != "tensorboard":
+        return []
+    from lightning_fabric.loggers import TensorBoardLogger
+
+    return [
+        TensorBoardLogger(cfg.out, name=rd.TENSORBOARD, version="", default_hp_metric=False, flush_secs=5)
+    ]
 
 
 def prepare_data(cfg: TrainConfig) -> Splits:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from imbal.samplers import SAMPLERS
 
 # a best epoch is the one with the highest score: metrics where lower is better (ece, brier) cannot pick it
 SELECT_METRICS = tuple(name for name, m in METRICS.items() if m.higher_is_better)
+LOGGERS = ("none", "tensorboard")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 SCHEDULES = ("cosine", "none")
 
@@ -105,6 +107,12 @@ class TrainConfig:
     # output
     out: str = _key("runs/run", "run folder")
     quiet: bool = _key(False, "no progress bar; one result line")
+    logger: str = _key(
+        "none",
+        "training curves per epoch (loss, learning rate, validation metrics): none, or tensorboard (event "
+        "files in <out>/tensorboard; `tensorboard --logdir` a grid folder shows every cell; needs "
+        "pip install 'imbal[tensorboard]')",
+    )
 
     def validate(self) -> TrainConfig:
         check(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
@@ -122,6 +130,11 @@ class TrainConfig:
             f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
         )
         check(self.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        check(self.logger in LOGGERS, f"logger must be one of {', '.join(LOGGERS)}, got {self.logger!r}")
+        check(
+            self.logger != "tensorboard" or tensorboard_installed(),
+            "logger tensorboard needs the tensorboard package: pip install 'imbal[tensorboard]'",
+        )
         check(
             self.precision in PRECISIONS,
             f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
@@ -177,6 +190,11 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def tensorboard_installed() -> bool:
+    """Fabric's TensorBoard logger writes through tensorboard (or tensorboardX)."""
+    return any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
+
+
 def check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
@@ -186,7 +204,15 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 TYPES = get_type_hints(TrainConfig)
 # keys that change how a run is shown, stored or fed, not what it computes: a resume may change them
 # (streaming and in-memory training give the same metrics: tests/engine/test_streaming_train.py)
-PRESENTATION_KEYS = ("out", "quiet", "checkpoint_every", "keep_last", "eval_batch_size", "data_memory_mb")
+PRESENTATION_KEYS = (
+    "out",
+    "quiet",
+    "checkpoint_every",
+    "keep_last",
+    "eval_batch_size",
+    "data_memory_mb",
+    "logger",
+)
 
 
 def type_name(key: str) -> str:

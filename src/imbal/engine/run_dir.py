@@ -34,6 +34,7 @@ POSTHOC = "posthoc.json"  # tau and temperature fit on validation at the end (wh
 ERROR = "error.txt"  # a failed run's exception and traceback
 LOCK = "run.lock"  # held by the process training a study cell
 LOCK_TEMP_PREFIX = ".lock."  # a lock being written (see imbal.study.grid.acquire)
+TENSORBOARD = "tensorboard"  # event files of `logger: tensorboard` (one TensorBoard run per run folder)
 EVALUATIONS = "evaluations"  # `imbal evaluate` outputs, one folder per data set and split
 SPLITS = ("train", "val", "test")
 RUNS = "runs"  # a study's cells live under <study>/runs

@@ -129,6 +129,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             rd.atomic_write_text(out / rd.ERROR, traceback.format_exc())
         raise
     finally:
+        for logger in fabric.loggers if fabric is not None else []:
+            logger.finalize("success")  # flush and close the event files, whatever happened
         torch.set_num_threads(previous_threads)  # a library call leaves the process as it found it
 
 
@@ -335,6 +337,10 @@ def epoch_record(run: Run, epoch: int, train_loss: float, steps: int, t0: float,
     row.update({f"val_{k}": v for k, v in val.items() if isinstance(v, float)})
     row.update(
         train_seconds=t1 - t0, train_samples=steps * cfg.batch_size, epoch_seconds=time.perf_counter() - t0
+    )
+    curves = {"train/loss": train_loss, "train/lr": row["lr"]}
+    run.fabric.log_dict(
+        curves | {f"val/{k}": v for k, v in val.items() if isinstance(v, float)}, step=epoch + 1
     )
     state = run.state
     state.history.append(row)
