@@ -254,3 +254,18 @@ def test_parallel_jobs_cli_and_embed(tmp_path, capsys):
 def test_demo_module_importable():
     res = subprocess.run([sys.executable, "-m", "imbal.study.demo", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "--epochs" in res.stdout
+
+
+@pytest.mark.slow
+def test_report_shows_calibration_and_the_kappa_of_ordinal_grades(grid_dir):
+    make_report(grid_dir, n_boot=50)
+    md = (grid_dir / "report.md").read_text()
+    # RetinaMNIST's grades are ordinal: the kappa gets its table; ECE and Brier are in the calibration section
+    assert "### Quadratic weighted kappa (ordinal grades)" in md
+    assert "### Calibration of the probabilities" in md and "15 equal-width confidence bins" in md
+    assert "### Expected calibration error" not in md  # lower is better: not in a bold-the-maximum table
+    cal = pd.read_csv(grid_dir / "tables" / "retinamnist_calibration.csv")
+    assert len(cal) == 8 and (cal.temperature > 0).all() and cal.ece.between(0, 1).all()
+    assert (grid_dir / "figures" / "retinamnist_reliability.png").is_file()
+    runs = pd.read_csv(grid_dir / "runs.csv")
+    assert runs.qwk.notna().all() and runs.ece.notna().all()

@@ -1,4 +1,4 @@
-"""Report figures (matplotlib, Agg): metric heatmaps, class-wise F1 bars, the best confusion matrix."""
+"""Report figures (matplotlib, Agg): metric heatmaps, class-wise F1 bars, the best confusion matrix, reliability."""
 
 from __future__ import annotations
 
@@ -111,4 +111,45 @@ def confusion(cm: np.ndarray, class_names: list[str], title: str, path: Path) ->
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
+    return save(fig, path)
+
+
+def reliability(curves: dict[str, dict[str, np.ndarray]], title: str, path: Path) -> Path:
+    """One panel per configuration: accuracy against mean confidence in each bin, before and after scaling.
+
+    ``curves`` maps a panel title to ``{"plain": bins, "scaled": bins}``, each ``(3, B)`` per-bin sums
+    (samples, confidence, correct) from :func:`imbal.metrics.calibration_bins`. Empty bins are left out;
+    the bars show where the samples are (share per bin, right axis). The diagonal is perfect calibration.
+    """
+    fig, axes = plt.subplots(
+        1, len(curves), figsize=(5.2 * len(curves), 4.4), squeeze=False, layout="constrained"
+    )
+    for ax, (name, bins) in zip(axes[0], curves.items()):
+        n_bins = bins["plain"].shape[1]
+        edges = np.linspace(0, 1, n_bins + 1)
+        ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":", label="perfect")
+        for key, style in (("plain", "-o"), ("scaled", "--s")):
+            count, conf, correct = bins[key]
+            seen = count > 0
+            ece = np.abs(correct - conf).sum() / max(count.sum(), 1)
+            label = f"{'softmax' if key == 'plain' else 'temperature-scaled'} (pooled ECE {ece:.3f})"
+            ax.plot(conf[seen] / count[seen], correct[seen] / count[seen], style, ms=4, label=label)
+        share = ax.twinx()
+        share.bar(
+            edges[:-1],
+            bins["plain"][0] / max(bins["plain"][0].sum(), 1),
+            width=1 / n_bins,
+            align="edge",
+            alpha=0.15,
+            color="grey",
+        )
+        share.set_ylim(0, 1)
+        share.set_ylabel("share of samples (softmax)", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (largest probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title)
     return save(fig, path)

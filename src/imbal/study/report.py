@@ -14,7 +14,7 @@ import pandas as pd
 
 from imbal.engine import run_dir as rd
 from imbal.metrics import METRICS
-from imbal.study import figures, findings, tables
+from imbal.study import calibration, figures, findings, tables
 from imbal.study.collect import collect_runs, failed_runs
 from imbal.study.embed import embedding_file
 from imbal.study.features import tightness_table
@@ -277,8 +277,12 @@ def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, n_boot: int, co
     blocks += findings.findings_blocks(d, s.comparisons, correction)
     blocks += findings.context_blocks(d)
     blocks += posthoc_section(s)
-    for metric in METRICS:
+    tabled = [m for m in METRICS if METRICS[m].higher_is_better and d[m].notna().any()]  # qwk: ordinal only
+    for metric in tabled:  # ece and brier (lower is better) are in the calibration section
         blocks += metric_section(s, metric)
+    blocks += calibration.calibration_blocks(
+        s, findings.shown_configuration(d, findings.recommend(d, s.comparisons)), tables.BASELINE
+    )
     blocks += class_f1_section(s)
     blocks += comparisons_section(s)
     blocks += feature_space_section(s)
