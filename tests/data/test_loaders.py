@@ -235,3 +235,63 @@ def test_ordinal_key_for_any_kind_and_kept_by_copies(tmp_path):
     assert load_dataset({"kind": "npz", "path": str(path), "ordinal": True}).ordinal
     with pytest.raises(DataError, match=r"dataset key 'ordinal' must be true or false, got 'yes'"):
         load_dataset({**spec, "ordinal": "yes"})
+
+
+def _digest(splits):
+    import hashlib
+
+    parts = (
+        splits[p].images.numpy().tobytes() + splits[p].labels.numpy().tobytes()
+        for p in ("train", "val", "test")
+    )
+    return hashlib.sha256(b"".join(parts)).hexdigest()[:16]
+
+
+def test_synthetic_defaults_are_the_original_set_bit_for_bit():
+    # digests of the generator before overlap / marker / label_noise / fractions existed
+    assert _digest(synthetic(2, 300, (0.6, 0.3, 0.1), size=12, seed=4, channels=3)) == "9b2715de5794e3ce"
+    assert _digest(synthetic(3, 60, size=8, seed=1)) == "ed0507652e02de49"
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_synthetic_hard_set_parts(dims):
+    ratios = (0.5, 0.3, 0.2)  # class 2 is the rarest, class 0 the most frequent
+    base = dict(spatial_dims=dims, n=300, class_ratios=ratios, size=16, seed=1, fractions=(0.5, 0.2, 0.3))
+    plain, marked = synthetic(**base), synthetic(**base, marker=2.0)
+    for split in ("train", "val", "test"):
+        diff = (marked[split].images.int() - plain[split].images.int()).abs().amax(1)  # (N, *spatial)
+        changed = diff.flatten(1).amax(1) > 0
+        # the marker touches the rarest class only, every image of it, in one small spot
+        assert torch.equal(changed, plain[split].labels == 2)
+        for d in diff[changed]:
+            where = torch.nonzero(d)
+            assert (where.amax(0) - where.amin(0) < 9).all()  # a spot, not the image
+    assert len(plain.test) == 90 and (plain.test.class_counts > 0).all()
+    # overlap 1: the rarest class's template is the most frequent one's
+    same = synthetic(**base, overlap=1.0)
+    x, y = same.train.images.float().flatten(1), same.train.labels
+    gap = lambda a, b: (x[y == a].mean(0) - x[y == b].mean(0)).abs().mean()  # noqa: E731
+    assert gap(2, 0) < gap(1, 0) / 3
+    # label noise: the same images (split anew by the new labels), 0.3 of the labels redrawn from the
+    # class mix, so about 0.3 * (1 - sum p^2) = 0.19 of them change
+    noisy = synthetic(**base, label_noise=0.3)
+    truth = {img.numpy().tobytes(): int(y) for s in ("train", "val", "test") for img, y in zip(plain[s].images, plain[s].labels)}  # fmt: skip
+    pairs = [(truth[img.numpy().tobytes()], int(y)) for s in ("train", "val", "test") for img, y in zip(noisy[s].images, noisy[s].labels)]  # fmt: skip
+    assert len(pairs) == 300 and 0.1 < sum(a != b for a, b in pairs) / 300 < 0.3
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"overlap": 1.5}, r"synthetic overlap must be a number in \[0, 1\], got 1.5"),
+        ({"label_noise": 1.0}, r"synthetic label_noise must be a number in \[0, 0.999\], got 1.0"),
+        ({"marker": -1}, r"synthetic marker must be a number >= 0"),
+        ({"marker": 1.0, "size": 4}, r"size >= 5 for a spot"),
+        ({"fractions": (0.5, 0.5, 0.0)}, r"synthetic fractions must be three numbers > 0 summing to 1"),
+    ],
+)
+def test_synthetic_hard_set_arguments_checked(kw, message):
+    from imbal.errors import DataError
+
+    with pytest.raises(DataError, match=message):
+        synthetic(**{"n": 60, "size": 8, **kw})

@@ -16,23 +16,16 @@ def _smooth_noise(shape: tuple[int, ...], spatial_dims: int, g: torch.Generator)
     return F.interpolate(coarse, size=shape[2:], mode=mode, align_corners=False)
 
 
-def synthetic(
-    spatial_dims: int = 2,
-    n: int = 1000,
-    class_ratios: tuple[float, ...] = (0.6, 0.25, 0.1, 0.05),
-    size: int = 28,
-    seed: int = 0,
-    channels: int = 1,
-    noise: float = 0.9,
-) -> Splits:
-    """Imbalanced synthetic images: each class is its own smooth template plus per-sample noise.
+def _spots(n: int, spatial: tuple[int, ...], amplitude: float, g: torch.Generator) -> torch.Tensor:
+    """``n`` Gaussian spots (sigma 1 px, peak ``amplitude``) at random positions 2 px from the border."""
+    grids = torch.meshgrid(*[torch.arange(s, dtype=torch.float32) for s in spatial], indexing="ij")
+    centres = [torch.randint(2, s - 2, (n,), generator=g).float() for s in spatial]
+    expand = (slice(None), *([None] * len(spatial)))
+    d2 = sum((grid[None] - c[expand]) ** 2 for grid, c in zip(grids, centres))
+    return amplitude * torch.exp(-torch.as_tensor(d2) / 2)
 
-    Labels follow ``class_ratios``; splits are stratified 70/10/20. The class signal is strong
-    enough that a linear probe beats chance and weak enough (``noise``) that minority classes are
-    confused, which is where imbalance-aware losses differ. Marked ``synthetic=True`` everywhere.
-    """
-    if spatial_dims not in (2, 3):
-        raise DataError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+
+def _check(n, size, channels, seed, class_ratios, overlap, label_noise, marker, fractions) -> None:
     for key, value, least in (("n", n, 1), ("size", size, 1), ("channels", channels, 1), ("seed", seed, 0)):
         if not isinstance(value, int) or value < least:
             raise DataError(f"synthetic {key} must be an integer >= {least}, got {value!r}")
@@ -42,6 +35,45 @@ def synthetic(
         or not all(isinstance(r, int | float) and r > 0 for r in class_ratios)
     ):
         raise DataError(f"class_ratios needs >= 2 positive numbers, got {class_ratios!r}")
+    for key, amount, top in (("overlap", overlap, 1.0), ("label_noise", label_noise, 0.999)):
+        if not isinstance(amount, int | float) or not 0 <= amount <= top:
+            raise DataError(f"synthetic {key} must be a number in [0, {top:g}], got {amount!r}")
+    if not isinstance(marker, int | float) or marker < 0 or (marker > 0 and size < 5):
+        raise DataError(f"synthetic marker must be a number >= 0 (and size >= 5 for a spot), got {marker!r}")
+    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise DataError(f"synthetic fractions must be three numbers > 0 summing to 1, got {fractions!r}")
+
+
+def synthetic(
+    spatial_dims: int = 2,
+    n: int = 1000,
+    class_ratios: tuple[float, ...] = (0.6, 0.25, 0.1, 0.05),
+    size: int = 28,
+    seed: int = 0,
+    channels: int = 1,
+    noise: float = 0.9,
+    overlap: float = 0.0,
+    marker: float = 0.0,
+    label_noise: float = 0.0,
+    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+) -> Splits:
+    """Imbalanced synthetic images: each class is its own smooth template plus per-sample noise.
+
+    Labels follow ``class_ratios``; splits are stratified by ``fractions`` (train, val, test). The
+    class signal is strong enough that a linear probe beats chance and weak enough (``noise``) that
+    minority classes are confused, which is where imbalance-aware losses differ.
+
+    A hard problem (the offline demo's): ``overlap`` in [0, 1] moves the rarest class's template that
+    far towards the most frequent class's (1: the two look alike), and ``marker`` > 0 gives every
+    image of the rarest class a faint spot at a random place, its local sign (as a lesion is), which
+    the noise makes ambiguous: a model trained for accuracy leaves the doubtful cases to the frequent
+    class. ``label_noise`` in [0, 1) redraws that share of the labels from ``class_ratios`` after the
+    images are made (the class mix stays; some labels in every split become wrong, as annotations
+    are). All three 0: the original set, bit for bit. Marked ``synthetic=True`` everywhere.
+    """
+    if spatial_dims not in (2, 3):
+        raise DataError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+    _check(n, size, channels, seed, class_ratios, overlap, label_noise, marker, fractions)
     g = torch.Generator().manual_seed(seed)
     k = len(class_ratios)
     probs = torch.tensor(class_ratios, dtype=torch.float64)
@@ -50,13 +82,22 @@ def synthetic(
     labels = labels[torch.randperm(len(labels), generator=g)]
     shape = (len(labels), channels, *([size] * spatial_dims))
     templates = _smooth_noise((k, channels, *shape[2:]), spatial_dims, g)
+    rare, common = int(probs.argmin()), int(probs.argmax())
+    templates[rare] = (1 - overlap) * templates[rare] + overlap * templates[common]
     x = (
         templates[labels]
         + noise * _smooth_noise(shape, spatial_dims, g)
         + 0.3 * torch.randn(shape, generator=g)
     )
+    if marker > 0:  # drawn only when asked, so that the plain set stays the same
+        is_rare = labels == rare
+        x[is_rare] += _spots(int(is_rare.sum()), shape[2:], marker, g)[:, None]
     images = (torch.sigmoid(x) * 255).round().to(torch.uint8)
+    if label_noise > 0:
+        flip = torch.rand(len(labels), generator=g) < label_noise
+        drawn = torch.multinomial(probs.float(), len(labels), replacement=True, generator=g)
+        labels = torch.where(flip, drawn, labels)
     full = ImageDataset(images, labels, k, f"synthetic{spatial_dims}d", [f"class{c}" for c in range(k)], True)
-    tr, va, te = stratified_split(labels, (0.7, 0.1, 0.2), seed)
+    tr, va, te = stratified_split(labels, tuple(fractions), seed)
     splits = Splits(full.subset(tr), full.subset(va), full.subset(te), source=f"synthetic (seed {seed})")
     return splits.check()
