@@ -70,3 +70,14 @@ def test_data_fetch_finds_local_and_fails_cleanly_offline(data_root, monkeypatch
 def test_unknown_subcommand_arguments():
     with pytest.raises(SystemExit):
         main(["report"])
+
+
+def test_data_info_says_when_grades_are_ordinal(data_root, monkeypatch, capsys):
+    monkeypatch.setenv("IMBAL_DATA", str(data_root))
+    assert main(["data", "info", "retinamnist"]) == 0
+    assert (
+        "classes are ordinal grades: runs report the quadratic weighted kappa (qwk)"
+        in capsys.readouterr().out
+    )
+    assert main(["data", "info", "vesselmnist3d"]) == 0
+    assert "ordinal" not in capsys.readouterr().out
