@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from imbal.study.calibration import COLUMNS, calibration_table
-from imbal.study.collect import collect_runs
+from imbal.study.collect import collect_runs, loss_order, sampler_order
 
 
 def main() -> None:
@@ -28,9 +28,13 @@ def main() -> None:
     table = calibration_table(runs)
     print("| configuration | seeds | temperature | test ECE | ECE scaled | test Brier | Brier scaled |")
     print("|---|---|---|---|---|---|---|")
-    for (sampler, loss), grp in table.groupby(["sampler", "loss"], sort=False):
-        cells = [f"{grp[c].mean():.3f} ± {grp[c].std(ddof=1):.3f}" for c in COLUMNS]
-        print(f"| {sampler} / {loss} | {len(grp)} | " + " | ".join(cells) + " |")
+    for sampler in sampler_order(table.sampler):
+        for loss in loss_order(table.loss):
+            grp = table[(table.sampler == sampler) & (table.loss == loss)]
+            if grp.empty:
+                continue
+            cells = [f"{grp[c].mean():.3f} ± {grp[c].std(ddof=1):.3f}" for c in COLUMNS]
+            print(f"| {sampler} / {loss} | {len(grp)} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
