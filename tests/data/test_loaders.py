@@ -248,7 +248,7 @@ def _digest(splits):
 
 
 def test_synthetic_defaults_are_the_original_set_bit_for_bit():
-    # digests of the generator before overlap / shift / label_noise / fractions existed
+    # digests of the generator before overlap / tint / label_noise / fractions existed
     assert _digest(synthetic(2, 300, (0.6, 0.3, 0.1), size=12, seed=4, channels=3)) == "9b2715de5794e3ce"
     assert _digest(synthetic(3, 60, size=8, seed=1)) == "ed0507652e02de49"
 
@@ -257,11 +257,12 @@ def test_synthetic_defaults_are_the_original_set_bit_for_bit():
 def test_synthetic_hard_set_parts(dims):
     ratios = (0.5, 0.3, 0.2)  # class 2 is the rarest, class 0 the most frequent
     base = dict(spatial_dims=dims, n=300, class_ratios=ratios, size=10, seed=1, fractions=(0.5, 0.2, 0.3))
-    plain, shifted = synthetic(**base), synthetic(**base, shift=0.5)
+    plain, tinted = synthetic(**base, channels=3), synthetic(**base, channels=3, tint=0.5)
     for split in ("train", "val", "test"):
-        diff = (shifted[split].images.int() - plain[split].images.int()).flatten(1)
-        # the shift brightens the rarest class only, every image of it, never darkens a pixel
-        assert torch.equal(diff.amax(1) > 0, plain[split].labels == 2) and (diff >= 0).all()
+        diff = (tinted[split].images.int() - plain[split].images.int()).flatten(2)  # (N, C, pixels)
+        # the tint raises the first channel of the rarest class only, every image of it
+        assert torch.equal(diff[:, 0].amax(1) > 0, plain[split].labels == 2) and (diff[:, 0] >= 0).all()
+        assert (diff[:, 1:] == 0).all()
     assert len(plain.test) == 90 and (plain.test.class_counts > 0).all()
     # overlap 1: the rarest class's template is the most frequent one's
     same = synthetic(**base, overlap=1.0)
@@ -270,8 +271,8 @@ def test_synthetic_hard_set_parts(dims):
     assert gap(2, 0) < gap(1, 0) / 3
     # label noise: the same images (split anew by the new labels), 0.3 of the labels redrawn from the
     # class mix, so about 0.3 * (1 - sum p^2) = 0.19 of them change
-    noisy = synthetic(**base, label_noise=0.3)
-    truth = {img.numpy().tobytes(): int(y) for s in ("train", "val", "test") for img, y in zip(plain[s].images, plain[s].labels)}  # fmt: skip
+    noisy, clean = synthetic(**base, label_noise=0.3), synthetic(**base)
+    truth = {img.numpy().tobytes(): int(y) for s in ("train", "val", "test") for img, y in zip(clean[s].images, clean[s].labels)}  # fmt: skip
     pairs = [(truth[img.numpy().tobytes()], int(y)) for s in ("train", "val", "test") for img, y in zip(noisy[s].images, noisy[s].labels)]  # fmt: skip
     assert len(pairs) == 300 and 0.1 < sum(a != b for a, b in pairs) / 300 < 0.3
 
@@ -281,7 +282,7 @@ def test_synthetic_hard_set_parts(dims):
     [
         ({"overlap": 1.5}, r"synthetic overlap must be a number in \[0, 1\], got 1.5"),
         ({"label_noise": 1.0}, r"synthetic label_noise must be a number in \[0, 0.999\], got 1.0"),
-        ({"shift": float("nan")}, r"synthetic shift must be a finite number, got nan"),
+        ({"tint": float("nan")}, r"synthetic tint must be a finite number, got nan"),
         ({"fractions": (0.5, 0.5, 0.0)}, r"synthetic fractions must be three numbers > 0 summing to 1"),
     ],
 )

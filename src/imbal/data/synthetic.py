@@ -18,7 +18,7 @@ def _smooth_noise(shape: tuple[int, ...], spatial_dims: int, g: torch.Generator)
     return F.interpolate(coarse, size=shape[2:], mode=mode, align_corners=False)
 
 
-def _check(n, size, channels, seed, class_ratios, overlap, label_noise, shift, fractions) -> None:
+def _check(n, size, channels, seed, class_ratios, overlap, label_noise, tint, fractions) -> None:
     for key, value, least in (("n", n, 1), ("size", size, 1), ("channels", channels, 1), ("seed", seed, 0)):
         if not isinstance(value, int) or value < least:
             raise DataError(f"synthetic {key} must be an integer >= {least}, got {value!r}")
@@ -31,8 +31,8 @@ def _check(n, size, channels, seed, class_ratios, overlap, label_noise, shift, f
     for key, amount, top in (("overlap", overlap, 1.0), ("label_noise", label_noise, 0.999)):
         if not isinstance(amount, int | float) or not 0 <= amount <= top:
             raise DataError(f"synthetic {key} must be a number in [0, {top:g}], got {amount!r}")
-    if not isinstance(shift, int | float) or not math.isfinite(shift):
-        raise DataError(f"synthetic shift must be a finite number, got {shift!r}")
+    if not isinstance(tint, int | float) or not math.isfinite(tint):
+        raise DataError(f"synthetic tint must be a finite number, got {tint!r}")
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
         raise DataError(f"synthetic fractions must be three numbers > 0 summing to 1, got {fractions!r}")
 
@@ -46,7 +46,7 @@ def synthetic(
     channels: int = 1,
     noise: float = 0.9,
     overlap: float = 0.0,
-    shift: float = 0.0,
+    tint: float = 0.0,
     label_noise: float = 0.0,
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
 ) -> Splits:
@@ -57,17 +57,19 @@ def synthetic(
     minority classes are confused, which is where imbalance-aware losses differ.
 
     A hard problem (the offline demo's): ``overlap`` in [0, 1] moves the rarest class's template that
-    far towards the most frequent class's (1: the two look alike), and ``shift`` brightens every image
-    of the rarest class by that much (before the sigmoid that maps to pixels), a sign that the images'
-    own variation in brightness makes ambiguous: the two classes overlap, and a model trained for
-    accuracy leaves the doubtful cases to the frequent class. ``label_noise`` in [0, 1) redraws that
+    far towards the most frequent class's (1: the two look alike), and ``tint`` raises the first
+    channel of every image of the rarest class by that much (before the sigmoid that maps to pixels:
+    a colour tint, or brightness in gray images), a sign that the images' own variation in colour
+    makes ambiguous: the two classes overlap, and a model trained for accuracy leaves the doubtful
+    cases to the frequent class. A tint survives the study's augmentation (one gamma and contrast
+    for all channels keep their order), which a brightness shift would not. ``label_noise`` in [0, 1) redraws that
     share of the labels from ``class_ratios`` after the images are made (the class mix stays; some
     labels in every split become wrong, as annotations are). All three 0: the original set, bit for
     bit. Marked ``synthetic=True`` everywhere.
     """
     if spatial_dims not in (2, 3):
         raise DataError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
-    _check(n, size, channels, seed, class_ratios, overlap, label_noise, shift, fractions)
+    _check(n, size, channels, seed, class_ratios, overlap, label_noise, tint, fractions)
     g = torch.Generator().manual_seed(seed)
     k = len(class_ratios)
     probs = torch.tensor(class_ratios, dtype=torch.float64)
@@ -83,7 +85,7 @@ def synthetic(
         + noise * _smooth_noise(shape, spatial_dims, g)
         + 0.3 * torch.randn(shape, generator=g)
     )
-    x[labels == rare] += shift
+    x[labels == rare, 0] += tint
     images = (torch.sigmoid(x) * 255).round().to(torch.uint8)
     if label_noise > 0:
         flip = torch.rand(len(labels), generator=g) < label_noise
