@@ -15,3 +15,23 @@ def test_demo_prints_findings_first(tmp_path, capsys, monkeypatch):
     assert "test samples only" in body or "inconclusive" in body or "Stay with" in body
     assert "run at least 3 seeds" in body  # one seed: the caveat is in the findings
     assert "open the report:" in out
+
+
+def test_offline_demo_uses_the_hard_synthetic_set_and_says_so(monkeypatch, capsys):
+    import imbal.data
+    from imbal.data import load_dataset
+    from imbal.errors import MissingFileError
+
+    def offline(*_a, **_k):
+        raise MissingFileError("retinamnist.npz not found")
+
+    monkeypatch.setattr(imbal.data, "load_medmnist", offline)
+    label, spec, description = demo.pick_dataset()
+    assert label == "synthetic" and "SYNTHETIC" in description
+    err = capsys.readouterr().err
+    assert "RUNNING ON THE BUILT-IN SYNTHETIC SET" in err and "retinamnist.npz not found" in err
+    splits = load_dataset(spec)
+    rare = int(splits.train.minority_class)
+    # RetinaMNIST's class mix, and enough rare test images for a per-class F1 worth reading
+    assert splits.synthetic and splits.train.num_classes == 5 and rare == 4
+    assert int(splits.test.class_counts[rare]) >= 40 and len(splits.train) > 1000
