@@ -245,20 +245,22 @@ def test_two_grid_processes_never_train_a_cell_twice(tmp_path):
 
 
 def test_runs_on_different_test_sets_are_never_pooled(tmp_path):
+    import shutil
+
     from imbal.study.report import make_report
 
     small = {**SYN, "n": 150}
+    two = [{"samplers": ["uniform"], "losses": ["ce", "focal"]}]
     for name, data in (("big", SYN), ("small", small)):
-        spec = load_study(study(tmp_path, train={**TRAIN, "dataset": data}, seeds=[0, 1]))
+        spec = load_study(study(tmp_path, train={**TRAIN, "dataset": data}, grid=two, seeds=[0, 1]))
         run_grid(spec, tmp_path / name, log=lambda *_: None)
     # merge the two studies into one folder, as a user copying runs together would
-    merged = tmp_path / "merged" / "runs" / "synthetic" / "uniform" / "ce"
-    merged.mkdir(parents=True)
-    import shutil
-
-    shutil.copytree(cell(tmp_path / "big"), merged / "seed0")
-    shutil.copytree(cell(tmp_path / "small", seed=1), merged / "seed1")
-    make_report(tmp_path / "merged", n_boot=20)
+    for loss in ("ce", "focal"):
+        merged = tmp_path / "merged" / "runs" / "synthetic" / "uniform" / loss
+        merged.mkdir(parents=True)
+        shutil.copytree(tmp_path / "big" / "runs" / "synthetic" / "uniform" / loss / "seed0", merged / "seed0")
+        shutil.copytree(tmp_path / "small" / "runs" / "synthetic" / "uniform" / loss / "seed1", merged / "seed1")
+    make_report(tmp_path / "merged")
     md = (tmp_path / "merged" / "report.md").read_text()
     sections = [line for line in md.splitlines() if line.startswith("## ")]
     assert len(sections) == 2 and "n=40" in md and "n=30" in md  # two test sets, two sections

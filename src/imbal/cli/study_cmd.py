@@ -32,14 +32,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("report", help="tables, statistics and figures of a study folder")
     r.add_argument("dir")
     r.add_argument("--out", help="where to write (default: the study folder)")
-    r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples when a grid has one seed")
     r.add_argument(
         "--correction",
         default="holm",
         choices=["holm", "bh"],
-        help="multiple-comparison control over a data set's comparisons: holm (family-wise error) or bh "
-        "(false discovery rate)",
+        help="multiple-comparison control within each secondary metric's family: holm (family-wise error) "
+        "or bh (false discovery rate); the primary metric always uses the fixed sequence + Holm",
     )
+    r.add_argument("--primary-metric", help="replace the stored plan's primary metric (the report says: post hoc)")
+    r.add_argument("--equivalence-margin", type=float, help="replace the stored equivalence margin (post hoc)")
+    r.add_argument("--harm-margin", type=float, help="replace the stored harm margin (post hoc)")
     r.set_defaults(func=run_report)
 
     e = sub.add_parser("embed", help="t-SNE/UMAP maps of run features")
@@ -84,7 +86,14 @@ def run_grid_cmd(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from imbal.study.report import make_report
 
-    paths = make_report(args.dir, args.out, n_boot=args.bootstrap, correction=args.correction)
+    overrides = {
+        "primary_metric": args.primary_metric,
+        "equivalence_margin": args.equivalence_margin,
+        "harm_margin": args.harm_margin,
+    }
+    paths = make_report(
+        args.dir, args.out, correction=args.correction, overrides={k: v for k, v in overrides.items() if v is not None}
+    )
     print(f"report: {paths['html'].resolve()}\n        {paths['markdown'].resolve()}")
     return 0
 

@@ -30,6 +30,7 @@ from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig, config_differences, read_yaml_mapping
 from imbal.errors import ConfigError, UserError
 from imbal.processes import pid_alive
+from imbal.study.plan import write_plan
 from imbal.study.spec import Cell, StudySpec
 
 
@@ -263,6 +264,7 @@ def run_grid(
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    write_plan(root, spec.plan)  # the analysis is fixed before the first cell trains
     cells = shard_cells(spec.cells() if cells is None else cells, shard)
     warn_changed_settings(spec, cells, root, log)
     todo = [c for c in cells if not rd.is_finished(c.run_dir(root))]

@@ -13,12 +13,17 @@ import numpy as np
 import pandas as pd
 
 from imbal.engine import run_dir as rd
+from imbal.errors import ConfigError
 from imbal.metrics import METRICS
 from imbal.study import figures, findings, tables
 from imbal.study.collect import collect_runs, failed_runs
+from imbal.study.decision import Decision, decide
 from imbal.study.embed import embedding_file
 from imbal.study.features import tightness_table
+from imbal.study.outputs import from_run_folders
+from imbal.study.plan import KEYS, Plan, read_plan
 from imbal.study.render import Block, to_html, to_markdown
+from imbal.study.stats import Verdict
 
 REPORT_MD, REPORT_HTML, RUNS_CSV, TABLES, FIGURES = (
     "report.md",
@@ -37,8 +42,15 @@ class Section:
     dataset: str
     tables: Path
     figures: Path
-    comparisons: pd.DataFrame
-    correction: str
+    decision: Decision
+
+    @property
+    def plan(self) -> Plan:
+        return self.decision.plan
+
+    @property
+    def comparisons(self) -> pd.DataFrame:
+        return self.decision.table
 
     @property
     def key(self) -> str:
@@ -86,34 +98,42 @@ def metric_section(s: Section, metric: str) -> list[Block]:
     ]
     if metric in ("accuracy", "balanced_accuracy"):
         blocks.append(Block("p", findings.chance_note(s.runs)))
-    rel = tables.relative_change(mean)
+    rel = tables.relative_change(mean, s.plan.baseline)
     if rel is not None:
         s.csv(rel, f"{metric}_relative", index=True)
         blocks += [
-            Block("p", f"Relative change of the mean against ce + uniform ({m.label}):"),
+            Block("p", f"Relative change of the mean against {findings.name(s.plan.baseline)} ({m.label}):"),
             _table_block(rel),
         ]
     blocks.append(Block("image", f"{m.label}: sampler x loss", path=_metric_figure(s, metric, mean)))
     return blocks
 
 
+MARKS = {
+    Verdict.BETTER: "better",
+    Verdict.WORSE: "worse",
+    Verdict.EQUIVALENT: "equiv.",
+    Verdict.INCONCLUSIVE: "n.s.",
+    Verdict.NOT_TESTED: "n.t.",
+}
+
+
 def _metric_figure(s: Section, metric: str, mean: pd.DataFrame) -> Path:
     m = METRICS[metric]
     path = s.figures / f"{s.key}_{metric}_heatmap.png"
     cmp = s.comparisons
-    base = tables.BASELINE
-    if not m.compared or cmp.empty or base[0] not in mean.index or base[1] not in mean.columns:
+    base = s.plan.baseline
+    if cmp.empty or metric not in set(cmp.metric) or base[0] not in mean.index or base[1] not in mean.columns:
         return figures.heatmap(mean, f"{s.dataset}: {m.label} (test, {cells_text(s)})", path, m.low, m.high)
     diff = mean - mean.loc[base]
     marks = pd.DataFrame("", index=mean.index, columns=mean.columns, dtype=object)
     for r in cmp[cmp.metric == metric].itertuples():
-        marks.loc[r.sampler, r.loss] = {"better": "better", "worse": "worse"}.get(
-            r.verdict_adjusted, "n.s." if r.verdict_adjusted == "inconclusive" else "1 seed"
-        )
+        marks.loc[r.sampler, r.loss] = MARKS[Verdict(r.verdict)] + (" (1 seed)" if r.seeds < 2 else "")
     marks.loc[base] = "baseline"
     finite = np.abs(diff.to_numpy(dtype=float))
     limit = max(0.05, float(np.ceil(np.nanmax(finite) * 20) / 20)) if np.isfinite(finite).any() else 0.05
-    title = f"{s.dataset}: {m.label}, change vs ce + uniform (n.s. = not significant after correction)"
+    role = "primary" if metric == s.plan.primary else "secondary"
+    title = f"{s.dataset}: {m.label} ({role}), change vs {findings.name(base)} (n.s. = not significant, n.t. = not tested)"
     return figures.difference_heatmap(diff, marks, title, path, limit)
 
 
@@ -142,29 +162,42 @@ def class_f1_section(s: Section) -> list[Block]:
 
 
 def comparisons_section(s: Section) -> list[Block]:
-    blocks = [Block("h3", "Every configuration against the baseline (ce + uniform)")]
+    base = findings.name(s.plan.baseline)
+    blocks = [Block("h3", f"Every configuration against the baseline ({base}), on test")]
     cmp = s.comparisons
     if cmp.empty:
-        return [*blocks, Block("p", "No ce + uniform baseline in these runs, so no paired comparison.")]
+        return [*blocks, Block("p", f"No configuration shares the seeds of {base}, so no paired comparison.")]
     s.csv(cmp, "vs_baseline")
+    primary = METRICS[s.plan.primary].label
     blocks.append(
         Block(
             "p",
-            f"Paired difference (configuration minus baseline) with its 95% interval ({', '.join(sorted(cmp.method.unique()))}). "
-            f"p adjusted: {findings.CORRECTIONS[s.correction]} over all {int(cmp.family_size.max())} comparisons of "
-            "this data set. Verdict 'better'/'worse' only when the adjusted p < 0.05 and the interval excludes 0. "
-            "'seeds needed': seeds at which a paired t interval with the observed mean and spread would exclude 0.",
+            f"Exploratory: the choice and its confirmation are in the findings above. Paired difference "
+            f"(configuration minus baseline) with its 95% interval from seed-to-seed and test-image noise. "
+            f"{primary} (primary): the rows are tested only when the confirmation said better or worse "
+            f"(fixed sequence), then with Holm over them, and read 'equivalent' when a Holm-adjusted TOST shows "
+            f"the difference inside ±{s.plan.margin:g}; 'not tested' otherwise. Secondary metrics: one family each, "
+            f"corrected by {findings.CORRECTIONS[s.plan.correction]}, and checked for non-inferiority against the "
+            f"harm margin {s.plan.harm_margin:g} (one-sided 95%). 'seeds needed': seeds for 80% power at Holm's "
+            "strictest level, taking the observed effect and spread as true (a planning estimate).",
         )
     )
     rows = [
         [
             f"{r.sampler} / {r.loss}",
             METRICS[r.metric].label,
+            r.role,
             f"{r.difference:+.3f}",
             f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
             f"{r.p_value:.3f}",
-            f"{r.p_adjusted:.3f}",
-            r.verdict_adjusted,
+            "-" if pd.isna(r.p_adjusted) else f"{r.p_adjusted:.3f}",
+            r.verdict
+            + (
+                f" ({findings.ONE_SEED})"
+                if r.seeds < 2 and r.verdict in ("better", "worse", "equivalent")
+                else ""
+            ),
+            r.non_inferiority or "-",
             f"{r.seeds} seeds" if r.seeds >= 2 else f"1 seed, n = {r.n}",
             str(r.seeds_needed),
         ]
@@ -173,11 +206,13 @@ def comparisons_section(s: Section) -> list[Block]:
     header = [
         "configuration",
         "metric",
+        "role",
         "difference",
-        "95% CI (unadjusted)",
+        "95% CI",
         "p",
         "p adjusted",
         "verdict",
+        "non-inferiority",
         "paired over",
         "seeds needed",
     ]
@@ -187,7 +222,7 @@ def comparisons_section(s: Section) -> list[Block]:
 def posthoc_section(s: Section) -> list[Block]:
     post = tables.posthoc_table(s.runs)
     s.csv(post, "posthoc")
-    return findings.posthoc_blocks(post)
+    return findings.posthoc_blocks(post, s.plan.baseline)
 
 
 def feature_space_section(s: Section) -> list[Block]:
@@ -221,23 +256,19 @@ def feature_space_section(s: Section) -> list[Block]:
 
 
 def confusion_section(s: Section) -> list[Block]:
-    mean, _, _ = tables.summary(s.runs, "balanced_accuracy")
-    best = tables.best_cell(mean)
-    if best is None:
+    shown = s.decision.alternative or s.plan.baseline
+    sel = s.runs[(s.runs.sampler == shown[0]) & (s.runs.loss == shown[1])]
+    if sel.empty:
         return []
-    sel = s.runs[(s.runs.sampler == best[0]) & (s.runs.loss == best[1])]
     cm = np.sum([np.array(c) for c in sel.confusion_matrix], axis=0)
     path = figures.confusion(
         cm,
         findings.class_names(s.runs),
-        f"{s.dataset}: {best[0]} / {best[1]} ({len(sel)} seeds)",
+        f"{s.dataset}: {findings.name(shown)} ({len(sel)} seeds)",
         s.figures / f"{s.key}_confusion.png",
     )
     return [
-        Block(
-            "h3",
-            f"Confusion matrix of the best configuration by mean balanced accuracy ({best[0]} / {best[1]})",
-        ),
+        Block("h3", f"Confusion matrix of the alternative chosen on validation ({findings.name(shown)})"),
         Block("image", "Confusion matrix (test, summed over seeds)", path=path),
     ]
 
@@ -256,16 +287,24 @@ def embedding_section(s: Section, out: Path) -> list[Block]:
     ]
 
 
-def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, n_boot: int, correction: str) -> list[Block]:
-    d = runs[runs.dataset == dataset]
-    s = Section(
-        d,
-        dataset,
-        out / TABLES,
-        out / FIGURES,
-        tables.compare_to_baseline(d, n_boot=n_boot, correction=correction),
-        correction,
+def _decision(d: pd.DataFrame, plan: Plan) -> Decision:
+    runs = [((r.sampler, r.loss), int(r.seed), Path(r.run_dir)) for r in d.itertuples()]
+    outputs = from_run_folders(
+        runs,
+        len(d.f1_per_class.iloc[0]),
+        int(d.minority_class.iloc[0]),
+        findings.class_names(d),
+        baseline=plan.baseline,
     )
+    try:
+        return decide(outputs, plan)
+    except ValueError as exc:
+        raise ConfigError(f"{d.dataset.iloc[0]}: {exc}") from None
+
+
+def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, plan: Plan) -> list[Block]:
+    d = runs[runs.dataset == dataset]
+    s = Section(d, dataset, out / TABLES, out / FIGURES, _decision(d, plan))
     blocks = [Block("h2", dataset + (" (SYNTHETIC data)" if d.synthetic.any() else ""))]
     if d.synthetic.any():
         blocks.append(
@@ -274,7 +313,7 @@ def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, n_boot: int, co
                 "These runs used the built-in SYNTHETIC set, not real images: the numbers test the pipeline, not the losses.",
             )
         )
-    blocks += findings.findings_blocks(d, s.comparisons, correction)
+    blocks += findings.findings_blocks(s.decision, d)
     blocks += findings.context_blocks(d)
     blocks += posthoc_section(s)
     for metric in METRICS:
@@ -287,33 +326,74 @@ def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, n_boot: int, co
     return blocks
 
 
+def report_plan(root: Path, overrides: dict | None = None, correction: str = "holm") -> tuple[Plan, str]:
+    """The study's stored plan with any report-time ``overrides`` (study-file keys), and how to describe it."""
+    from imbal.study.plan import plan_from
+
+    stored = read_plan(root)
+    base = stored.stored() if stored is not None else {}
+    changed = {k: v for k, v in (overrides or {}).items() if v is not None and base.get(k) != v}
+    plan = plan_from({**base, **(overrides or {})} if overrides else base, "imbal report")
+    plan = Plan(plan.primary, plan.margin, plan.harm_margin, correction=correction)
+    if stored is None:
+        note = "No analysis plan is stored in this folder (it predates plans): the defaults are used. "
+    elif changed and any(k in KEYS for k in changed):
+        note = (
+            "POST HOC: this report changes the stored plan ("
+            + ", ".join(f"{k} {base.get(k)!r} -> {v!r}" for k, v in changed.items())
+            + "); its verdicts were not pre-specified. "
+        )
+    else:
+        note = "The analysis plan was stored before the runs (plan.json). "
+    return plan, note
+
+
 def make_report(
-    root: str | Path, out: str | Path | None = None, n_boot: int = 1000, correction: str = "holm"
+    root: str | Path,
+    out: str | Path | None = None,
+    correction: str = "holm",
+    overrides: dict | None = None,
 ) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html``, ``tables/*.csv`` and ``figures/*.png`` for a study folder."""
+    """Write ``report.md``, ``report.html``, ``tables/*.csv`` and ``figures/*.png`` for a study folder.
+
+    ``overrides`` (``primary_metric``, ``equivalence_margin``, ``harm_margin``) replace the stored
+    plan for this report only, which then says it is post hoc.
+    """
     root = Path(root)
     out = Path(out) if out else root
     out.mkdir(parents=True, exist_ok=True)
+    plan, plan_note = report_plan(root, overrides, correction)
     runs = collect_runs(root)
-    runs.drop(columns=["class_names", "f1_per_class", "confusion_matrix", "config", "dataset_info"]).to_csv(
-        out / RUNS_CSV, index=False
-    )
+    frame = runs.drop(columns=["class_names", "f1_per_class", "confusion_matrix", "config", "dataset_info"])
+    # run folders relative to the study folder: a committed runs.csv names no machine's paths
+    frame["run_dir"] = [
+        Path(p).relative_to(root).as_posix() if Path(p).is_relative_to(root) else p for p in frame.run_dir
+    ]
+    frame.to_csv(out / RUNS_CSV, index=False)
     failed = failed_runs(root)
     datasets = sorted(runs.dataset.unique())
     blocks = [
         Block("h1", f"imbal study report: {root.name}"),
-        Block("p", f"{len(runs)} finished runs in {root}. Data sets: {', '.join(datasets)}."),
+        Block(
+            "p",
+            f"{len(runs)} finished runs in this study folder. Data sets: {', '.join(datasets)}. {plan_note}"
+            f"Primary metric: {METRICS[plan.primary].label}.",
+        ),
     ]
     if failed:
         blocks.append(
             Block(
                 "note",
-                f"{len(failed)} run(s) failed and are left out: {', '.join(failed[:5])}"
+                f"{len(failed)} run(s) failed and are left out: "
+                + ", ".join(
+                    Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else f
+                    for f in failed[:5]
+                )
                 + (" ..." if len(failed) > 5 else ""),
             )
         )
     for dataset in datasets:
-        blocks += dataset_section(runs, dataset, out, n_boot, correction)
+        blocks += dataset_section(runs, dataset, out, plan)
     md, page = out / REPORT_MD, out / REPORT_HTML
     rd.atomic_write_text(md, to_markdown(blocks, out))
     rd.atomic_write_text(page, to_html(blocks, f"imbal report: {root.name}"))
