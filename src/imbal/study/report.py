@@ -16,6 +16,7 @@ from imbal.engine import run_dir as rd
 from imbal.errors import ConfigError
 from imbal.metrics import METRICS
 from imbal.study import figures, findings, tables
+from imbal.study.archive import write_archive
 from imbal.study.collect import collect_runs, failed_runs
 from imbal.study.decision import Decision, decide
 from imbal.study.embed import embedding_file
@@ -25,10 +26,11 @@ from imbal.study.plan import KEYS, Plan, read_plan
 from imbal.study.render import Block, to_html, to_markdown
 from imbal.study.stats import Verdict
 
-REPORT_MD, REPORT_HTML, RUNS_CSV, TABLES, FIGURES = (
+REPORT_MD, REPORT_HTML, RUNS_CSV, ARCHIVE, TABLES, FIGURES = (
     "report.md",
     "report.html",
     "runs.csv",
+    "outputs.npz",  # every run's validation and test predictions (imbal.study.archive)
     "tables",
     "figures",
 )
@@ -354,7 +356,7 @@ def make_report(
     correction: str = "holm",
     overrides: dict | None = None,
 ) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html``, ``tables/*.csv`` and ``figures/*.png`` for a study folder.
+    """Write ``report.md``, ``report.html``, ``outputs.npz``, ``tables/*.csv`` and ``figures/*.png`` for a study folder.
 
     ``overrides`` (``primary_metric``, ``equivalence_margin``, ``harm_margin``) replace the stored
     plan for this report only, which then says it is post hoc.
@@ -370,6 +372,7 @@ def make_report(
         Path(p).relative_to(root).as_posix() if Path(p).is_relative_to(root) else p for p in frame.run_dir
     ]
     frame.to_csv(out / RUNS_CSV, index=False)
+    write_archive(runs, out / ARCHIVE)
     failed = failed_runs(root)
     datasets = sorted(runs.dataset.unique())
     blocks = [

@@ -169,3 +169,66 @@ def run(
         if o is not None:
             out.append(o)
     return out
+
+
+def _pair(effect: float, seeds: int, studies: int, seed: int) -> list:
+    from imbal.study.decision import Grid
+
+    pair = [CONFIGS[0], CONFIGS[1]]
+    truth = Truth(shifted([0.0, effect]), seeds=seeds, configs=pair)
+    rng = np.random.default_rng(seed)
+    return [Grid(draw(truth, rng)).estimates("test", "balanced_accuracy")[0] for _ in range(studies)]
+
+
+def report(studies: int = 2000) -> str:
+    """The simulation table of docs/method.md ("What the simulation shows"), as Markdown lines."""
+    from imbal.study.plan import Plan
+    from imbal.study.stats import Estimate, power, seeds_needed, verdict
+
+    plan = Plan()
+    lines = ["| scenario | measured | Monte Carlo SE |", "|---|---|---|"]
+
+    def add(what: str, value: float, n: int, fmt: str = ".3f") -> None:
+        se = math.sqrt(max(value * (1 - value), 1e-9) / n) if 0 <= value <= 1 else float("nan")
+        lines.append(f"| {what} | {value:{fmt}} | {se:.3f} |")
+
+    for seeds in (5, 3, 2):
+        out = run(Truth(shifted(np.zeros(16)), seeds=seeds), studies, plan, seed=100 + seeds)
+        add(f"16 equal configurations, {seeds} seeds: any false better/worse on the primary", np.mean([o.false_claim for o in out]), len(out))
+        if seeds == 5:
+            err = np.array([o.estimate - o.truth for o in out])
+            test_err = np.array([o.test_choice_estimate - o.test_choice_truth for o in out])
+            lines.append(f"| same, test effect of the validation choice minus its truth | {err.mean():+.4f} | {err.std(ddof=1) / math.sqrt(len(err)):.4f} |")
+            lines.append(f"| same, had the test chosen: its effect minus its truth | {test_err.mean():+.4f} | {test_err.std(ddof=1) / math.sqrt(len(err)):.4f} |")
+            add("same, 95% interval of the confirmation holds the truth", np.mean([o.covered for o in out]), len(out))
+            add("same, confirmation says equivalent (margin 0.02)", np.mean([o.verdict == "equivalent" for o in out]), len(out))
+    effects = np.zeros(16)
+    effects[8] = 0.05
+    out = run(Truth(shifted(effects)), studies, plan, seed=200)
+    add("one configuration +0.05 of 16, 5 seeds: the validation choice is it in every fold", np.mean([math.isclose(o.truth, 0.05, abs_tol=1e-9) for o in out]), len(out))
+    add("same: confirmed better", np.mean([o.verdict == "better" for o in out]), len(out))
+    pilot = _pair(0.05, 5, studies, 300)
+    sd = math.sqrt(np.mean([e.seed_var * e.seeds for e in pilot]))
+    iv = float(np.mean([e.image_var for e in pilot]))
+    for n in (5, seeds_needed(Estimate(0.05, sd**2 / 5, iv, 5, 400), plan.alpha)[1] or 30):
+        ests = pilot if n == 5 else _pair(0.05, n, studies, 301)
+        found = float(np.mean([verdict(e, plan.alpha) == "better" for e in ests]))
+        add(f"two configurations, +0.05 truly, {n} seeds: found better (promised power {power(0.05, sd, iv, n):.3f})", found, len(ests))
+    same = _pair(0.0, 5, studies, 400)
+    true_se = float(np.std([e.difference for e in same], ddof=1))
+    for ratio in (2.0, 3.5, 4.0):
+        rate = float(np.mean([e.p_equivalence(ratio * true_se) < plan.alpha for e in same]))
+        add(f"two identical configurations, 5 seeds, margin {ratio:g} x SE: equivalent", rate, len(same))
+    add("same: better or worse", float(np.mean([e.p_value < plan.alpha for e in same])), len(same))
+    for seeds in (2, 3, 5):
+        for effect in (0.0, 0.03):
+            ests = same if (seeds, effect) == (5, 0.0) else _pair(effect, seeds, studies, 500 + seeds)
+            cov = np.mean([(lambda lo_hi: lo_hi[0] <= effect <= lo_hi[1])(e.interval(0.95)) for e in ests])
+            add(f"95% interval coverage, {seeds} seeds, true difference {effect:+.2f}", float(cov), len(ests))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(report(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
