@@ -284,7 +284,7 @@ def recommendation(
         return fallback or alt  # as good on the primary: the simpler one
     if not baseline_stable:
         return alt  # the baseline zeroes a class and the alternative is not shown different
-    return baseline if chosen == baseline else None
+    return baseline  # for now: a change needs evidence (the findings say what is unknown)
 
 
 @dataclass
