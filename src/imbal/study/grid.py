@@ -3,19 +3,16 @@
 Safety: a cell is finished when its ``metrics.json`` exists (written last, atomically), so a killed
 grid never reads half a result. A cell being trained holds ``run.lock``, created with its content in
 one step (a link), so several shards or ``--jobs`` workers writing into one folder never train the
-same cell twice. A lock is taken over only when its holder is gone: an empty or unreadable lock (a
-full disk) or one whose process on this host is dead. Trainer subprocesses die with the grid. A
-failed cell writes ``error.txt`` and the grid goes on; the grid exits non-zero when any cell failed
-or could not be run.
+same cell twice. A lock is taken over only when its holder is gone, atomically (imbal.study.locks).
+Trainer subprocesses die with the grid. A failed cell writes ``error.txt`` and the grid goes on; the
+grid exits non-zero when any cell failed or could not be run.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -29,7 +26,7 @@ import yaml
 from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig, config_differences, read_yaml_mapping
 from imbal.errors import ConfigError, UserError
-from imbal.processes import pid_alive
+from imbal.study.locks import acquire, release
 from imbal.study.spec import Cell, StudySpec
 
 
@@ -48,48 +45,6 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 def shard_cells(cells: list[Cell], shard: tuple[int, int]) -> list[Cell]:
     i, n = shard
     return cells[i::n]
-
-
-# ---------------------------------------------------------------- locks
-
-
-def lock_holder(lock: Path) -> tuple[str, int] | None:
-    """``(host, pid)`` of a lock, or None when it is empty or unreadable (we never write those)."""
-    try:
-        host, pid = lock.read_text().split()
-        return host, int(pid)
-    except (OSError, ValueError):
-        return None
-
-
-def _holder_gone(holder: tuple[str, int] | None) -> bool:
-    return holder is None or (holder[0] == socket.gethostname() and not pid_alive(holder[1]))
-
-
-def acquire(run: Path) -> str | None:
-    """Take ``run.lock``; None on success, else a line naming the lock and its live holder."""
-    run.mkdir(parents=True, exist_ok=True)
-    lock = run / rd.LOCK
-    fd, tmp = tempfile.mkstemp(dir=run, prefix=rd.LOCK_TEMP_PREFIX)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{socket.gethostname()} {os.getpid()}\n")
-        for _ in range(3):
-            try:
-                os.link(tmp, lock)  # fails if the lock exists; never leaves an empty lock behind
-                return None
-            except FileExistsError:
-                holder = lock_holder(lock)
-                if not _holder_gone(holder):
-                    return f"{lock} is held by process {holder[1]} on {holder[0]}" if holder else str(lock)
-                lock.unlink(missing_ok=True)
-        return f"{lock} could not be taken"
-    finally:
-        os.unlink(tmp)
-
-
-def release(run: Path) -> None:
-    (run / rd.LOCK).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- one cell
