@@ -25,7 +25,7 @@ import yaml
 
 from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig, config_differences, read_yaml_mapping
-from imbal.errors import ConfigError, UserError
+from imbal.errors import USER_ERROR_EXIT, CellFailed, ConfigError, UserError
 from imbal.study.locks import acquire, release
 from imbal.study.spec import Cell, StudySpec
 
@@ -51,9 +51,14 @@ def shard_cells(cells: list[Cell], shard: tuple[int, int]) -> list[Cell]:
 
 
 def cell_config(spec: StudySpec, cell: Cell, root: Path, threads: int) -> tuple[TrainConfig, bool]:
-    """The cell's config and whether it resumes. A started cell keeps its recorded thread count."""
+    """The cell's config and whether it resumes.
+
+    ``threads`` (cores / jobs) applies unless the study sets ``threads`` itself; a started cell keeps
+    its recorded thread count. CPU results depend on the thread count, so an explicit one is kept.
+    """
     run = cell.run_dir(root)
     started = (run / rd.CONFIG).is_file()
+    threads = int(cell.settings.get("threads") or threads)  # a study's explicit threads win over cores/jobs
     if started:
         stored = read_yaml_mapping(run / rd.CONFIG, "run config")
         threads = int(stored.get("threads") or threads)
@@ -75,6 +80,8 @@ def run_cell_subprocess(cfg: TrainConfig, resume: bool) -> None:
         PYTHONWARNINGS="ignore",
         IMBAL_PARENT_PID=str(os.getpid()),
     )
+    error = Path(cfg.out) / rd.ERROR
+    error.unlink(missing_ok=True)  # what the child writes there describes this attempt
     res = subprocess.run(
         [sys.executable, "-m", "imbal.study.cell", *(["--resume"] if resume else [])],
         input=yaml.safe_dump(cfg.to_dict()),
@@ -82,6 +89,8 @@ def run_cell_subprocess(cfg: TrainConfig, resume: bool) -> None:
         capture_output=True,
         text=True,
     )
+    if res.returncode == USER_ERROR_EXIT and error.is_file():
+        raise CellFailed(error.read_text().strip())
     if res.returncode != 0:
         raise RuntimeError(f"exit code {res.returncode}\n{res.stderr[-4000:]}")
 
@@ -110,13 +119,15 @@ def run_cell(spec: StudySpec, cell: Cell, root: Path, jobs: int, threads: int) -
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a failed cell must not stop the grid
-        if isinstance(exc, UserError):
-            detail = str(exc)
-        elif isinstance(exc, RuntimeError) and exc.args and str(exc.args[0]).startswith("exit code"):
-            detail = exc.args[0]
+        if isinstance(exc, CellFailed):
+            text = f"{exc}\n"  # the child's own "Type: message" line
+        elif isinstance(exc, UserError) or (
+            isinstance(exc, RuntimeError) and str(exc).startswith("exit code")
+        ):
+            text = f"{type(exc).__name__}: {exc}\n"  # a user error's line; a crashed child's traceback
         else:
-            detail = traceback.format_exc()
-        rd.atomic_write_text(run / rd.ERROR, f"{type(exc).__name__}: {exc}\n\n{detail}")
+            text = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+        rd.atomic_write_text(run / rd.ERROR, text)
         return Outcome(cell, "failed", time.perf_counter() - t, str(run / rd.ERROR))
     finally:
         release(run)
