@@ -35,6 +35,7 @@ SETTINGS = (
     "train_subset",
     "metric_memory",
     "select_metric",
+    "threads",  # CPU results depend on it; runs may differ in it and still be pooled
 )
 
 

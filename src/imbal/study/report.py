@@ -15,7 +15,7 @@ import pandas as pd
 from imbal.engine import run_dir as rd
 from imbal.metrics import METRICS
 from imbal.study import figures, findings, tables
-from imbal.study.collect import collect_runs, failed_runs
+from imbal.study.collect import collect_runs, failed_runs, unfinished_runs
 from imbal.study.embed import embedding_file
 from imbal.study.features import tightness_table
 from imbal.study.render import Block, to_html, to_markdown
@@ -298,18 +298,31 @@ def make_report(
     runs.drop(columns=["class_names", "f1_per_class", "confusion_matrix", "config", "dataset_info"]).to_csv(
         out / RUNS_CSV, index=False
     )
-    failed = failed_runs(root)
+    failed, unfinished = failed_runs(root), unfinished_runs(root)
     datasets = sorted(runs.dataset.unique())
     blocks = [
         Block("h1", f"imbal study report: {root.name}"),
         Block("p", f"{len(runs)} finished runs in {root}. Data sets: {', '.join(datasets)}."),
     ]
-    if failed:
+    for cells, what in (
+        (failed, "failed (see their error.txt)"),
+        (unfinished, "started but did not finish (killed, or still training)"),
+    ):
+        if cells:
+            blocks.append(
+                Block(
+                    "note",
+                    f"{len(cells)} run(s) {what} and are left out: {', '.join(cells[:5])}"
+                    + (" ..." if len(cells) > 5 else ""),
+                )
+            )
+    split = runs.attrs.get("split_by_settings") or []
+    if split:
         blocks.append(
             Block(
                 "note",
-                f"{len(failed)} run(s) failed and are left out: {', '.join(failed[:5])}"
-                + (" ..." if len(failed) > 5 else ""),
+                f"Runs of {', '.join(split)} were trained with different settings (a study edited between runs); "
+                "each setting is reported as its own data set and no finding pools them.",
             )
         )
     for dataset in datasets:
