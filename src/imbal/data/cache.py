@@ -220,9 +220,10 @@ def _put_in_place(tmp: Path, out: Path, replaces: str | None, ours: str) -> None
 
 
 def _user_os_error(exc: OSError, what: str) -> DataError | None:
-    if exc.errno in _USER_OS_ERRORS:
-        return DataError(f"cannot {what}: {exc.strerror or exc}")
-    return None
+    if exc.errno not in _USER_OS_ERRORS:
+        return None
+    why = "a part of that path is a file" if exc.errno in (errno.EEXIST, errno.ENOTDIR) else exc.strerror
+    return DataError(f"cannot {what}: {why}; choose a writable --out")
 
 
 def write_cache(
