@@ -26,3 +26,11 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class RunFolderError(UserError, ValueError):
     """A run or study folder that does not match what was asked of it (another run, a changed config)."""
+
+
+class CellFailed(UserError, RuntimeError):
+    """A grid cell's trainer process stopped on a user error; the message is its one line."""
+
+
+# the exit code of a grid cell's process that stopped on a user error (as the CLI's; a crash exits 1)
+USER_ERROR_EXIT = 2

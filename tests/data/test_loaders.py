@@ -217,3 +217,14 @@ def test_synthetic_is_learnable(dims):
     probe = LogisticRegression(max_iter=300).fit(x_tr, s.train.labels.numpy())
     ba = balanced_accuracy_score(s.test.labels.numpy(), probe.predict(x_te))
     assert ba > 0.6  # chance is 1/3
+
+
+def test_an_official_medmnist_file_loaded_by_path_gets_its_class_names(data_root, tmp_path):
+    from imbal.data.medmnist_info import MEDMNIST
+
+    copy = tmp_path / "my_copy.npz"  # recognised by its MD5, not by its name
+    shutil.copy(data_root / "retinamnist" / "retinamnist.npz", copy)
+    for spec in (str(copy), {"kind": "npz", "path": str(copy)}):
+        splits = load_dataset(spec)
+        assert splits.train.class_names == list(MEDMNIST["retinamnist"].class_names)
+        assert splits.train.name == "retinamnist"

@@ -30,7 +30,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     prep.add_argument("--size", type=int, default=28, help="image size for MedMNIST sets")
     prep.add_argument("--force", action="store_true", help="rebuild a cache of another source or settings")
-    prep.add_argument("--verify", action="store_true", help="when reusing a cache, also check its checksums")
+    prep.add_argument(
+        "--verify",
+        action="store_true",
+        help="when reusing a cache, also check its image checksums (labels and manifest are always checked)",
+    )
     p.set_defaults(func=run)
 
 
@@ -92,6 +96,9 @@ def run_prepare(args: argparse.Namespace) -> int:
     mib = sum(f.stat().st_size for f in out.iterdir()) / 2**20
     shape = "x".join(str(v) for v in (splits.train.in_channels, *splits.train.spatial_size))
     verb = "reused" if reused else "prepared"
-    why = " (same source and settings)" if reused else ""
+    checked = (
+        "all checksums checked" if args.verify else "label checksums checked; --verify checks the images too"
+    )
+    why = f" (same source and settings; {checked})" if reused else ""
     print(f"{verb} {out}{why}: {counts}; uint8 {shape}, {mib:.1f} MiB")
     return 0

@@ -77,7 +77,8 @@ def run_grid_cmd(args: argparse.Namespace) -> int:
     status = run_grid(spec, args.out, jobs=args.jobs, shard=shard, live_every=0 if args.quiet else 30)
     if status["busy"]:
         print(
-            f"grid: {len(status['busy'])} cell(s) were busy in another process; run again when it has finished"
+            f"grid: {len(status['busy'])} cell(s) were busy in another process; run again when it has finished "
+            "(a lock held on another machine by a process that is gone must be deleted by hand, as said above)"
         )
     print(f"next: imbal embed {args.out} --best-worst 3 && imbal report {args.out}")
     return 1 if status["failed"] or status["busy"] else 0

@@ -22,6 +22,7 @@ from imbal.losses.terms import loss_terms_help
 from imbal.metrics import METRICS
 from imbal.models import ARCHS, NORMS
 from imbal.samplers import SAMPLERS
+from imbal.yaml_read import load_yaml
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 SCHEDULES = ("cosine", "none")
@@ -201,7 +202,7 @@ def coerce(key: str, value: Any) -> Any:
     if key == "dataset":
         if isinstance(value, str) and value.strip().startswith("{"):
             try:
-                value = yaml.safe_load(value)
+                value = load_yaml(value, f"dataset {value!r}")
             except yaml.YAMLError as exc:
                 problem = getattr(exc, "problem", None) or "not valid YAML"
                 raise ConfigError(f"dataset {value!r} is not a valid YAML mapping ({problem})") from None
@@ -211,7 +212,7 @@ def coerce(key: str, value: Any) -> Any:
     if isinstance(value, str) and value != "":
         # an unparsable string stays as it is; the type check below names it
         with contextlib.suppress(yaml.YAMLError):
-            value = yaml.safe_load(value)
+            value = load_yaml(value, f"{key} {value!r}")
     optional = kind == (int | None)
     if optional:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
@@ -261,7 +262,7 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, 
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text(), f"{what} {path}") or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -10,8 +10,7 @@ import ctypes
 import os
 import signal
 import sys
-
-import yaml
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -32,11 +31,19 @@ def die_with_parent() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     die_with_parent()
+    from imbal.engine import run_dir as rd
     from imbal.engine.config import load_config
     from imbal.engine.trainer import train
+    from imbal.errors import USER_ERROR_EXIT, UserError
+    from imbal.yaml_read import load_yaml
 
-    cfg = load_config(None, yaml.safe_load(sys.stdin.read()))
-    train(cfg, resume="--resume" in argv)
+    cfg = load_config(None, load_yaml(sys.stdin.read(), "the cell's config"))
+    try:
+        train(cfg, resume="--resume" in argv)
+    except UserError as exc:
+        # one line, as the CLI prints it; the grid reads it back and raises CellFailed
+        rd.atomic_write_text(Path(cfg.out) / rd.ERROR, f"{type(exc).__name__}: {exc}\n")
+        return USER_ERROR_EXIT
     return 0
 
 

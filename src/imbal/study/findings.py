@@ -8,6 +8,7 @@ what is unknown and how many seeds would decide it.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,7 @@ SETTINGS = (
     "train_subset",
     "metric_memory",
     "select_metric",
+    "threads",  # CPU results depend on it; runs may differ in it and still be pooled
 )
 
 
@@ -292,7 +294,8 @@ def context_blocks(runs: pd.DataFrame) -> list[Block]:
     ratio = max(counts) / max(min(counts), 1) if counts else float("nan")
     n = info["n"]
     rows = [
-        ["data", f"{info['name']} ({'SYNTHETIC' if info.get('synthetic') else info.get('source', '')})"],
+        # the source's file name only: a committed report names no machine's paths
+        ["data", f"{info['name']} ({'SYNTHETIC' if info.get('synthetic') else Path(str(info.get('source', ''))).name})"],
         ["split sizes", f"train {n['train']}, validation {n['val']}, test {n['test']}"],
         ["training classes", f"{classes}; imbalance {ratio:.1f}:1"],
     ]

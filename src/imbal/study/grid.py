@@ -3,19 +3,16 @@
 Safety: a cell is finished when its ``metrics.json`` exists (written last, atomically), so a killed
 grid never reads half a result. A cell being trained holds ``run.lock``, created with its content in
 one step (a link), so several shards or ``--jobs`` workers writing into one folder never train the
-same cell twice. A lock is taken over only when its holder is gone: an empty or unreadable lock (a
-full disk) or one whose process on this host is dead. Trainer subprocesses die with the grid. A
-failed cell writes ``error.txt`` and the grid goes on; the grid exits non-zero when any cell failed
-or could not be run.
+same cell twice. A lock is taken over only when its holder is gone, atomically (imbal.study.locks).
+Trainer subprocesses die with the grid. A failed cell writes ``error.txt`` and the grid goes on; the
+grid exits non-zero when any cell failed or could not be run.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -28,8 +25,8 @@ import yaml
 
 from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig, config_differences, read_yaml_mapping
-from imbal.errors import ConfigError, UserError
-from imbal.processes import pid_alive
+from imbal.errors import USER_ERROR_EXIT, CellFailed, ConfigError, UserError
+from imbal.study.locks import acquire, release
 from imbal.study.plan import write_plan
 from imbal.study.spec import Cell, StudySpec
 
@@ -51,55 +48,18 @@ def shard_cells(cells: list[Cell], shard: tuple[int, int]) -> list[Cell]:
     return cells[i::n]
 
 
-# ---------------------------------------------------------------- locks
-
-
-def lock_holder(lock: Path) -> tuple[str, int] | None:
-    """``(host, pid)`` of a lock, or None when it is empty or unreadable (we never write those)."""
-    try:
-        host, pid = lock.read_text().split()
-        return host, int(pid)
-    except (OSError, ValueError):
-        return None
-
-
-def _holder_gone(holder: tuple[str, int] | None) -> bool:
-    return holder is None or (holder[0] == socket.gethostname() and not pid_alive(holder[1]))
-
-
-def acquire(run: Path) -> str | None:
-    """Take ``run.lock``; None on success, else a line naming the lock and its live holder."""
-    run.mkdir(parents=True, exist_ok=True)
-    lock = run / rd.LOCK
-    fd, tmp = tempfile.mkstemp(dir=run, prefix=rd.LOCK_TEMP_PREFIX)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{socket.gethostname()} {os.getpid()}\n")
-        for _ in range(3):
-            try:
-                os.link(tmp, lock)  # fails if the lock exists; never leaves an empty lock behind
-                return None
-            except FileExistsError:
-                holder = lock_holder(lock)
-                if not _holder_gone(holder):
-                    return f"{lock} is held by process {holder[1]} on {holder[0]}" if holder else str(lock)
-                lock.unlink(missing_ok=True)
-        return f"{lock} could not be taken"
-    finally:
-        os.unlink(tmp)
-
-
-def release(run: Path) -> None:
-    (run / rd.LOCK).unlink(missing_ok=True)
-
-
 # ---------------------------------------------------------------- one cell
 
 
 def cell_config(spec: StudySpec, cell: Cell, root: Path, threads: int) -> tuple[TrainConfig, bool]:
-    """The cell's config and whether it resumes. A started cell keeps its recorded thread count."""
+    """The cell's config and whether it resumes.
+
+    ``threads`` (cores / jobs) applies unless the study sets ``threads`` itself; a started cell keeps
+    its recorded thread count. CPU results depend on the thread count, so an explicit one is kept.
+    """
     run = cell.run_dir(root)
     started = (run / rd.CONFIG).is_file()
+    threads = int(cell.settings.get("threads") or threads)  # a study's explicit threads win over cores/jobs
     if started:
         stored = read_yaml_mapping(run / rd.CONFIG, "run config")
         threads = int(stored.get("threads") or threads)
@@ -121,6 +81,8 @@ def run_cell_subprocess(cfg: TrainConfig, resume: bool) -> None:
         PYTHONWARNINGS="ignore",
         IMBAL_PARENT_PID=str(os.getpid()),
     )
+    error = Path(cfg.out) / rd.ERROR
+    error.unlink(missing_ok=True)  # what the child writes there describes this attempt
     res = subprocess.run(
         [sys.executable, "-m", "imbal.study.cell", *(["--resume"] if resume else [])],
         input=yaml.safe_dump(cfg.to_dict()),
@@ -128,6 +90,8 @@ def run_cell_subprocess(cfg: TrainConfig, resume: bool) -> None:
         capture_output=True,
         text=True,
     )
+    if res.returncode == USER_ERROR_EXIT and error.is_file():
+        raise CellFailed(error.read_text().strip())
     if res.returncode != 0:
         raise RuntimeError(f"exit code {res.returncode}\n{res.stderr[-4000:]}")
 
@@ -156,13 +120,15 @@ def run_cell(spec: StudySpec, cell: Cell, root: Path, jobs: int, threads: int) -
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a failed cell must not stop the grid
-        if isinstance(exc, UserError):
-            detail = str(exc)
-        elif isinstance(exc, RuntimeError) and exc.args and str(exc.args[0]).startswith("exit code"):
-            detail = exc.args[0]
+        if isinstance(exc, CellFailed):
+            text = f"{exc}\n"  # the child's own "Type: message" line
+        elif isinstance(exc, UserError) or (
+            isinstance(exc, RuntimeError) and str(exc).startswith("exit code")
+        ):
+            text = f"{type(exc).__name__}: {exc}\n"  # a user error's line; a crashed child's traceback
         else:
-            detail = traceback.format_exc()
-        rd.atomic_write_text(run / rd.ERROR, f"{type(exc).__name__}: {exc}\n\n{detail}")
+            text = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+        rd.atomic_write_text(run / rd.ERROR, text)
         return Outcome(cell, "failed", time.perf_counter() - t, str(run / rd.ERROR))
     finally:
         release(run)

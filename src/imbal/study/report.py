@@ -17,7 +17,7 @@ from imbal.errors import ConfigError
 from imbal.metrics import METRICS
 from imbal.study import figures, findings, tables
 from imbal.study.archive import write_archive
-from imbal.study.collect import collect_runs, failed_runs
+from imbal.study.collect import collect_runs, failed_runs, unfinished_runs
 from imbal.study.decision import Decision, decide
 from imbal.study.embed import embedding_file
 from imbal.study.features import tightness_table
@@ -350,6 +350,12 @@ def report_plan(root: Path, overrides: dict | None = None, correction: str = "ho
     return plan, note
 
 
+def _relative(path: str, root: Path) -> str:
+    """A run folder relative to the study folder: committed reports name no machine's paths."""
+    p = Path(path)
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(path)
+
+
 def make_report(
     root: str | Path,
     out: str | Path | None = None,
@@ -367,13 +373,11 @@ def make_report(
     plan, plan_note = report_plan(root, overrides, correction)
     runs = collect_runs(root)
     frame = runs.drop(columns=["class_names", "f1_per_class", "confusion_matrix", "config", "dataset_info"])
-    # run folders relative to the study folder: a committed runs.csv names no machine's paths
-    frame["run_dir"] = [
-        Path(p).relative_to(root).as_posix() if Path(p).is_relative_to(root) else p for p in frame.run_dir
-    ]
+    frame["run_dir"] = [_relative(p, root) for p in frame.run_dir]
     frame.to_csv(out / RUNS_CSV, index=False)
     write_archive(runs, out / ARCHIVE)
-    failed = failed_runs(root)
+    failed = [_relative(p, root) for p in failed_runs(root)]
+    unfinished = [_relative(p, root) for p in unfinished_runs(root)]
     datasets = sorted(runs.dataset.unique())
     blocks = [
         Block("h1", f"imbal study report: {root.name}"),
@@ -383,16 +387,25 @@ def make_report(
             f"Primary metric: {METRICS[plan.primary].label}.",
         ),
     ]
-    if failed:
+    for cells, what in (
+        (failed, "failed (see their error.txt)"),
+        (unfinished, "started but did not finish (killed, or still training)"),
+    ):
+        if cells:
+            blocks.append(
+                Block(
+                    "note",
+                    f"{len(cells)} run(s) {what} and are left out: {', '.join(cells[:5])}"
+                    + (" ..." if len(cells) > 5 else ""),
+                )
+            )
+    split = runs.attrs.get("split_by_settings") or []
+    if split:
         blocks.append(
             Block(
                 "note",
-                f"{len(failed)} run(s) failed and are left out: "
-                + ", ".join(
-                    Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else f
-                    for f in failed[:5]
-                )
-                + (" ..." if len(failed) > 5 else ""),
+                f"Runs of {', '.join(split)} were trained with different settings (a study edited between runs); "
+                "each setting is reported as its own data set and no finding pools them.",
             )
         )
     for dataset in datasets:
