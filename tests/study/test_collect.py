@@ -72,7 +72,7 @@ def test_an_impossible_or_missing_value_is_one_line(template, tmp_path, capsys, 
     edit(bad, change)
     with pytest.raises(RunFolderError, match=rf"{re.escape(str(bad / 'metrics.json'))}: {key} {problem}"):
         collect_runs(root)
-    assert main(["report", str(root), "--bootstrap", "10"]) == 2
+    assert main(["report", str(root)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("imbal: error: ") and err.count("\n") == 1 and key in err
 
@@ -108,12 +108,14 @@ def test_the_report_lists_unfinished_and_failed_cells_and_splits(template, tmp_p
     failed = cell(root, "mcc", 0)
     failed.mkdir(parents=True)
     (failed / "error.txt").write_text("DataError: bad\n")
+    for seed in (0, 1):  # something to compare in the epochs-1 section
+        add(template, root, "ce+0*f1", seed)
     assert unfinished_runs(root) == [str(killed)]
-    paths = make_report(root, n_boot=10)
+    paths = make_report(root)
     text = paths["markdown"].read_text()
-    assert (
-        f"1 run(s) started but did not finish (killed, or still training) and are left out: {killed}" in text
-    )
-    assert f"1 run(s) failed (see their error.txt) and are left out: {failed}" in text
+    rel = killed.relative_to(root).as_posix()
+    assert f"1 run(s) started but did not finish (killed, or still training) and are left out: {rel}" in text
+    assert f"1 run(s) failed (see their error.txt) and are left out: {failed.relative_to(root).as_posix()}" in text
+    assert "No findings for syn (trained with epochs 2): the baseline ('uniform', 'ce') has no runs" in text
     assert "Runs of syn were trained with different settings" in text
     assert "## syn (trained with epochs 1)" in text and "## syn (trained with epochs 2)" in text

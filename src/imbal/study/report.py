@@ -44,15 +44,12 @@ class Section:
     dataset: str
     tables: Path
     figures: Path
-    decision: Decision
-
-    @property
-    def plan(self) -> Plan:
-        return self.decision.plan
+    plan: Plan
+    decision: Decision | None  # None: nothing to decide (one configuration, or no baseline)
 
     @property
     def comparisons(self) -> pd.DataFrame:
-        return self.decision.table
+        return self.decision.table if self.decision is not None else pd.DataFrame()
 
     @property
     def key(self) -> str:
@@ -258,7 +255,7 @@ def feature_space_section(s: Section) -> list[Block]:
 
 
 def confusion_section(s: Section) -> list[Block]:
-    shown = s.decision.alternative or s.plan.baseline
+    shown = (s.decision.alternative if s.decision else None) or s.plan.baseline
     sel = s.runs[(s.runs.sampler == shown[0]) & (s.runs.loss == shown[1])]
     if sel.empty:
         return []
@@ -278,7 +275,7 @@ def confusion_section(s: Section) -> list[Block]:
 def embedding_section(s: Section, out: Path) -> list[Block]:
     path = out / embedding_file(s.dataset)
     if not path.is_file():
-        return [Block("p", f"No feature map yet: run `imbal embed {out} --best-worst 3` and report again.")]
+        return [Block("p", "No feature map yet: run `imbal embed STUDY --best-worst 3` on this folder and report again.")]
     return [
         Block("h3", "Feature space (t-SNE of penultimate test features)"),
         Block(
@@ -290,6 +287,7 @@ def embedding_section(s: Section, out: Path) -> list[Block]:
 
 
 def _decision(d: pd.DataFrame, plan: Plan) -> Decision:
+    """The findings' decision; ValueError when the runs hold nothing to decide (said in the section)."""
     runs = [((r.sampler, r.loss), int(r.seed), Path(r.run_dir)) for r in d.itertuples()]
     outputs = from_run_folders(
         runs,
@@ -298,15 +296,17 @@ def _decision(d: pd.DataFrame, plan: Plan) -> Decision:
         findings.class_names(d),
         baseline=plan.baseline,
     )
-    try:
-        return decide(outputs, plan)
-    except ValueError as exc:
-        raise ConfigError(f"{d.dataset.iloc[0]}: {exc}") from None
+    return decide(outputs, plan)
 
 
-def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, plan: Plan) -> list[Block]:
+def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, plan: Plan) -> tuple[list[Block], bool]:
+    """A data set's blocks, and whether it held a decision (a comparison with the baseline)."""
     d = runs[runs.dataset == dataset]
-    s = Section(d, dataset, out / TABLES, out / FIGURES, _decision(d, plan))
+    try:
+        decision, reason = _decision(d, plan), ""
+    except ValueError as exc:
+        decision, reason = None, str(exc)
+    s = Section(d, dataset, out / TABLES, out / FIGURES, plan, decision)
     blocks = [Block("h2", dataset + (" (SYNTHETIC data)" if d.synthetic.any() else ""))]
     if d.synthetic.any():
         blocks.append(
@@ -315,17 +315,21 @@ def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, plan: Plan) -> 
                 "These runs used the built-in SYNTHETIC set, not real images: the numbers test the pipeline, not the losses.",
             )
         )
-    blocks += findings.findings_blocks(s.decision, d)
+    if decision is None:
+        blocks.append(Block("note", f"No findings for {dataset}: {reason}."))
+    else:
+        blocks += findings.findings_blocks(decision, d)
     blocks += findings.context_blocks(d)
     blocks += posthoc_section(s)
     for metric in METRICS:
         blocks += metric_section(s, metric)
     blocks += class_f1_section(s)
-    blocks += comparisons_section(s)
+    if decision is not None:
+        blocks += comparisons_section(s)
     blocks += feature_space_section(s)
     blocks += confusion_section(s)
     blocks += embedding_section(s, out)
-    return blocks
+    return blocks, decision is not None
 
 
 def report_plan(root: Path, overrides: dict | None = None, correction: str = "holm") -> tuple[Plan, str]:
@@ -408,8 +412,16 @@ def make_report(
                 "each setting is reported as its own data set and no finding pools them.",
             )
         )
+    decided = []
     for dataset in datasets:
-        blocks += dataset_section(runs, dataset, out, plan)
+        section, ok = dataset_section(runs, dataset, out, plan)
+        blocks += section
+        decided.append(ok)
+    if not any(decided):
+        raise ConfigError(
+            f"nothing to compare in {root}: every data set needs the baseline {plan.baseline[0]} / "
+            f"{plan.baseline[1]} and >= 1 other configuration trained with the same seeds"
+        )
     md, page = out / REPORT_MD, out / REPORT_HTML
     rd.atomic_write_text(md, to_markdown(blocks, out))
     rd.atomic_write_text(page, to_html(blocks, f"imbal report: {root.name}"))
