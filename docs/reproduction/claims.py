@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from imbal.study.archive import load_archive
-from imbal.study.decision import Grid, choose, confirm, screen
+from imbal.study.decision import Grid, confirm
 from imbal.study.outputs import StudyOutputs
 from imbal.study.plan import Plan
 from imbal.study.stats import Estimate, Verdict, adjust_pvalues, paired_estimate, verdict
@@ -64,7 +64,9 @@ def subset(study: StudyOutputs, configs: list[tuple[str, str]]) -> StudyOutputs:
     keep = [i for i, (c, _) in enumerate(study.runs) if c in configs or c == study.baseline]
 
     def part(split):
-        return type(split)(split.labels, split.preds[keep], None if split.probs is None else split.probs[keep])
+        return type(split)(
+            split.labels, split.preds[keep], None if split.probs is None else split.probs[keep]
+        )
 
     return StudyOutputs(
         [study.runs[i] for i in keep],
@@ -130,7 +132,9 @@ def sampling_helps_ce(study: StudyOutputs) -> tuple[str, str]:
     """Claim 4: two pre-specified comparisons (no choice), Holm over the two, on balanced accuracy."""
     # the study's gains, relative: glaucoma 0.69 -> 0.75 (oversample) / 0.74 (weights)
     relative = {"oversample": 0.75 / 0.69 - 1, "weights": 0.74 / 0.69 - 1}
-    base = study.scores("test", "balanced_accuracy")[0][[study.row[(BASE, s)] for s in study.seeds_of(BASE)]].mean()
+    base = study.scores("test", "balanced_accuracy")[0][
+        [study.row[(BASE, s)] for s in study.seeds_of(BASE)]
+    ].mean()
     ests = {s: pair(study, (s, "ce"), BASE) for s in relative}
     p_adj = adjust_pvalues(np.array([e.p_value for e in ests.values()]), "holm")
     parts, words = [], []
@@ -206,7 +210,9 @@ def ablation(study: StudyOutputs) -> tuple[list[str], list[str]]:
             rows = [study.row[((label, loss), x)] for x in study.seeds_of((label, loss))]
             if rows:
                 batch, memory = label.split("-")[0].removeprefix("batch"), "4" if "memory" in label else "off"
-                lines.append(f"| {batch} | {memory} | {loss} | {s[rows].mean():.3f} ± {s[rows].std(ddof=1):.3f} | {len(rows)} |")
+                lines.append(
+                    f"| {batch} | {memory} | {loss} | {s[rows].mean():.3f} ± {s[rows].std(ddof=1):.3f} | {len(rows)} |"
+                )
     ests = [(name, pair(study, a, b)) for name, a, b in ABLATION]
     p_adj = adjust_pvalues(np.array([e.p_value for _, e in ests]), "holm")
     effects = [
@@ -216,7 +222,9 @@ def ablation(study: StudyOutputs) -> tuple[list[str], list[str]]:
     for (name, est), p in zip(ests, p_adj):
         low, high = est.interval(0.95)
         v = verdict(est, p_difference=p)
-        effects.append(f"| {name} | {est.difference:+.3f} | [{low:+.3f}, {high:+.3f}] | {est.p_value:.3f} | {p:.3f} | {v} | {est.seeds} |")
+        effects.append(
+            f"| {name} | {est.difference:+.3f} | [{low:+.3f}, {high:+.3f}] | {est.p_value:.3f} | {p:.3f} | {v} | {est.seeds} |"
+        )
     return lines, effects
 
 
@@ -226,11 +234,27 @@ def claims_markdown(study_dir: Path, ablation_dir: Path) -> str:
     tight = pd.read_csv(study_dir / "tables" / f"{label}_feature_tightness.csv")
     seeds = len(study.seeds_of(BASE))
     claims = [
-        ("1. best CE+metric vs CE-uniform, balanced accuracy", "up to +12% relative", *best_ce_metric(study, "balanced_accuracy", 0.12)),
-        ("2. rarest class F1, best CE+metric vs CE-uniform", "up to +51% relative", *best_ce_metric(study, "minority_f1", 0.51)),
+        (
+            "1. best CE+metric vs CE-uniform, balanced accuracy",
+            "up to +12% relative",
+            *best_ce_metric(study, "balanced_accuracy", 0.12),
+        ),
+        (
+            "2. rarest class F1, best CE+metric vs CE-uniform",
+            "up to +51% relative",
+            *best_ce_metric(study, "minority_f1", 0.51),
+        ),
         ("3. metric-only losses are unstable", "they can zero out a class", *instability(study)),
-        ("4. oversampling and class weights help CE", "CE 0.69 -> 0.75 / 0.74 (glaucoma)", *sampling_helps_ce(study)),
-        ("5. rarest class clusters more tightly with CE+MCC", "seen in t-SNE", *tightness(tight, study.minority)),
+        (
+            "4. oversampling and class weights help CE",
+            "CE 0.69 -> 0.75 / 0.74 (glaucoma)",
+            *sampling_helps_ce(study),
+        ),
+        (
+            "5. rarest class clusters more tightly with CE+MCC",
+            "seen in t-SNE",
+            *tightness(tight, study.minority),
+        ),
     ]
     table, effects = ablation(merged(load_archive(ablation_dir / "outputs.npz")))
     return "\n".join(
@@ -271,7 +295,9 @@ def publish(run: Path, dest: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--publish", nargs=2, metavar=("STUDY", "ABLATION"), help="finished study folders to copy first")
+    ap.add_argument(
+        "--publish", nargs=2, metavar=("STUDY", "ABLATION"), help="finished study folders to copy first"
+    )
     ap.add_argument("--out", default=str(HERE), help="docs/reproduction (default)")
     args = ap.parse_args(argv)
     out = Path(args.out)

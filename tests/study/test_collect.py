@@ -115,7 +115,10 @@ def test_the_report_lists_unfinished_and_failed_cells_and_splits(template, tmp_p
     text = paths["markdown"].read_text()
     rel = killed.relative_to(root).as_posix()
     assert f"1 run(s) started but did not finish (killed, or still training) and are left out: {rel}" in text
-    assert f"1 run(s) failed (see their error.txt) and are left out: {failed.relative_to(root).as_posix()}" in text
+    assert (
+        f"1 run(s) failed (see their error.txt) and are left out: {failed.relative_to(root).as_posix()}"
+        in text
+    )
     assert "No findings for syn (trained with epochs 2): the baseline ('uniform', 'ce') has no runs" in text
     assert "Runs of syn were trained with different settings" in text
     assert "## syn (trained with epochs 1)" in text and "## syn (trained with epochs 2)" in text

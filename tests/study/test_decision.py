@@ -19,7 +19,9 @@ def _study(configs, seeds, val_fn, test_fn, counts=(60, 30, 10)):
     runs = [(c, s) for c in configs for s in seeds]
     val = np.stack([val_fn(rng, configs.index(c), s, labels) for c, s in runs])
     test = np.stack([test_fn(rng, configs.index(c), s, labels) for c, s in runs])
-    return StudyOutputs(runs, SplitOutputs(labels, val), SplitOutputs(labels, test), len(counts), len(counts) - 1)
+    return StudyOutputs(
+        runs, SplitOutputs(labels, val), SplitOutputs(labels, test), len(counts), len(counts) - 1
+    )
 
 
 def _noisy(acc):
@@ -132,7 +134,11 @@ def test_instability_needs_a_majority_of_seeds():
 
 
 def test_ties_go_to_the_simplest():
-    assert simplicity(BASE, BASE) < simplicity(("uniform", "ce+f1"), BASE) < simplicity(("oversample", "ce+f1"), BASE)
+    assert (
+        simplicity(BASE, BASE)
+        < simplicity(("uniform", "ce+f1"), BASE)
+        < simplicity(("oversample", "ce+f1"), BASE)
+    )
     assert extra_parts(("uniform", "ce+0*f1"), BASE) == 0 and extra_parts(("weights", "ce+mcc"), BASE) == 2
     configs = [BASE, ("oversample", "ce+mcc"), ("uniform", "focal")]
     study = _study(configs, range(3), _noisy([0.7, 0.7, 0.7]), _noisy([0.7, 0.7, 0.7]))

@@ -258,8 +258,12 @@ def test_runs_on_different_test_sets_are_never_pooled(tmp_path):
     for loss in ("ce", "focal"):
         merged = tmp_path / "merged" / "runs" / "synthetic" / "uniform" / loss
         merged.mkdir(parents=True)
-        shutil.copytree(tmp_path / "big" / "runs" / "synthetic" / "uniform" / loss / "seed0", merged / "seed0")
-        shutil.copytree(tmp_path / "small" / "runs" / "synthetic" / "uniform" / loss / "seed1", merged / "seed1")
+        shutil.copytree(
+            tmp_path / "big" / "runs" / "synthetic" / "uniform" / loss / "seed0", merged / "seed0"
+        )
+        shutil.copytree(
+            tmp_path / "small" / "runs" / "synthetic" / "uniform" / loss / "seed1", merged / "seed1"
+        )
     make_report(tmp_path / "merged")
     md = (tmp_path / "merged" / "report.md").read_text()
     sections = [line for line in md.splitlines() if line.startswith("## ")]

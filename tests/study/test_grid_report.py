@@ -68,7 +68,11 @@ def test_tables_equal_the_runs_metrics(grid_dir):
             assert table.loc[sampler, ("std", loss)] == pytest.approx(np.std(vals, ddof=1))
             assert table.loc[sampler, ("n", loss)] == 2
     md = (grid_dir / "report.md").read_text()
-    assert "### Balanced accuracy" in md and "against the baseline" in md and "seed-to-seed and test-image noise" in md
+    assert (
+        "### Balanced accuracy" in md
+        and "against the baseline" in md
+        and "seed-to-seed and test-image noise" in md
+    )
     vs = pd.read_csv(grid_dir / "tables" / "retinamnist_vs_baseline.csv")
     verdicts = {"better", "worse", "equivalent", "inconclusive", "not tested"}
     assert set(vs.verdict) <= verdicts and (vs.seeds == 2).all() and len(vs) == 12

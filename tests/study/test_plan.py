@@ -27,7 +27,9 @@ def study_file(path, **kw):
 @pytest.fixture(scope="module")
 def twins(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("twins")
-    spec = load_study(study_file(tmp / "study.yaml", primary_metric="balanced_accuracy", equivalence_margin=0.03))
+    spec = load_study(
+        study_file(tmp / "study.yaml", primary_metric="balanced_accuracy", equivalence_margin=0.03)
+    )
     status = run_grid(spec, tmp / "s", log=lambda *_: None)
     assert len(status["done"]) == 4
     return tmp / "s"
@@ -49,7 +51,10 @@ def test_plan_is_stored_and_a_different_plan_is_refused(twins, tmp_path):
         "equivalence_margin": 0.03,
         "harm_margin": 0.02,
     }
-    with pytest.raises(RunFolderError, match=r"planned with other analysis settings \(primary_metric 'balanced_accuracy' -> 'mcc'\)"):
+    with pytest.raises(
+        RunFolderError,
+        match=r"planned with other analysis settings \(primary_metric 'balanced_accuracy' -> 'mcc'\)",
+    ):
         write_plan(twins, Plan(primary="mcc", margin=0.03))
     spec = load_study(study_file(tmp_path / "other.yaml", primary_metric="mcc"))
     with pytest.raises(RunFolderError, match="planned with other analysis settings"):
@@ -60,7 +65,10 @@ def test_plan_is_stored_and_a_different_plan_is_refused(twins, tmp_path):
 def test_report_time_changes_are_labelled_post_hoc(twins, tmp_path):
     assert main(["report", str(twins), "--out", str(tmp_path), "--primary-metric", "macro_f1"]) == 0
     md = (tmp_path / "report.md").read_text()
-    assert "POST HOC: this report changes the stored plan (primary_metric 'balanced_accuracy' -> 'macro_f1')" in md
+    assert (
+        "POST HOC: this report changes the stored plan (primary_metric 'balanced_accuracy' -> 'macro_f1')"
+        in md
+    )
     assert "Pre-specified: primary metric macro f1" in md
 
 

@@ -150,7 +150,10 @@ def test_p_values_and_tost_equal_the_t_tests_without_image_noise(seed):
     lo, hi = est.interval(0.95)
     assert (lo, hi) == pytest.approx(stats.t.interval(0.95, 4, d.mean(), stats.sem(d)))
     m = 0.03
-    tost = max(stats.ttest_1samp(d, -m, alternative="greater").pvalue, stats.ttest_1samp(d, m, alternative="less").pvalue)
+    tost = max(
+        stats.ttest_1samp(d, -m, alternative="greater").pvalue,
+        stats.ttest_1samp(d, m, alternative="less").pvalue,
+    )
     assert est.p_equivalence(m) == pytest.approx(tost)
 
 
@@ -168,7 +171,7 @@ def test_verdicts_and_the_zero_spread_trap():
     assert math.isnan(flat.p_value) and verdict(flat, margin=0.02) is Verdict.INCONCLUSIVE
     # adjusted p-values decide when given
     assert verdict(good, p_difference=0.2) is Verdict.INCONCLUSIVE
-    assert 0 < Estimate(5.0, 1e-8, 0.0, 5, 100).p_value  # p never reaches 0 with a spread
+    assert Estimate(5.0, 1e-8, 0.0, 5, 100).p_value > 0  # p never reaches 0 with a spread
 
 
 @pytest.mark.parametrize("n,effect,sd", [(5, 0.03, 0.03), (10, 0.01, 0.02), (3, 0.05, 0.02)])
@@ -195,7 +198,9 @@ def test_seeds_needed_aims_at_80_percent_and_knows_when_the_test_set_caps_it():
 
 def test_estimate_validation():
     y = np.zeros(4, dtype=int)
-    with pytest.raises(ValueError, match=r"influence must have shape \(seeds, images\)=\(2, 4\), got \(2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"influence must have shape \(seeds, images\)=\(2, 4\), got \(2, 3\)"
+    ):
         paired_estimate(np.zeros(2), np.zeros((2, 3)), y)
     with pytest.raises(ValueError, match="must be finite"):
         paired_estimate(np.array([np.nan, 0.0]), np.zeros((2, 4)), y)
@@ -273,5 +278,3 @@ def test_adjust_pvalues_validation():
         adjust_pvalues(np.array([-0.1, 0.5]))
     with pytest.raises(ValueError, match=r"must be 1-D, got shape=\(2, 2\)"):
         adjust_pvalues(np.full((2, 2), 0.1))
-
-

@@ -36,6 +36,7 @@ LOCK_TEMP_PREFIX = ".lock."  # a lock being written (see imbal.study.grid.acquir
 EVALUATIONS = "evaluations"  # `imbal evaluate` outputs, one folder per data set and split
 SPLITS = ("train", "val", "test")
 RUNS = "runs"  # a study's cells live under <study>/runs
+RACE_FILE = "race.json"  # an `imbal recommend` race's settings (imbal.study.recommend)
 PLAN_FILE = "plan.json"  # a study's analysis plan (imbal.study.plan), fixed before its first cell
 
 

@@ -39,7 +39,9 @@ def write_archive(runs: pd.DataFrame, path: str | Path) -> Path:
             loaded = [_load(Path(r.run_dir), split) for r in grp.itertuples()]
             labels = loaded[0]["labels"]
             if any(not np.array_equal(o["labels"], labels) for o in loaded):
-                raise DataError(f"{dataset}: runs disagree on the {split} labels; one archive holds one data set")
+                raise DataError(
+                    f"{dataset}: runs disagree on the {split} labels; one archive holds one data set"
+                )
             logits = np.stack([o["logits"] for o in loaded])
             arrays[f"{key}_{split}_labels"] = labels.astype(np.int16)
             arrays[f"{key}_{split}_preds"] = logits.argmax(-1).astype(np.int16)

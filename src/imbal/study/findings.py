@@ -295,7 +295,10 @@ def context_blocks(runs: pd.DataFrame) -> list[Block]:
     n = info["n"]
     rows = [
         # the source's file name only: a committed report names no machine's paths
-        ["data", f"{info['name']} ({'SYNTHETIC' if info.get('synthetic') else Path(str(info.get('source', ''))).name})"],
+        [
+            "data",
+            f"{info['name']} ({'SYNTHETIC' if info.get('synthetic') else Path(str(info.get('source', ''))).name})",
+        ],
         ["split sizes", f"train {n['train']}, validation {n['val']}, test {n['test']}"],
         ["training classes", f"{classes}; imbalance {ratio:.1f}:1"],
     ]

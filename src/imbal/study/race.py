@@ -50,10 +50,20 @@ class Rules:
 
     def __post_init__(self) -> None:
         if isinstance(self.min_seeds, bool) or not isinstance(self.min_seeds, int) or self.min_seeds < 2:
-            raise ValueError(f"min_seeds must be an integer >= 2 (a paired spread needs two seeds), got {self.min_seeds!r}")
-        if isinstance(self.max_seeds, bool) or not isinstance(self.max_seeds, int) or self.max_seeds < self.min_seeds:
-            raise ValueError(f"max_seeds must be an integer >= min_seeds ({self.min_seeds}), got {self.max_seeds!r}")
-        if self.max_runs is not None and (isinstance(self.max_runs, bool) or not isinstance(self.max_runs, int) or self.max_runs < 1):
+            raise ValueError(
+                f"min_seeds must be an integer >= 2 (a paired spread needs two seeds), got {self.min_seeds!r}"
+            )
+        if (
+            isinstance(self.max_seeds, bool)
+            or not isinstance(self.max_seeds, int)
+            or self.max_seeds < self.min_seeds
+        ):
+            raise ValueError(
+                f"max_seeds must be an integer >= min_seeds ({self.min_seeds}), got {self.max_seeds!r}"
+            )
+        if self.max_runs is not None and (
+            isinstance(self.max_runs, bool) or not isinstance(self.max_runs, int) or self.max_runs < 1
+        ):
             raise ValueError(f"max_runs must be a positive integer, got {self.max_runs!r}")
 
     @property
@@ -109,9 +119,11 @@ class Outcome:
 
     @property
     def finalists(self) -> list[Config]:
-        return self.rounds[-1].alive if not self.rounds[-1].dropped else [
-            c for c in self.rounds[-1].alive if c not in self.rounds[-1].dropped
-        ]
+        return (
+            self.rounds[-1].alive
+            if not self.rounds[-1].dropped
+            else [c for c in self.rounds[-1].alive if c not in self.rounds[-1].dropped]
+        )
 
 
 def _t_cdf(x: np.ndarray, df: float) -> np.ndarray:
@@ -189,12 +201,16 @@ def advance(
     n = rules.min_seeds
     while True:
         scores = [[score_of(c, s) for s in range(n)] for c in alive]
-        if any(v is None for row in scores for v in row) or any(score_of(baseline, s) is None for s in range(n)):
+        if any(v is None for row in scores for v in row) or any(
+            score_of(baseline, s) is None for s in range(n)
+        ):
             return State(rounds, alive, n, None)
         arr = np.array(scores, dtype=float)
         leader, dropped, equivalent = look(arr, alive, baseline, rules)
         means = dict(zip(alive, map(float, arr.mean(1))))
-        rnd = Round(n, list(alive), alive[leader], means, {alive[i]: v for i, v in dropped.items()}, equivalent)
+        rnd = Round(
+            n, list(alive), alive[leader], means, {alive[i]: v for i, v in dropped.items()}, equivalent
+        )
         rounds.append(rnd)
         alive = [c for i, c in enumerate(alive) if i not in dropped]
         runs = _runs_used(rounds, baseline)
@@ -214,7 +230,9 @@ def _runs_used(rounds: list[Round], baseline: Config) -> int:
     return sum(seeds.values())
 
 
-def _stop(rounds: list[Round], alive: list[Config], baseline: Config, rules: Rules, runs: int) -> Outcome | None:
+def _stop(
+    rounds: list[Round], alive: list[Config], baseline: Config, rules: Rules, runs: int
+) -> Outcome | None:
     last = rounds[-1]
     if len(alive) == 1:
         return Outcome(alive[0], "last one", rounds, runs, [])
@@ -236,7 +254,9 @@ def replay(scores: np.ndarray, configs: list[Config], baseline: Config, rules: R
     if scores.shape[0] != len(configs):
         raise ValueError(f"scores must have one row per configuration ({len(configs)}), got {scores.shape}")
     row = {c: i for i, c in enumerate(configs)}
-    state = advance(configs, baseline, rules, lambda c, s: float(scores[row[c], s]) if s < scores.shape[1] else None)
+    state = advance(
+        configs, baseline, rules, lambda c, s: float(scores[row[c], s]) if s < scores.shape[1] else None
+    )
     if state.outcome is None:
         raise ValueError(f"the grid has {scores.shape[1]} seeds; the race needs up to {rules.max_seeds}")
     return state.outcome

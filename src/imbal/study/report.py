@@ -23,6 +23,8 @@ from imbal.study.embed import embedding_file
 from imbal.study.features import tightness_table
 from imbal.study.outputs import from_run_folders
 from imbal.study.plan import KEYS, Plan, read_plan
+from imbal.study.race_report import race_blocks
+from imbal.study.recommend import history_rows, race_from_folder
 from imbal.study.render import Block, to_html, to_markdown
 from imbal.study.stats import Verdict
 
@@ -275,7 +277,12 @@ def confusion_section(s: Section) -> list[Block]:
 def embedding_section(s: Section, out: Path) -> list[Block]:
     path = out / embedding_file(s.dataset)
     if not path.is_file():
-        return [Block("p", "No feature map yet: run `imbal embed STUDY --best-worst 3` on this folder and report again.")]
+        return [
+            Block(
+                "p",
+                "No feature map yet: run `imbal embed STUDY --best-worst 3` on this folder and report again.",
+            )
+        ]
     return [
         Block("h3", "Feature space (t-SNE of penultimate test features)"),
         Block(
@@ -413,6 +420,12 @@ def make_report(
             )
         )
     decided = []
+    race = race_from_folder(root)
+    if race is not None:
+        state, rules, configs = race
+        blocks += race_blocks(state, rules, configs, out / FIGURES, rd.safe_name(root.name))
+        (out / TABLES).mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(history_rows(state)).to_csv(out / TABLES / "race_history.csv", index=False)
     for dataset in datasets:
         section, ok = dataset_section(runs, dataset, out, plan)
         blocks += section

@@ -196,18 +196,38 @@ def report(studies: int = 2000) -> str:
 
     for seeds in (5, 3, 2):
         out = run(Truth(shifted(np.zeros(16)), seeds=seeds), studies, plan, seed=100 + seeds)
-        add(f"16 equal configurations, {seeds} seeds: any false better/worse on the primary", np.mean([o.false_claim for o in out]), len(out))
+        add(
+            f"16 equal configurations, {seeds} seeds: any false better/worse on the primary",
+            np.mean([o.false_claim for o in out]),
+            len(out),
+        )
         if seeds == 5:
             err = np.array([o.estimate - o.truth for o in out])
             test_err = np.array([o.test_choice_estimate - o.test_choice_truth for o in out])
-            lines.append(f"| same, test effect of the validation choice minus its truth | {err.mean():+.4f} | {err.std(ddof=1) / math.sqrt(len(err)):.4f} |")
-            lines.append(f"| same, had the test chosen: its effect minus its truth | {test_err.mean():+.4f} | {test_err.std(ddof=1) / math.sqrt(len(err)):.4f} |")
-            add("same, 95% interval of the confirmation holds the truth", np.mean([o.covered for o in out]), len(out))
-            add("same, confirmation says equivalent (margin 0.02)", np.mean([o.verdict == "equivalent" for o in out]), len(out))
+            lines.append(
+                f"| same, test effect of the validation choice minus its truth | {err.mean():+.4f} | {err.std(ddof=1) / math.sqrt(len(err)):.4f} |"
+            )
+            lines.append(
+                f"| same, had the test chosen: its effect minus its truth | {test_err.mean():+.4f} | {test_err.std(ddof=1) / math.sqrt(len(err)):.4f} |"
+            )
+            add(
+                "same, 95% interval of the confirmation holds the truth",
+                np.mean([o.covered for o in out]),
+                len(out),
+            )
+            add(
+                "same, confirmation says equivalent (margin 0.02)",
+                np.mean([o.verdict == "equivalent" for o in out]),
+                len(out),
+            )
     effects = np.zeros(16)
     effects[8] = 0.05
     out = run(Truth(shifted(effects)), studies, plan, seed=200)
-    add("one configuration +0.05 of 16, 5 seeds: the validation choice is it in every fold", np.mean([math.isclose(o.truth, 0.05, abs_tol=1e-9) for o in out]), len(out))
+    add(
+        "one configuration +0.05 of 16, 5 seeds: the validation choice is it in every fold",
+        np.mean([math.isclose(o.truth, 0.05, abs_tol=1e-9) for o in out]),
+        len(out),
+    )
     add("same: confirmed better", np.mean([o.verdict == "better" for o in out]), len(out))
     pilot = _pair(0.05, 5, studies, 300)
     sd = math.sqrt(np.mean([e.seed_var * e.seeds for e in pilot]))
@@ -215,7 +235,11 @@ def report(studies: int = 2000) -> str:
     for n in (5, seeds_needed(Estimate(0.05, sd**2 / 5, iv, 5, 400), plan.alpha)[1] or 30):
         ests = pilot if n == 5 else _pair(0.05, n, studies, 301)
         found = float(np.mean([verdict(e, plan.alpha) == "better" for e in ests]))
-        add(f"two configurations, +0.05 truly, {n} seeds: found better (promised power {power(0.05, sd, iv, n):.3f})", found, len(ests))
+        add(
+            f"two configurations, +0.05 truly, {n} seeds: found better (promised power {power(0.05, sd, iv, n):.3f})",
+            found,
+            len(ests),
+        )
     same = _pair(0.0, 5, studies, 400)
     true_se = float(np.std([e.difference for e in same], ddof=1))
     for ratio in (2.0, 3.5, 4.0):
@@ -298,10 +322,17 @@ def trained_part(study: StudyOutputs, seeds: dict[Config, int]) -> StudyOutputs:
     keep = [i for i, (c, s) in enumerate(study.runs) if s < seeds.get(c, 0)]
 
     def part(split: SplitOutputs) -> SplitOutputs:
-        return SplitOutputs(split.labels, split.preds[keep], None if split.probs is None else split.probs[keep])
+        return SplitOutputs(
+            split.labels, split.preds[keep], None if split.probs is None else split.probs[keep]
+        )
 
     return StudyOutputs(
-        [study.runs[i] for i in keep], part(study.val), part(study.test), study.num_classes, study.minority, study.baseline
+        [study.runs[i] for i in keep],
+        part(study.val),
+        part(study.test),
+        study.num_classes,
+        study.minority,
+        study.baseline,
     )
 
 
@@ -338,4 +369,56 @@ def run_race(pattern: str, studies: int, plan, rules, seed: int = 0, image: bool
                 str(conf.verdict) if conf else "none",
             )
         )
+    return out
+
+
+def reference_race(x: np.ndarray, rules) -> tuple[int, int]:
+    """The issue's simple reference race on scores ``(K, S)``: Bonferroni over (K - 1) x rounds, pooled variance,
+    a configuration dropped when the upper bound of its difference to the leader is below the margin.
+    Returns (choice, runs used); the baseline (row 0) trains every round, as in the race."""
+    from scipy import stats as sps
+
+    k_all = x.shape[0]
+    alive, n, used = list(range(k_all)), rules.min_seeds, {}
+    while True:
+        for c in alive:
+            used[c] = n
+        used[0] = n
+        s = x[alive, :n]
+        k = len(alive)
+        means = s.mean(1)
+        lead = int(np.argmax(means))
+        if k > 1:
+            resid = s - s.mean(1, keepdims=True) - s.mean(0, keepdims=True) + s.mean()
+            df = (k - 1) * (n - 1)
+            se = math.sqrt(2 * (resid**2).sum() / df / n)
+            t = sps.t.ppf(1 - rules.alpha / ((k_all - 1) * rules.rounds), df)
+            alive = [
+                alive[i] for i in range(k) if i == lead or means[i] - means[lead] + t * se >= rules.margin
+            ]
+        if len(alive) == 1 or n >= rules.max_seeds:
+            break
+        n += 1
+    return alive[int(np.argmax(x[alive, :n].mean(1)))], sum(used.values())
+
+
+def score_races(
+    pattern: str, studies: int, rules, seed: int = 0, seed_sd: float = 0.012, run_sd: float = 0.022
+):
+    """The race and the reference on the issue's score-level model (per-seed shift + configuration x seed noise).
+
+    Returns arrays ``(studies,)``: runs used by the race and the reference, and each one's regret.
+    """
+    from imbal.study.race import replay
+
+    effects = race_truth(pattern)
+    rng = np.random.default_rng(seed)
+    k, s = len(CONFIGS), rules.max_seeds
+    out = np.zeros((studies, 4))
+    for i in range(studies):
+        x = effects[:, None] + rng.normal(0, seed_sd, s)[None] + rng.normal(0, run_sd, (k, s))
+        o = replay(x, CONFIGS, CONFIGS[0], rules)
+        ref_choice, ref_runs = reference_race(x, rules)
+        best = effects.max()
+        out[i] = (o.runs, ref_runs, best - effects[CONFIGS.index(o.choice)], best - effects[ref_choice])
     return out

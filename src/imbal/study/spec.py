@@ -35,7 +35,7 @@ PAPER_GRID = [
     {"samplers": ["uniform", "oversample"], "losses": ["ce", "ce+f1", "ce+mcc", "f1", "focal", "mcc"]},
     {"samplers": ["weights"], "losses": ["ce", "ce+f1", "ce+mcc"]},
 ]
-STUDY_KEYS = ("config", "train", "datasets", "grid", "seeds", *PLAN_KEYS)
+STUDY_KEYS = ("config", "train", "datasets", "grid", "seeds", "budget", *PLAN_KEYS)
 ENTRY_KEYS = ("config", "train", "dataset", "label")
 
 
@@ -62,6 +62,8 @@ class StudySpec:
     grid: list[dict[str, list[str]]]
     seeds: list[int]
     plan: Plan = field(default_factory=Plan)  # the analysis, fixed before the runs (imbal.study.plan)
+    grid_given: bool = True  # False: the study file named no grid (the paper's was used)
+    budget: dict[str, Any] = field(default_factory=dict)  # `imbal recommend` limits (imbal.study.recommend)
 
     def cells(self) -> list[Cell]:
         out = []
@@ -179,4 +181,11 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
                 for loss in block["losses"]:
                     load_config(None, {**values, "sampler": sampler, "loss": loss})
         entries[label] = values
-    return StudySpec(entries, grid, _seeds(data, str(path)), plan_from(data, str(path)))
+    budget = data.get("budget") or {}
+    if not isinstance(budget, dict):
+        raise ConfigError(
+            f"budget in {path} must be a mapping like {{max_runs: 60, max_seeds: 5}}, got {budget!r}"
+        )
+    return StudySpec(
+        entries, grid, _seeds(data, str(path)), plan_from(data, str(path)), "grid" in data, dict(budget)
+    )
