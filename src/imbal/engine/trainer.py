@@ -37,12 +37,8 @@ from imbal.engine.build import (
 from imbal.engine.config import PRESENTATION_KEYS, TrainConfig
 from imbal.engine.run_folder import check_folder, take_folder
 from imbal.engine.scoring import evaluate_split, write_outputs
-from imbal.errors import UserError
+from imbal.errors import NonFiniteLossError, UserError
 from imbal.models import Classifier
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN/inf loss; the run folder keeps the last good checkpoint."""
 
 
 @dataclass
