@@ -27,7 +27,7 @@ from imbal.engine.config import TrainConfig, config_differences, read_yaml_mappi
 from imbal.errors import ConfigError
 from imbal.processes import pid_alive
 from imbal.study.spec import Cell, StudySpec
-from imbal.study.warm import CellFailed, error_text, run_in_child, start_server
+from imbal.study.warm import CellFailed, error_text, run_in_child, server_ready, start_server
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -251,6 +251,11 @@ def run_grid(
         f"grid: {len(cells)} cells in shard {shard[0]}/{shard[1]}, {len(status['skipped'])} already finished, "
         f"{len(todo)} to run with {jobs} job(s)"
     )
+    if todo:  # cells' times and the ETA should not include the server's imports
+        waited = server_ready()
+        log(
+            f"grid: warm server ready in {waited:.1f}s (it imports the training stack once; cells are forks of it)"
+        )
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     progress = Progress(len(todo), jobs, log)
     stop = threading.Event()

@@ -24,6 +24,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
@@ -77,6 +78,13 @@ def start_server() -> None:
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
+
+
+def server_ready() -> float:
+    """Wait until the server has imported everything (a first fork returns); the seconds waited."""
+    t = time.perf_counter()
+    run_in_child(os.getpid)
+    return time.perf_counter() - t
 
 
 def run_in_child(target: Callable[..., Any], *args: Any) -> None:
