@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import socket
+import sys
 
 import pytest
 import yaml
@@ -53,6 +54,7 @@ def test_a_cell_changing_its_process_does_not_reach_the_next(tmp_path, monkeypat
     assert seen[0]["new_packages"] == []
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the out-of-memory cell reads /proc")
 def test_crashed_cells_are_recorded_and_the_grid_goes_on(tmp_path, monkeypatch):
     monkeypatch.setattr(grid, "train_cell", warm_targets.crash_by_seed)
     status = run_grid(study(tmp_path, seeds=range(5)), tmp_path / "s", jobs=2, log=lambda *_: None)

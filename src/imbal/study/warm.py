@@ -119,6 +119,7 @@ def run_in_child(target: Callable[..., Any], *args: Any) -> None:
         if kind != "returned":
             raise CellFailed(text)
     finally:
+        send.close()
         receive.close()
         os.unlink(output)
 
