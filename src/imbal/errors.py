@@ -1,5 +1,6 @@
 """The user-error types. The CLI prints a :class:`UserError` on one line and exits with code 2;
-any other exception is a bug and keeps its traceback (see ``imbal.cli.main``).
+any other exception is a bug and keeps its traceback (see ``imbal.cli.main``), except a
+:class:`NonFiniteLossError`, which stops a run (exit code 1).
 
 Each type also derives from the built-in exception a library user would catch (``ValueError``,
 ``FileNotFoundError``), so ``except ValueError`` keeps working for code that imports imbal.
@@ -28,9 +29,8 @@ class RunFolderError(UserError, ValueError):
     """A run or study folder that does not match what was asked of it (another run, a changed config)."""
 
 
-class CellFailed(UserError, RuntimeError):
-    """A grid cell's trainer process stopped on a user error; the message is its one line."""
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; the run folder keeps the last good checkpoint.
 
-
-# the exit code of a grid cell's process that stopped on a user error (as the CLI's; a crash exits 1)
-USER_ERROR_EXIT = 2
+    Not a user error; it lives here so that the CLI catches it without importing the trainer.
+    """

@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torchmetrics.classification import MulticlassAUROC, MulticlassConfusionMatrix
 
 
 @dataclass(frozen=True)
@@ -97,6 +96,10 @@ class Evaluator:
     def __init__(
         self, num_classes: int, device: torch.device | str = "cpu", minority: int | None = None
     ) -> None:
+        # imported here: torchmetrics pulls in scipy and matplotlib (about 1 s), and config checks,
+        # reports and the CLI need only METRICS and confusion_scores
+        from torchmetrics.classification import MulticlassAUROC, MulticlassConfusionMatrix
+
         self.num_classes, self.minority = num_classes, minority
         # argmax predictions and checked labels are in range by construction; torchmetrics' argument
         # validation would read values back to the host on every update

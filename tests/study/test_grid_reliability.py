@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -66,17 +67,17 @@ def test_lock_is_exclusive_and_written_whole(tmp_path):
     assert [p.name for p in run.iterdir()] == ["run.lock"]  # no temporary file left behind
 
 
-def _cell_processes(marker: str) -> list[int]:
+def _processes(marker: str, name: str | None = None) -> list[int]:
+    """Live processes whose environment holds ``marker`` (only cells' processes: ``name="imbal-cell"``)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                comm = (proc / "comm").read_text().strip()
+                environ = (proc / "environ").read_bytes()
             except OSError:
                 continue
-            if "imbal.study.cell" in cmd and marker in (proc / "environ").read_bytes().decode(
-                errors="ignore"
-            ):
+            if marker.encode() in environ and name in (None, comm):
                 pids.append(int(proc.name))
     return pids
 
@@ -84,8 +85,9 @@ def _cell_processes(marker: str) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
 def test_killing_the_grid_kills_its_trainers(tmp_path):
     path = study(tmp_path, train={**TRAIN, "epochs": 200}, seeds=[0, 1])
-    marker = f"IMBAL_TEST_MARKER={tmp_path.name}"
-    env = dict(os.environ, IMBAL_TEST_MARKER=tmp_path.name)
+    token = uuid.uuid4().hex  # unique: other test sessions may share this machine
+    marker = f"IMBAL_TEST_MARKER={token}"
+    env = dict(os.environ, IMBAL_TEST_MARKER=token)
     grid = subprocess.Popen(
         [
             sys.executable,
@@ -108,13 +110,14 @@ def test_killing_the_grid_kills_its_trainers(tmp_path):
     # both cells started (the rerun below expects both to hold their 200-epoch config)
     while time.time() < deadline and len(list((tmp_path / "s").glob("runs/*/*/*/seed*/train.log"))) < 2:
         time.sleep(0.2)
-    assert _cell_processes(marker), "no trainer started"
+    assert len(_processes(marker, "imbal-cell")) == 2, "the cells' processes did not start"
     grid.send_signal(signal.SIGKILL)
     grid.wait()
     deadline = time.time() + 30
-    while time.time() < deadline and _cell_processes(marker):
+    while time.time() < deadline and _processes(marker):
         time.sleep(0.2)
-    assert not _cell_processes(marker), "orphaned trainers outlived the grid"
+    # neither a trainer nor the warm server nor multiprocessing's helper outlives the grid
+    assert not _processes(marker), "processes outlived the grid"
     # a rerun takes the dead grid's locks over and resumes both cells
     status = run_grid(load_study(study(tmp_path, seeds=[0, 1])), tmp_path / "s", log=lambda *_: None)
     assert len(status["failed"]) == 2  # the cells were started with 200 epochs: other settings, refused

@@ -389,7 +389,7 @@ def prepare_cache(
                 )
             check_cache(out, manifest, verify=verify)
             return out, True
-    from imbal.data import load_dataset  # here: imbal.data imports this module
+    from imbal.data.load import load_dataset  # here: the loaders table imports this module
 
     splits = load_dataset(source, size=size)
     try:

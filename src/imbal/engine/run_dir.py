@@ -16,11 +16,12 @@ import pickle
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
 import yaml
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from imbal.errors import ConfigError, MissingFileError, RunFolderError
 
@@ -158,13 +159,21 @@ def write_yaml(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
+# torch and numpy are imported by the functions that use them: the CLI and the grid process need only
+# this module's names, and importing torch costs them seconds
+
+
 def save_torch(path: Path, obj: Any) -> None:
+    import torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def load_torch(path: Path) -> Any:
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path} does not exist")
@@ -179,6 +188,8 @@ def load_torch(path: Path) -> Any:
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    import numpy as np
+
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds oddly
     atomic_write_bytes(path, buf.getvalue())

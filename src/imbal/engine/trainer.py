@@ -41,16 +41,12 @@ from imbal.engine.build import (
 from imbal.engine.config import PRESENTATION_KEYS, TrainConfig
 from imbal.engine.run_folder import check_folder, take_folder
 from imbal.engine.scoring import evaluate_split, write_outputs
-from imbal.errors import RunFolderError, UserError
+from imbal.errors import NonFiniteLossError, RunFolderError, UserError
 from imbal.models import Classifier
 from imbal.processes import die_with_parent
 
 # set by a process that launches DDP ranks itself (Fabric's subprocess launcher), read by the ranks
 LAUNCHER_PID = "IMBAL_DDP_LAUNCHER_PID"
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN/inf loss; the run folder keeps the last good checkpoint."""
 
 
 @dataclass

@@ -4,31 +4,29 @@ Safety: a cell is finished when its ``metrics.json`` exists (written last, atomi
 grid never reads half a result. A cell being trained holds ``run.lock``, created with its content in
 one step (a link), so several shards or ``--jobs`` workers writing into one folder never train the
 same cell twice. A lock is taken over only when its holder is gone, atomically (imbal.study.locks).
-Trainer subprocesses die with the grid. A failed cell writes ``error.txt`` and the grid goes on; the
-grid exits non-zero when any cell failed or could not be run.
+Every cell trains in a fresh process forked
+from a warm server that imported the training stack once (:mod:`imbal.study.warm`); those processes
+die with the grid. A failed cell (an exception, a crash, the out-of-memory killer) writes
+``error.txt`` and the grid goes on; the grid exits non-zero when any cell failed or could not be run.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig, config_differences, read_yaml_mapping
-from imbal.errors import USER_ERROR_EXIT, CellFailed, ConfigError, UserError
+from imbal.errors import ConfigError
 from imbal.study.locks import acquire, release
 from imbal.study.plan import write_plan
 from imbal.study.spec import Cell, StudySpec
+from imbal.study.warm import CellFailed, error_text, run_in_child, server_ready, start_server
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -48,52 +46,32 @@ def shard_cells(cells: list[Cell], shard: tuple[int, int]) -> list[Cell]:
     return cells[i::n]
 
 
-# ---------------------------------------------------------------- one cell
-
-
 def cell_config(spec: StudySpec, cell: Cell, root: Path, threads: int) -> tuple[TrainConfig, bool]:
     """The cell's config and whether it resumes.
 
     ``threads`` (cores / jobs) applies unless the study sets ``threads`` itself; a started cell keeps
     its recorded thread count. CPU results depend on the thread count, so an explicit one is kept.
     """
+    threads = int(cell.settings.get("threads") or threads)  # a study's explicit threads win over cores/jobs
     run = cell.run_dir(root)
     started = (run / rd.CONFIG).is_file()
-    threads = int(cell.settings.get("threads") or threads)  # a study's explicit threads win over cores/jobs
     if started:
         stored = read_yaml_mapping(run / rd.CONFIG, "run config")
         threads = int(stored.get("threads") or threads)
     return spec.config_for(cell, root, threads=threads), started
 
 
-def run_cell_inprocess(cfg: TrainConfig, resume: bool) -> None:
+def train_cell(cfg: TrainConfig, resume: bool) -> None:
+    """What a cell's process runs, forked from the warm server (which imported the trainer)."""
     from imbal.engine.trainer import train
 
     train(cfg, resume=resume)
 
 
-def run_cell_subprocess(cfg: TrainConfig, resume: bool) -> None:
-    """Train in a child process that dies with this one (see imbal.study.cell)."""
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS=str(cfg.threads),
-        MKL_NUM_THREADS=str(cfg.threads),
-        PYTHONWARNINGS="ignore",
-        IMBAL_PARENT_PID=str(os.getpid()),
-    )
-    error = Path(cfg.out) / rd.ERROR
-    error.unlink(missing_ok=True)  # what the child writes there describes this attempt
-    res = subprocess.run(
-        [sys.executable, "-m", "imbal.study.cell", *(["--resume"] if resume else [])],
-        input=yaml.safe_dump(cfg.to_dict()),
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode == USER_ERROR_EXIT and error.is_file():
-        raise CellFailed(error.read_text().strip())
-    if res.returncode != 0:
-        raise RuntimeError(f"exit code {res.returncode}\n{res.stderr[-4000:]}")
+def record_failure(run: Path, exc: Exception) -> str:
+    """Write the cell's error.txt (what its process raised or how it died, or what failed here); its path."""
+    rd.atomic_write_text(run / rd.ERROR, exc.text if isinstance(exc, CellFailed) else error_text(exc))
+    return str(run / rd.ERROR)
 
 
 @dataclass
@@ -104,7 +82,7 @@ class Outcome:
     detail: str = ""
 
 
-def run_cell(spec: StudySpec, cell: Cell, root: Path, jobs: int, threads: int) -> Outcome:
+def run_cell(spec: StudySpec, cell: Cell, root: Path, threads: int) -> Outcome:
     run = cell.run_dir(root)
     busy = acquire(run)
     if busy:
@@ -114,22 +92,13 @@ def run_cell(spec: StudySpec, cell: Cell, root: Path, jobs: int, threads: int) -
         if rd.is_finished(run):  # finished by another process between our check and the lock
             return Outcome(cell, "skipped")
         cfg, resume = cell_config(spec, cell, root, threads)
-        (run_cell_inprocess if jobs == 1 else run_cell_subprocess)(cfg, resume)
+        run_in_child(train_cell, cfg, resume)
         (run / rd.ERROR).unlink(missing_ok=True)
         return Outcome(cell, "done", time.perf_counter() - t)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a failed cell must not stop the grid
-        if isinstance(exc, CellFailed):
-            text = f"{exc}\n"  # the child's own "Type: message" line
-        elif isinstance(exc, UserError) or (
-            isinstance(exc, RuntimeError) and str(exc).startswith("exit code")
-        ):
-            text = f"{type(exc).__name__}: {exc}\n"  # a user error's line; a crashed child's traceback
-        else:
-            text = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
-        rd.atomic_write_text(run / rd.ERROR, text)
-        return Outcome(cell, "failed", time.perf_counter() - t, str(run / rd.ERROR))
+        return Outcome(cell, "failed", time.perf_counter() - t, record_failure(run, exc))
     finally:
         release(run)
 
@@ -232,14 +201,21 @@ def run_grid(
     root.mkdir(parents=True, exist_ok=True)
     write_plan(root, spec.plan)  # the analysis is fixed before the first cell trains
     cells = shard_cells(spec.cells() if cells is None else cells, shard)
-    warn_changed_settings(spec, cells, root, log)
     todo = [c for c in cells if not rd.is_finished(c.run_dir(root))]
+    if todo:
+        start_server()  # it imports the training stack while the finished cells are checked
+    warn_changed_settings(spec, cells, root, log)
     status: dict[str, list[str]] = {"done": [], "failed": [], "busy": [], "skipped": []}
     status["skipped"] = [c.key for c in cells if c not in todo]
     log(
         f"grid: {len(cells)} cells in shard {shard[0]}/{shard[1]}, {len(status['skipped'])} already finished, "
         f"{len(todo)} to run with {jobs} job(s)"
     )
+    if todo:  # cells' times and the ETA should not include the server's imports
+        waited = server_ready()
+        log(
+            f"grid: warm server ready in {waited:.1f}s (it imports the training stack once; cells are forks of it)"
+        )
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     progress = Progress(len(todo), jobs, log)
     stop = threading.Event()
@@ -249,7 +225,7 @@ def run_grid(
     def start(cell: Cell) -> Outcome:
         with progress.lock:
             progress.running[cell.key] = cell.run_dir(root)
-        return run_cell(spec, cell, root, jobs, threads)
+        return run_cell(spec, cell, root, threads)
 
     try:
         if jobs == 1:
