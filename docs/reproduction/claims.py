@@ -39,7 +39,7 @@ BASE = ("uniform", "ce")
 
 
 def word(v: Verdict, est: Estimate, study_effect: float) -> str:
-    low, high = est.interval(0.95)
+    _low, high = est.interval(0.95)
     if v is Verdict.BETTER:
         return "reproduced"
     if v is Verdict.WORSE or high < study_effect:

@@ -301,10 +301,10 @@ def test_live_line_shows_running_cells_and_eta(tmp_path):
     progress = Progress(todo=3, jobs=2, log=lambda *_: None)
     run = cell(tmp_path / "s", seed=1)
     run.mkdir(parents=True)
-    (run / "train.log").write_text(
-        "epoch 3/18 loss 1.2 val balanced_accuracy 0.4 (best 0.4 at epoch 3) 2.0s\n"
-    )
-    progress.running[cells[1].key] = run
+    # the line reads the history file, not the log's wording
+    (run / "history.csv").write_text("epoch,train_loss\n1,1.3\n2,1.2\n3,1.1\n")
+    (run / "train.log").write_text("a log line in any format\n")
+    progress.running[cells[1].key] = (run, 18)
     assert progress.eta_minutes() is None  # nothing trained here yet: no guess
     progress.outcomes.append(Outcome(cells[0], "done", seconds=60.0))
     progress.outcomes.append(Outcome(cells[2], "busy"))  # trained elsewhere: not counted as work done here

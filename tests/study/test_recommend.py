@@ -74,9 +74,9 @@ def test_a_killed_race_continues_with_the_same_decisions(race, tmp_path):
     (last / "metrics.json").unlink()  # killed before its last write
     assert main(["recommend", "--config", str(path), "--out", str(copy), "--quiet"]) == 0
     assert finished(copy) == finished(tmp / "r")
-    line = [x for x in (tmp / "r" / "report.md").read_text().splitlines() if x.startswith("The race chose")][
-        0
-    ]
+    line = next(
+        x for x in (tmp / "r" / "report.md").read_text().splitlines() if x.startswith("The race chose")
+    )
     assert line in (copy / "report.md").read_text()
 
 

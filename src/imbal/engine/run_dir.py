@@ -208,3 +208,13 @@ def append_line(path: Path, line: str) -> None:
     """Append one line (the training log); a partial last line after a kill is harmless there."""
     with open(path, "a") as f:
         f.write(line.rstrip("\n") + "\n")
+
+
+def epochs_done(run: Path) -> int:
+    """Epochs a run has completed, from its history file (rewritten atomically every epoch): 0 before the first."""
+    path = Path(run) / HISTORY
+    try:
+        with open(path) as f:
+            return max(0, sum(1 for line in f if line.strip()) - 1)  # the header is not an epoch
+    except OSError:
+        return 0

@@ -115,7 +115,7 @@ class Progress:
     log: Callable[[str], None] = print
     started: float = field(default_factory=time.perf_counter)
     outcomes: list[Outcome] = field(default_factory=list)
-    running: dict[str, Path] = field(default_factory=dict)
+    running: dict[str, tuple[Path, int]] = field(default_factory=dict)  # key -> (run folder, epochs)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def eta_minutes(self) -> float | None:
@@ -147,9 +147,9 @@ class Progress:
         if not running:
             return None
         parts = []
-        for key, run in running.items():
-            lines = (run / rd.LOG).read_text().splitlines() if (run / rd.LOG).is_file() else []
-            parts.append(f"{key} {lines[-1].split(' loss')[0] if lines else 'starting'}")
+        for key, (run, epochs) in running.items():
+            done = rd.epochs_done(run)
+            parts.append(f"{key} {f'epoch {done}/{epochs}' if done else 'starting'}")
         eta = self.eta_minutes()
         return f"  running: {'; '.join(parts)}" + (f"; ETA {eta:.1f} min" if eta is not None else "")
 
@@ -224,7 +224,7 @@ def run_grid(
 
     def start(cell: Cell) -> Outcome:
         with progress.lock:
-            progress.running[cell.key] = cell.run_dir(root)
+            progress.running[cell.key] = (cell.run_dir(root), int(spec.config_for(cell, root).epochs))
         return run_cell(spec, cell, root, threads)
 
     try:

@@ -254,12 +254,6 @@ def report(studies: int = 2000) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    import sys
-
-    print(report(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
-
-
 # --- races (imbal recommend) -------------------------------------------------------------------
 
 # the committed RetinaMNIST study's 16 mean balanced accuracies (docs/reproduction/study/runs.csv)
@@ -422,3 +416,46 @@ def score_races(
         best = effects.max()
         out[i] = (o.runs, ref_runs, best - effects[CONFIGS.index(o.choice)], best - effects[ref_choice])
     return out
+
+
+PATTERNS = ("one clear winner", "all equal", "two close leaders", "many losers", "RetinaMNIST-like")
+
+
+def race_report(studies: int = 1000) -> str:
+    """The race tables of docs/method.md ("The race"), as Markdown lines."""
+    from imbal.study.plan import Plan
+    from imbal.study.race import Rules
+
+    lines = [
+        "| model | pattern | seeds at most | race: share of the grid | reference: share | race: P(choice > margin below the best) | reference: same |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for max_seeds in (5, 10):
+        for pattern in PATTERNS:
+            r = score_races(pattern, studies, Rules(max_seeds=max_seeds), seed=7)
+            grid = len(CONFIGS) * max_seeds
+            lines.append(
+                f"| score | {pattern} | {max_seeds} | {r[:, 0].mean() / grid:.1%} | {r[:, 1].mean() / grid:.1%} | "
+                f"{np.mean(r[:, 2] > 0.02 + 1e-9):.1%} | {np.mean(r[:, 3] > 0.02 + 1e-9):.1%} |"
+            )
+    lines += [
+        "",
+        "| model | pattern | race: share of the grid | P(race choice > margin below the best) | P(recommendation after the test > margin below the best) | P(recommendation is the baseline) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for pattern in PATTERNS:
+        res = run_race(pattern, max(200, studies // 4), Plan(), Rules(), seed=8)
+        lines.append(
+            f"| images | {pattern} | {np.mean([r.runs / r.grid for r in res]):.1%} | "
+            f"{np.mean([r.choice_regret > 0.02 + 1e-9 for r in res]):.1%} | "
+            f"{np.mean([r.final_regret > 0.02 + 1e-9 for r in res]):.1%} | "
+            f"{np.mean([r.final_is_baseline for r in res]):.1%} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+    print(race_report(n) if sys.argv[1:2] == ["race"] else report(n))
