@@ -29,6 +29,7 @@ from imbal.study.archive import load_archive
 from imbal.study.decision import Grid, confirm
 from imbal.study.outputs import StudyOutputs
 from imbal.study.plan import Plan
+from imbal.study.race import Rules
 from imbal.study.stats import Estimate, Verdict, adjust_pvalues, paired_estimate, verdict
 from imbal.study.tables import RELATIVE_FLOOR
 
@@ -228,6 +229,38 @@ def ablation(study: StudyOutputs) -> tuple[list[str], list[str]]:
     return lines, effects
 
 
+def race_replay(study: StudyOutputs) -> list[str]:
+    """`imbal recommend` replayed on the finished grid (seeds in order), next to the grid's own answer."""
+    from imbal.study.decision import decide
+    from imbal.study.recommend import replay_study
+    from imbal.study.simulate import trained_part
+
+    plan, rules = Plan(), Rules()
+    outcome = replay_study(study, plan, rules)
+    trained: dict = {}
+    for r in outcome.rounds:
+        for c in r.alive:
+            trained[c] = r.seeds
+    trained[study.baseline] = outcome.rounds[-1].seeds
+    race = decide(trained_part(study, trained), plan)
+    grid = decide(study, plan)
+    total = len(study.configs) * rules.max_seeds
+
+    def answer(d) -> str:
+        conf = d.confirmation
+        alt = f"{d.alternative[0]} / {d.alternative[1]}" if d.alternative else "none"
+        rec = f"{d.recommendation[0]} / {d.recommendation[1]}" if d.recommendation else "undecided"
+        return f"alternative {alt}, test verdict {conf.verdict if conf else '-'}, recommendation {rec}"
+
+    return [
+        "| | runs | choice on validation | after the test |",
+        "|---|---|---|---|",
+        f"| race (replayed, seeds in order) | {outcome.runs} of {total} ({outcome.runs / total:.0%}) | "
+        f"{outcome.choice[0]} / {outcome.choice[1]} ({outcome.reason}) | {answer(race)} |",
+        f"| full grid | {total} | - | {answer(grid)} |",
+    ]
+
+
 def claims_markdown(study_dir: Path, ablation_dir: Path) -> str:
     studies = load_archive(study_dir / "outputs.npz")
     label, study = next(iter(studies.items()))
@@ -274,6 +307,10 @@ def claims_markdown(study_dir: Path, ablation_dir: Path) -> str:
             "Paired over seeds and test images, Holm over these comparisons:",
             "",
             *effects,
+            "",
+            "## The race on the same runs (imbal recommend, replayed without training)",
+            "",
+            *race_replay(study),
             "",
         ]
     )
