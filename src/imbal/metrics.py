@@ -24,18 +24,19 @@ class Metric:
     compared: bool  # paired against the baseline in reports (AUROC needs scores, not hard labels)
     from_confusion: bool = True  # a ratio of the confusion matrix (AUROC is not: it needs scores)
     higher_is_better: bool = True
+    chance_note: bool = False  # the report states what always predicting the majority class scores
 
 
 # the one home of metric names; the order is the order of report sections
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in [
-        Metric("balanced_accuracy", "Balanced accuracy", 0.0, 1.0, True),
+        Metric("balanced_accuracy", "Balanced accuracy", 0.0, 1.0, True, chance_note=True),
         Metric("macro_f1", "Macro F1", 0.0, 1.0, True),
         Metric("mcc", "MCC", -1.0, 1.0, True),
         Metric("minority_f1", "F1 of the rarest class", 0.0, 1.0, True),
         Metric("auroc", "Macro AUROC (one-vs-rest)", 0.0, 1.0, False, from_confusion=False),
-        Metric("accuracy", "Accuracy", 0.0, 1.0, False),
+        Metric("accuracy", "Accuracy", 0.0, 1.0, False, chance_note=True),
     ]
 }
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from imbal.engine import run_dir as rd
 from imbal.errors import DataError, MissingFileError
-from imbal.study.outputs import SPLITS, SplitOutputs, StudyOutputs, _load, _softmax
+from imbal.study.outputs import BASELINE, SPLITS, SplitOutputs, StudyOutputs, _load, _softmax
 
 FORMAT = 1
 
@@ -52,7 +52,7 @@ def write_archive(runs: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def load_archive(path: str | Path, baseline: tuple[str, str] = ("uniform", "ce")) -> dict[str, StudyOutputs]:
+def load_archive(path: str | Path, baseline: tuple[str, str] = BASELINE) -> dict[str, StudyOutputs]:
     """``{data set: StudyOutputs}`` from a file written by :func:`write_archive`."""
     path = Path(path)
     if not path.is_file():

@@ -17,6 +17,8 @@ from imbal.losses import parse_loss_name
 from imbal.study.influence import scores_and_influence
 
 Config = tuple[str, str]  # (sampler, loss)
+# the comparator of every study (the plan's; imbal.study.plan re-exports it)
+BASELINE: Config = ("uniform", "ce")
 SPLITS = ("val", "test")
 
 
@@ -38,7 +40,7 @@ class StudyOutputs:
     test: SplitOutputs
     num_classes: int
     minority: int
-    baseline: Config = ("uniform", "ce")
+    baseline: Config = BASELINE
     class_names: list[str] | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -151,7 +153,7 @@ def from_run_folders(
     num_classes: int,
     minority: int,
     class_names: list[str] | None = None,
-    baseline: Config = ("uniform", "ce"),
+    baseline: Config = BASELINE,
 ) -> StudyOutputs:
     """Reads ``outputs_{val,test}.npz`` of finished runs ``(config, seed, folder)`` of ONE data set."""
     splits = {}

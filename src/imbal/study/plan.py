@@ -22,12 +22,12 @@ from typing import Any
 from imbal.engine import run_dir as rd
 from imbal.errors import ConfigError, RunFolderError
 from imbal.metrics import METRICS
+from imbal.study.outputs import BASELINE
 from imbal.study.stats import ADJUST_METHODS
 
 # 2 points of balanced accuracy: about the smallest change in per-class recall that would move a
 # clinical choice; below it, two configurations are "as good" (docs/method.md)
 DEFAULT_MARGIN = 0.02
-BASELINE = ("uniform", "ce")
 # study-file key -> Plan field
 KEYS = {"primary_metric": "primary", "equivalence_margin": "margin", "harm_margin": "harm_margin"}
 

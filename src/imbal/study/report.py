@@ -97,7 +97,7 @@ def metric_section(s: Section, metric: str) -> list[Block]:
         Block("p", f"Test split, {cells_text(s)}; best cell in bold."),
         _table_block(mean, std, n),
     ]
-    if metric in ("accuracy", "balanced_accuracy"):
+    if m.chance_note:
         blocks.append(Block("p", findings.chance_note(s.runs)))
     rel = tables.relative_change(mean, s.plan.baseline)
     if rel is not None:
