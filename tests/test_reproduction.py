@@ -19,7 +19,7 @@ def claims_module():
 @pytest.mark.skipif(not (DOCS / "study" / "outputs.npz").is_file(), reason="no committed predictions yet")
 def test_claims_are_recomputed_from_the_committed_predictions():
     claims = claims_module()
-    text = claims.claims_markdown(DOCS / "study", DOCS / "batch_ablation")
+    text = claims.claims_markdown(DOCS)
     assert text == (DOCS / "claims.md").read_text()
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from imbal.study import simulate as sim
+from imbal.study import simulate_race
 from imbal.study.plan import Plan
 from imbal.study.race import Rules, advance, look, replay
 
@@ -70,7 +71,7 @@ def test_replay_is_deterministic():
 @pytest.fixture(scope="module")
 def score_model():
     """500 races per pattern on the issue's model (seed SD 0.012, configuration x seed SD 0.022), 5 seeds."""
-    return {p: sim.score_races(p, 500, Rules(), seed=i) for i, p in enumerate(PATTERNS)}
+    return {p: simulate_race.score_races(p, 500, Rules(), seed=i) for i, p in enumerate(PATTERNS)}
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -88,6 +89,6 @@ def test_race_uses_fewer_runs_than_the_reference(score_model, pattern, target):
 
 def test_all_equal_truth_keeps_the_baseline_after_the_test():
     """(b): the race picks someone, the test confirmation does not confirm it, ce + uniform stays."""
-    res = sim.run_race("all equal", 200, Plan(), Rules(), seed=3)
+    res = simulate_race.run_race("all equal", 200, Plan(), Rules(), seed=3)
     assert np.mean([r.final_is_baseline for r in res]) >= 0.95
     assert all(r.runs <= r.grid for r in res)

@@ -10,6 +10,12 @@ from imbal.errors import ConfigError
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    _grid_parser(sub)
+    _recommend_parser(sub)
+    _report_parsers(sub)
+
+
+def _grid_parser(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser(
         "grid",
         help="run a loss x sampler x seed study",
@@ -29,6 +35,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_config_arguments(g, "config keys (override every cell)", skip=("out", "quiet"))
     g.set_defaults(func=run_grid_cmd)
 
+
+def _recommend_parser(sub: argparse._SubParsersAction) -> None:
     rc = sub.add_parser(
         "recommend",
         help="race the configurations: which loss and sampler to use, at a fraction of a full grid",
@@ -50,6 +58,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_config_arguments(rc, "config keys (override every cell)", skip=("out", "quiet"))
     rc.set_defaults(func=run_recommend)
 
+
+def _report_parsers(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("report", help="tables, statistics and figures of a study folder")
     r.add_argument("dir")
     r.add_argument("--out", help="where to write (default: the study folder)")

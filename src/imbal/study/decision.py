@@ -186,27 +186,18 @@ def non_inferiority(est: Estimate, margin: float, alpha: float, higher_is_better
     return "not shown"
 
 
-def _family(
-    grid: Grid, plan: Plan, metric: str, confirmation: Confirmation | None, planning: bool
+def _rows(
+    configs: list[Config], metric: str, roles: list[str], ests: list[Estimate], alpha: float
 ) -> pd.DataFrame:
-    """One metric's rows: every configuration but the baseline against it, on test."""
-    primary = metric == plan.primary
-    ests = grid.estimates("test", metric)
-    configs = grid.configs[1:]
-    confirmed = confirmation.fold_choices[0] if confirmation is not None and confirmation.stable else None
-    roles = [
-        "confirmatory" if primary and c == confirmed else ("primary" if primary else "secondary")
-        for c in configs
-    ]
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "sampler": [c[0] for c in configs],
             "loss": [c[1] for c in configs],
             "metric": metric,
             "role": roles,
             "difference": [e.difference for e in ests],
-            "ci_low": [e.interval(1 - plan.alpha)[0] for e in ests],
-            "ci_high": [e.interval(1 - plan.alpha)[1] for e in ests],
+            "ci_low": [e.interval(1 - alpha)[0] for e in ests],
+            "ci_high": [e.interval(1 - alpha)[1] for e in ests],
             "se": [e.se for e in ests],
             "seed_sd": [e.seed_sd if e.seeds >= 2 else math.nan for e in ests],
             "image_se": [math.sqrt(e.image_var) for e in ests],
@@ -215,6 +206,20 @@ def _family(
             "n": [e.n for e in ests],
         }
     )
+
+
+def _family(
+    grid: Grid, plan: Plan, metric: str, confirmation: Confirmation | None, planning: bool
+) -> pd.DataFrame:
+    """One metric's rows: every configuration but the baseline against it, on test."""
+    primary = metric == plan.primary
+    ests = grid.estimates("test", metric)
+    confirmed = confirmation.fold_choices[0] if confirmation is not None and confirmation.stable else None
+    roles = [
+        "confirmatory" if primary and c == confirmed else ("primary" if primary else "secondary")
+        for c in grid.configs[1:]
+    ]
+    frame = _rows(grid.configs[1:], metric, roles, ests, plan.alpha)
     family = np.array([r != "confirmatory" for r in roles])
     p_adj = np.full(len(frame), np.nan)
     p_adj[family] = adjust_pvalues(
@@ -226,20 +231,25 @@ def _family(
         p_eq_adj[family] = adjust_pvalues(p_eq[family], "holm")
     gate_open = confirmation is not None and confirmation.verdict in (Verdict.BETTER, Verdict.WORSE)
     higher = METRICS[metric].higher_is_better
-    verdicts = []
-    for i, est in enumerate(ests):
+
+    def judge(i: int, est: Estimate) -> Verdict:
         if roles[i] == "confirmatory":
-            verdicts.append(confirmation.verdict)  # type: ignore[union-attr]
-        elif primary and not gate_open:
-            verdicts.append(Verdict.NOT_TESTED)
-        elif primary:
-            verdicts.append(verdict(est, plan.alpha, plan.margin, p_adj[i], p_eq_adj[i], higher))
-        else:
-            verdicts.append(verdict(est, plan.alpha, None, p_adj[i], None, higher))
+            return confirmation.verdict  # type: ignore[union-attr]
+        if primary and not gate_open:
+            return Verdict.NOT_TESTED  # the fixed sequence: tested only after the confirmation rejected
+        return verdict(
+            est,
+            plan.alpha,
+            plan.margin if primary else None,
+            p_adj[i],
+            p_eq_adj[i] if primary else None,
+            higher,
+        )
+
     frame["p_adjusted"] = p_adj
     frame["p_equivalence"] = p_eq
     frame["family_size"] = int(family.sum())
-    frame["verdict"] = [str(v) for v in verdicts]
+    frame["verdict"] = [str(judge(i, e)) for i, e in enumerate(ests)]
     frame["non_inferiority"] = [
         "" if primary else non_inferiority(e, plan.harm_margin, plan.alpha, higher) for e in ests
     ]

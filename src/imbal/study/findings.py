@@ -183,19 +183,22 @@ def _confirmation_table(d: Decision, runs: pd.DataFrame) -> Block | None:
             diff, p = est.difference, est.p_value
         else:
             diff, low, high, p = row.difference, row.ci_low, row.ci_high, row.p_value
+        # the primary's alternative is what the cross-fitted folds chose: baseline + their effect
+        alt_value = base[metric].mean() + diff if est is not None else chosen[metric].mean()
         rows.append(
             [
                 label,
                 role,
                 f"{base[metric].mean():.3f}",
-                f"{chosen[metric].mean():.3f}",
+                f"{alt_value:.3f}",
                 f"{diff:+.3f}",
                 f"[{low:+.3f}, {high:+.3f}]",
                 f"{p:.3f}",
                 verdict,
             ]
         )
-    header = ["metric", "role", name(d.baseline), name(alt), "difference", "95% CI", "p", "verdict"]
+    alt_name = name(alt) if conf.stable else f"{name(alt)} (folds: see the note)"
+    header = ["metric", "role", name(d.baseline), alt_name, "difference", "95% CI", "p", "verdict"]
     return Block("table", header=header, rows=rows)
 
 

@@ -182,6 +182,34 @@ def warn_changed_settings(spec: StudySpec, cells: list[Cell], root: Path, log) -
         )
 
 
+def _train_cells(
+    spec: StudySpec, root: Path, todo: list[Cell], jobs: int, log, live_every: float
+) -> Progress:
+    """Train ``todo`` with ``jobs`` cells at once (cores / jobs threads each), a live line every ``live_every`` s."""
+    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    progress = Progress(len(todo), jobs, log)
+    stop = threading.Event()
+    if live_every > 0:
+        threading.Thread(target=_monitor, args=(progress, stop, live_every), daemon=True).start()
+
+    def start(cell: Cell) -> Outcome:
+        with progress.lock:
+            progress.running[cell.key] = (cell.run_dir(root), int(spec.config_for(cell, root).epochs))
+        return run_cell(spec, cell, root, threads)
+
+    try:
+        if jobs == 1:
+            for cell in todo:
+                progress.record(start(cell), root)
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                for fut in as_completed([pool.submit(start, c) for c in todo]):
+                    progress.record(fut.result(), root)
+    finally:
+        stop.set()
+    return progress
+
+
 def run_grid(
     spec: StudySpec,
     root: str | Path,
@@ -216,27 +244,7 @@ def run_grid(
         log(
             f"grid: warm server ready in {waited:.1f}s (it imports the training stack once; cells are forks of it)"
         )
-    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    progress = Progress(len(todo), jobs, log)
-    stop = threading.Event()
-    if live_every > 0:
-        threading.Thread(target=_monitor, args=(progress, stop, live_every), daemon=True).start()
-
-    def start(cell: Cell) -> Outcome:
-        with progress.lock:
-            progress.running[cell.key] = (cell.run_dir(root), int(spec.config_for(cell, root).epochs))
-        return run_cell(spec, cell, root, threads)
-
-    try:
-        if jobs == 1:
-            for cell in todo:
-                progress.record(start(cell), root)
-        else:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                for fut in as_completed([pool.submit(start, c) for c in todo]):
-                    progress.record(fut.result(), root)
-    finally:
-        stop.set()
+    progress = _train_cells(spec, root, todo, jobs, log, live_every)
     for o in progress.outcomes:
         status[o.state].append(o.cell.key)
     log(

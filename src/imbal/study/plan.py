@@ -118,3 +118,23 @@ def write_plan(root: Path, plan: Plan) -> None:
     if old is None:
         Path(root).mkdir(parents=True, exist_ok=True)
         rd.write_json(Path(root) / rd.PLAN_FILE, plan.stored())
+
+
+def resolve_plan(root: Path, overrides: dict | None = None, correction: str = "holm") -> tuple[Plan, str]:
+    """The study's stored plan with any report-time ``overrides`` (study-file keys), and how to describe it."""
+    stored = read_plan(root)
+    base = stored.stored() if stored is not None else {}
+    changed = {k: v for k, v in (overrides or {}).items() if v is not None and base.get(k) != v}
+    plan = plan_from({**base, **(overrides or {})} if overrides else base, "imbal report")
+    plan = Plan(plan.primary, plan.margin, plan.harm_margin, correction=correction)
+    if stored is None:
+        note = "No analysis plan is stored in this folder (it predates plans): the defaults are used. "
+    elif changed and any(k in KEYS for k in changed):
+        note = (
+            "POST HOC: this report changes the stored plan ("
+            + ", ".join(f"{k} {base.get(k)!r} -> {v!r}" for k, v in changed.items())
+            + "); its verdicts were not pre-specified. "
+        )
+    else:
+        note = "The analysis plan was stored before the runs (plan.json). "
+    return plan, note

@@ -45,6 +45,13 @@ def race_blocks(state: State, rules: Rules, configs: list, figures_dir: Path, ke
     if o.undecided:
         text += f" Still undecided: {', '.join(name(c) for c in o.undecided)}."
     blocks.append(Block("p", text))
+    blocks += _history(state, figures_dir, key)
+    return blocks
+
+
+def _history(state: State, figures_dir: Path, key: str) -> list[Block]:
+    """Configurations x rounds: the difference to each round's leader, who left when; a table and a figure."""
+    o = state.outcome
     frame = pd.DataFrame(history_rows(state))
     table = frame.pivot_table(
         index=["sampler", "loss"], columns="round", values="difference_to_leader", sort=False
@@ -57,29 +64,26 @@ def race_blocks(state: State, rules: Rules, configs: list, figures_dir: Path, ke
         status = (
             f"dropped in round {left}"
             if left
-            else ("choice" if (sampler, loss) == o.choice else "to the end")
+            else ("choice" if o and (sampler, loss) == o.choice else "to the end")
         )
         rows.append([f"{sampler} / {loss}", *cells, status])
-    header = [
-        "configuration",
-        *[f"round {r} ({s} seeds)" for r, s in zip(table.columns, [r.seeds for r in state.rounds])],
-        "status",
-    ]
-    blocks.append(
-        Block(
-            "p",
-            "Validation primary minus the round's leader (a configuration's last column is the round it left in):",
-        )
-    )
-    blocks.append(Block("table", header=header, rows=rows))
+    seeds = [r.seeds for r in state.rounds]
+    header = ["configuration", *[f"round {r} ({s} seeds)" for r, s in zip(table.columns, seeds)], "status"]
+    values = table.to_numpy(dtype=float)
     path = figures.heatmap(
         table.set_axis([f"{s} / {lo}" for s, lo in table.index])
         .astype(float)
         .rename(columns=lambda r: f"round {r}"),
         "race: validation primary minus the round's leader",
         figures_dir / f"{key}_race.png",
-        float(np.nanmin(table.to_numpy())) if np.isfinite(table.to_numpy()).any() else -0.1,
+        float(np.nanmin(values)) if np.isfinite(values).any() else -0.1,
         0.0,
     )
-    blocks.append(Block("image", "The race, round by round", path=path))
-    return blocks
+    return [
+        Block(
+            "p",
+            "Validation primary minus the round's leader (a configuration's last column is the round it left in):",
+        ),
+        Block("table", header=header, rows=rows),
+        Block("image", "The race, round by round", path=path),
+    ]

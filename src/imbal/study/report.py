@@ -6,7 +6,6 @@ Every section is one function that returns its blocks and writes its own CSV and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,11 @@ from imbal.study.decision import Decision, decide
 from imbal.study.embed import embedding_file
 from imbal.study.features import tightness_table
 from imbal.study.outputs import from_run_folders
-from imbal.study.plan import KEYS, Plan, read_plan
+from imbal.study.plan import Plan, resolve_plan
 from imbal.study.race_report import race_blocks
 from imbal.study.recommend import history_rows, race_from_folder
 from imbal.study.render import Block, to_html, to_markdown
+from imbal.study.sections import Section, cells_text, class_f1_section, comparisons_section
 from imbal.study.stats import Verdict
 
 REPORT_MD, REPORT_HTML, RUNS_CSV, ARCHIVE, TABLES, FIGURES = (
@@ -36,34 +36,6 @@ REPORT_MD, REPORT_HTML, RUNS_CSV, ARCHIVE, TABLES, FIGURES = (
     "tables",
     "figures",
 )
-
-
-@dataclass
-class Section:
-    """One data set's runs and where its files go."""
-
-    runs: pd.DataFrame
-    dataset: str
-    tables: Path
-    figures: Path
-    plan: Plan
-    decision: Decision | None  # None: nothing to decide (one configuration, or no baseline)
-
-    @property
-    def comparisons(self) -> pd.DataFrame:
-        return self.decision.table if self.decision is not None else pd.DataFrame()
-
-    @property
-    def key(self) -> str:
-        return rd.safe_name(self.dataset)
-
-    @property
-    def seeds(self) -> int:
-        return int(self.runs.groupby(["sampler", "loss"]).seed.nunique().max())
-
-    def csv(self, frame: pd.DataFrame, name: str, index: bool = False) -> None:
-        self.tables.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(self.tables / f"{self.key}_{name}.csv", index=index)
 
 
 def _table_block(mean: pd.DataFrame, std: pd.DataFrame | None = None, n: pd.DataFrame | None = None) -> Block:
@@ -82,10 +54,6 @@ def _table_block(mean: pd.DataFrame, std: pd.DataFrame | None = None, n: pd.Data
                 bold.add((i, j + 1))
         rows.append(row)
     return Block("table", header=["sampler \\ loss", *mean.columns], rows=rows, bold=bold)
-
-
-def cells_text(s: Section) -> str:
-    return "mean ± std over seeds" if s.seeds >= 2 else "one seed per configuration (no spread to show)"
 
 
 def metric_section(s: Section, metric: str) -> list[Block]:
@@ -136,88 +104,6 @@ def _metric_figure(s: Section, metric: str, mean: pd.DataFrame) -> Path:
     role = "primary" if metric == s.plan.primary else "secondary"
     title = f"{s.dataset}: {m.label} ({role}), change vs {findings.name(base)} (n.s. = not significant, n.t. = not tested)"
     return figures.difference_heatmap(diff, marks, title, path, limit)
-
-
-def class_f1_section(s: Section) -> list[Block]:
-    f1 = tables.class_f1_table(s.runs)
-    s.csv(f1, "class_f1")
-    names = findings.class_names(s.runs)
-    counts = s.runs.dataset_info.iloc[0].get("test_counts") or [0] * len(names)
-    minority = int(s.runs.minority_class.iloc[0])
-    header = ["sampler", "loss", "seeds"] + [
-        f"{c} (n={k}){' minority' if i == minority else ''}" for i, (c, k) in enumerate(zip(names, counts))
-    ]
-    rows = [
-        [str(r["sampler"]), str(r["loss"]), str(r["seeds"]), *[f"{r[c]:.3f}" for c in names]]
-        for _, r in f1.iterrows()
-    ]
-    bold = {(int(f1[c].to_numpy().argmax()), j + 3) for j, c in enumerate(names)}
-    path = figures.class_f1_bars(
-        f1, names, f"{s.dataset}: class-wise test F1", s.figures / f"{s.key}_class_f1.png"
-    )
-    return [
-        Block("h3", f"Class-wise F1 (test, {cells_text(s)})"),
-        Block("table", header=header, rows=rows, bold=bold),
-        Block("image", "Class-wise F1", path=path),
-    ]
-
-
-def comparisons_section(s: Section) -> list[Block]:
-    base = findings.name(s.plan.baseline)
-    blocks = [Block("h3", f"Every configuration against the baseline ({base}), on test")]
-    cmp = s.comparisons
-    if cmp.empty:
-        return [*blocks, Block("p", f"No configuration shares the seeds of {base}, so no paired comparison.")]
-    s.csv(cmp, "vs_baseline")
-    primary = METRICS[s.plan.primary].label
-    blocks.append(
-        Block(
-            "p",
-            f"Exploratory: the choice and its confirmation are in the findings above. Paired difference "
-            f"(configuration minus baseline) with its 95% interval from seed-to-seed and test-image noise. "
-            f"{primary} (primary): the rows are tested only when the confirmation said better or worse "
-            f"(fixed sequence), then with Holm over them, and read 'equivalent' when a Holm-adjusted TOST shows "
-            f"the difference inside ±{s.plan.margin:g}; 'not tested' otherwise. Secondary metrics: one family each, "
-            f"corrected by {findings.CORRECTIONS[s.plan.correction]}, and checked for non-inferiority against the "
-            f"harm margin {s.plan.harm_margin:g} (one-sided 95%). 'seeds needed': seeds for 80% power at Holm's "
-            "strictest level, taking the observed effect and spread as true (a planning estimate).",
-        )
-    )
-    rows = [
-        [
-            f"{r.sampler} / {r.loss}",
-            METRICS[r.metric].label,
-            r.role,
-            f"{r.difference:+.3f}",
-            f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
-            f"{r.p_value:.3f}",
-            "-" if pd.isna(r.p_adjusted) else f"{r.p_adjusted:.3f}",
-            r.verdict
-            + (
-                f" ({findings.ONE_SEED})"
-                if r.seeds < 2 and r.verdict in ("better", "worse", "equivalent")
-                else ""
-            ),
-            r.non_inferiority or "-",
-            f"{r.seeds} seeds" if r.seeds >= 2 else f"1 seed, n = {r.n}",
-            str(r.seeds_needed),
-        ]
-        for r in cmp.itertuples()
-    ]
-    header = [
-        "configuration",
-        "metric",
-        "role",
-        "difference",
-        "95% CI",
-        "p",
-        "p adjusted",
-        "verdict",
-        "non-inferiority",
-        "paired over",
-        "seeds needed",
-    ]
-    return [*blocks, Block("table", header=header, rows=rows)]
 
 
 def posthoc_section(s: Section) -> list[Block]:
@@ -339,54 +225,14 @@ def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, plan: Plan) -> 
     return blocks, decision is not None
 
 
-def report_plan(root: Path, overrides: dict | None = None, correction: str = "holm") -> tuple[Plan, str]:
-    """The study's stored plan with any report-time ``overrides`` (study-file keys), and how to describe it."""
-    from imbal.study.plan import plan_from
-
-    stored = read_plan(root)
-    base = stored.stored() if stored is not None else {}
-    changed = {k: v for k, v in (overrides or {}).items() if v is not None and base.get(k) != v}
-    plan = plan_from({**base, **(overrides or {})} if overrides else base, "imbal report")
-    plan = Plan(plan.primary, plan.margin, plan.harm_margin, correction=correction)
-    if stored is None:
-        note = "No analysis plan is stored in this folder (it predates plans): the defaults are used. "
-    elif changed and any(k in KEYS for k in changed):
-        note = (
-            "POST HOC: this report changes the stored plan ("
-            + ", ".join(f"{k} {base.get(k)!r} -> {v!r}" for k, v in changed.items())
-            + "); its verdicts were not pre-specified. "
-        )
-    else:
-        note = "The analysis plan was stored before the runs (plan.json). "
-    return plan, note
-
-
 def _relative(path: str, root: Path) -> str:
     """A run folder relative to the study folder: committed reports name no machine's paths."""
     p = Path(path)
     return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(path)
 
 
-def make_report(
-    root: str | Path,
-    out: str | Path | None = None,
-    correction: str = "holm",
-    overrides: dict | None = None,
-) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html``, ``outputs.npz``, ``tables/*.csv`` and ``figures/*.png`` for a study folder.
-
-    ``overrides`` (``primary_metric``, ``equivalence_margin``, ``harm_margin``) replace the stored
-    plan for this report only, which then says it is post hoc.
-    """
-    root = Path(root)
-    out = Path(out) if out else root
-    out.mkdir(parents=True, exist_ok=True)
-    plan, plan_note = report_plan(root, overrides, correction)
-    runs = collect_runs(root)
-    frame = runs.drop(columns=["class_names", "f1_per_class", "confusion_matrix", "config", "dataset_info"])
-    frame["run_dir"] = [_relative(p, root) for p in frame.run_dir]
-    frame.to_csv(out / RUNS_CSV, index=False)
-    write_archive(runs, out / ARCHIVE)
+def _header(root: Path, runs: pd.DataFrame, plan: Plan, plan_note: str) -> list[Block]:
+    """Title, what the folder holds, the plan, and the cells left out (failed, unfinished, split)."""
     failed = [_relative(p, root) for p in failed_runs(root)]
     unfinished = [_relative(p, root) for p in unfinished_runs(root)]
     datasets = sorted(runs.dataset.unique())
@@ -419,14 +265,38 @@ def make_report(
                 "each setting is reported as its own data set and no finding pools them.",
             )
         )
-    decided = []
+    return blocks
+
+
+def make_report(
+    root: str | Path,
+    out: str | Path | None = None,
+    correction: str = "holm",
+    overrides: dict | None = None,
+) -> dict[str, Path]:
+    """Write ``report.md``, ``report.html``, ``outputs.npz``, ``tables/*.csv`` and ``figures/*.png`` for a study folder.
+
+    ``overrides`` (``primary_metric``, ``equivalence_margin``, ``harm_margin``) replace the stored
+    plan for this report only, which then says it is post hoc.
+    """
+    root = Path(root)
+    out = Path(out) if out else root
+    out.mkdir(parents=True, exist_ok=True)
+    plan, plan_note = resolve_plan(root, overrides, correction)
+    runs = collect_runs(root)
+    frame = runs.drop(columns=["class_names", "f1_per_class", "confusion_matrix", "config", "dataset_info"])
+    frame["run_dir"] = [_relative(p, root) for p in frame.run_dir]
+    frame.to_csv(out / RUNS_CSV, index=False)
+    write_archive(runs, out / ARCHIVE)
+    blocks = _header(root, runs, plan, plan_note)
     race = race_from_folder(root)
     if race is not None:
         state, rules, configs = race
         blocks += race_blocks(state, rules, configs, out / FIGURES, rd.safe_name(root.name))
         (out / TABLES).mkdir(parents=True, exist_ok=True)
         pd.DataFrame(history_rows(state)).to_csv(out / TABLES / "race_history.csv", index=False)
-    for dataset in datasets:
+    decided = []
+    for dataset in sorted(runs.dataset.unique()):
         section, ok = dataset_section(runs, dataset, out, plan)
         blocks += section
         decided.append(ok)
