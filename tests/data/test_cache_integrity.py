@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import imbal.data
+import imbal.data.load
 from imbal.cli.main import main
 from imbal.data import load_dataset
 from imbal.data.cache import MANIFEST, load_cache, prepare_cache
@@ -18,16 +18,16 @@ SPEC_B = {"kind": "synthetic", "spatial_dims": 3, "n": 40, "size": 8, "seed": 2}
 
 def _while_building(monkeypatch, spec, action):
     """Run ``action`` once, after ``spec`` is decoded and before its cache is renamed into place."""
-    real = imbal.data.load_dataset
+    real = imbal.data.load.load_dataset  # cache.py looks it up in its home module at each build
 
     def load(source, **kw):
         splits = real(source, **kw)
         if source == spec:
-            monkeypatch.setattr(imbal.data, "load_dataset", real)
+            monkeypatch.setattr(imbal.data.load, "load_dataset", real)
             action()
         return splits
 
-    monkeypatch.setattr(imbal.data, "load_dataset", load)
+    monkeypatch.setattr(imbal.data.load, "load_dataset", load)
 
 
 def _source(out):

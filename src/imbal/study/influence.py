@@ -4,8 +4,8 @@ A metric of a confusion matrix is a function of its counts; when the images of e
 resampled (class sizes fixed), the first-order change of the metric is a sum over images of
 ``(w_i - 1) * g_i`` with ``g_i = d metric / d count[y_i, pred_i]``. That derivative comes from
 :func:`imbal.metrics.confusion_scores` by autograd, so every confusion metric of the METRICS table
-gets its image level from the one formula that defines it (docs/method.md, "Statistics of a
-report"). A constant added to a whole row of the gradient does not change the variance within a
+gets its image level from the one formula that defines it
+(docs/method.md, "Statistics of a report"). A constant added to a whole row of the gradient does not change the variance within a
 class, so the derivative with free row sums is as good as the one with fixed class sizes. Balanced
 accuracy and accuracy are linear in the counts of a row: their image level is exact.
 
