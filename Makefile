@@ -36,6 +36,7 @@ bench: venv
 	$(BIN)/python bench/loss_overhead.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/streaming.py
+	$(BIN)/python bench/study_overhead.py
 
 # docs/reproduction.md: 80 + 24 runs on RetinaMNIST (about 100 min on 2 CPU cores), reports, claim table
 reproduce: venv

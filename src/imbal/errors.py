@@ -1,5 +1,6 @@
 """The user-error types. The CLI prints a :class:`UserError` on one line and exits with code 2;
-any other exception is a bug and keeps its traceback (see ``imbal.cli.main``).
+any other exception is a bug and keeps its traceback (see ``imbal.cli.main``), except a
+:class:`NonFiniteLossError`, which stops a run (exit code 1).
 
 Each type also derives from the built-in exception a library user would catch (``ValueError``,
 ``FileNotFoundError``), so ``except ValueError`` keeps working for code that imports imbal.
@@ -26,3 +27,10 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class RunFolderError(UserError, ValueError):
     """A run or study folder that does not match what was asked of it (another run, a changed config)."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; the run folder keeps the last good checkpoint.
+
+    Not a user error; it lives here so that the CLI catches it without importing the trainer.
+    """

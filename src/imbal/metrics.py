@@ -13,8 +13,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torchmetrics import Metric as _TorchMetric
-from torchmetrics.classification import MulticlassAUROC, MulticlassConfusionMatrix
 
 # equal-width confidence bins of the expected calibration error (Guo et al. 2017 use 15)
 ECE_BINS = 15
@@ -32,19 +30,31 @@ class Metric:
     from_confusion: bool = True  # a function of the confusion matrix (AUROC, ECE, Brier need scores)
     higher_is_better: bool = True
     ordinal_only: bool = False  # defined for ordered classes only (in metrics.json of ordinal data only)
+    chance_note: bool = False  # the report states what always predicting the majority class scores
+    # may be absent from a run's metrics.json: runs trained before the metric existed (and unordered
+    # data for an ordinal-only one) read as missing, never as damaged
+    optional: bool = False
 
 
 # the one home of metric names; the order is the order of report sections
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in [
-        Metric("balanced_accuracy", "Balanced accuracy", 0.0, 1.0, True),
+        Metric("balanced_accuracy", "Balanced accuracy", 0.0, 1.0, True, chance_note=True),
         Metric("macro_f1", "Macro F1", 0.0, 1.0, True),
         Metric("mcc", "MCC", -1.0, 1.0, True),
         Metric("minority_f1", "F1 of the rarest class", 0.0, 1.0, True),
         Metric("auroc", "Macro AUROC (one-vs-rest)", 0.0, 1.0, False, from_confusion=False),
-        Metric("accuracy", "Accuracy", 0.0, 1.0, False),
-        Metric("qwk", "Quadratic weighted kappa (ordinal grades)", -1.0, 1.0, False, ordinal_only=True),
+        Metric("accuracy", "Accuracy", 0.0, 1.0, False, chance_note=True),
+        Metric(
+            "qwk",
+            "Quadratic weighted kappa (ordinal grades)",
+            -1.0,
+            1.0,
+            False,
+            ordinal_only=True,
+            optional=True,
+        ),
         Metric(
             "ece",
             f"Expected calibration error ({ECE_BINS} equal-width bins)",
@@ -53,6 +63,7 @@ METRICS: dict[str, Metric] = {
             False,
             from_confusion=False,
             higher_is_better=False,
+            optional=True,
         ),
         Metric(
             "brier",
@@ -62,6 +73,7 @@ METRICS: dict[str, Metric] = {
             False,
             from_confusion=False,
             higher_is_better=False,
+            optional=True,
         ),
     ]
 }
@@ -170,7 +182,7 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins
     return ece_from_bins(calibration_bins(probs, labels, n_bins))
 
 
-def _squared_error(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def summed_squared_error(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     p = probs.double()
     # sum_k (p_k - y_k)^2 = sum_k p_k^2 - 2 p_y + 1, summed over samples
     return (p.square().sum(-1) - 2 * p.gather(-1, labels[:, None].long())[:, 0] + 1).sum()
@@ -179,28 +191,7 @@ def _squared_error(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def brier_score(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Multi-class Brier score ``mean_i sum_k (p_ik - y_ik)^2`` in [0, 2] (0 is perfect); NaN for N = 0."""
     _check_probs(probs, labels)
-    return float(_squared_error(probs, labels)) / len(labels) if len(labels) else math.nan
-
-
-class _CalibrationSums(_TorchMetric):
-    """The ECE bins and the summed squared error as sum-reduced torchmetrics states (synced over ranks)."""
-
-    full_state_update = False
-    bins: torch.Tensor
-    squared_error: torch.Tensor
-
-    def __init__(self, n_bins: int) -> None:
-        super().__init__()
-        self.n_bins = n_bins
-        self.add_state("bins", torch.zeros(3, n_bins, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("squared_error", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, probs: torch.Tensor, target: torch.Tensor) -> None:
-        self.bins += _bins(probs, target, self.n_bins)
-        self.squared_error += _squared_error(probs, target)
-
-    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.bins, self.squared_error
+    return float(summed_squared_error(probs, labels)) / len(labels) if len(labels) else math.nan
 
 
 class Evaluator:
@@ -216,6 +207,12 @@ class Evaluator:
         minority: int | None = None,
         ordinal: bool = False,
     ) -> None:
+        # imported here: torchmetrics pulls in scipy and matplotlib (about 1 s), and config checks,
+        # reports and the CLI need only METRICS and confusion_scores
+        from torchmetrics.classification import MulticlassAUROC, MulticlassConfusionMatrix
+
+        from imbal.metric_states import CalibrationSums
+
         self.num_classes, self.minority, self.ordinal = num_classes, minority, ordinal
         # argmax predictions and checked labels are in range by construction; torchmetrics' argument
         # validation would read values back to the host on every update
@@ -223,7 +220,7 @@ class Evaluator:
         self.auroc = MulticlassAUROC(num_classes, average="none", thresholds=None, validate_args=False).to(
             device
         )
-        self.calibration = _CalibrationSums(ECE_BINS).to(device)
+        self.calibration = CalibrationSums(ECE_BINS).to(device)
 
     def reset(self) -> None:
         self.confusion.reset()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from monai.networks.nets import ResNet
 from torch import nn
 
 NORMS = ("batch", "group")
@@ -51,6 +50,9 @@ class Classifier(nn.Module):
             widen_factor=widen_factor,
             norm=norm,
         )
+        # imported here: MONAI loads all of its submodules (1-2 s), and config checks need only ARCHS
+        from monai.networks.nets import ResNet
+
         block, layers = ARCHS[arch]
         # 28-px inputs lose everything to a 7x7/2 stem plus max-pool; a 3x3/1 stem keeps the detail
         self.backbone = ResNet(

@@ -1,8 +1,10 @@
-"""Process liveness, for the lock and build folders that name the process holding them."""
+"""Process liveness (for the lock and build folders that name their process) and dying with a parent."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 
 
 def pid_alive(pid: int) -> bool:
@@ -14,3 +16,23 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int, sig: int) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies; exit now if it already did.
+
+    ``parent_pid`` is the parent this process was started by: if it died before the request (the
+    race a request after start-up always has), we were re-parented and exit at once. Linux only;
+    elsewhere nothing happens.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:
+        os._exit(128 + sig)

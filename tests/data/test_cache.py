@@ -165,7 +165,11 @@ def test_bad_manifests(tmp_path):
     with pytest.raises(DataError, match=r"manifest.json is damaged .*rebuild the cache with --force"):
         load_cache(out)
     (out / MANIFEST).write_text(json.dumps({**manifest, "splits": {}}))
-    with pytest.raises(DataError, match="manifest.json lacks an entry"):
+    with pytest.raises(DataError, match="manifest.json does not match its checksum: edited or corrupt"):
+        load_cache(out)
+    manifest.pop("checksum")  # as an older imbal wrote them: the entries are still checked
+    (out / MANIFEST).write_text(json.dumps({**manifest, "splits": {}}))
+    with pytest.raises(DataError, match="manifest.json lacks 'splits.train.count'"):
         load_cache(out)
 
 

@@ -291,3 +291,14 @@ def test_synthetic_hard_set_arguments_checked(kw, message):
 
     with pytest.raises(DataError, match=message):
         synthetic(**{"n": 60, "size": 8, **kw})
+
+
+def test_an_official_medmnist_file_loaded_by_path_gets_its_class_names(data_root, tmp_path):
+    from imbal.data.medmnist_info import MEDMNIST
+
+    copy = tmp_path / "my_copy.npz"  # recognised by its MD5, not by its name
+    shutil.copy(data_root / "retinamnist" / "retinamnist.npz", copy)
+    for spec in (str(copy), {"kind": "npz", "path": str(copy)}):
+        splits = load_dataset(spec)
+        assert splits.train.class_names == list(MEDMNIST["retinamnist"].class_names)
+        assert splits.train.name == "retinamnist"

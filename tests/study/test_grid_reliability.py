@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -66,17 +67,17 @@ def test_lock_is_exclusive_and_written_whole(tmp_path):
     assert [p.name for p in run.iterdir()] == ["run.lock"]  # no temporary file left behind
 
 
-def _cell_processes(marker: str) -> list[int]:
+def _processes(marker: str, name: str | None = None) -> list[int]:
+    """Live processes whose environment holds ``marker`` (only cells' processes: ``name="imbal-cell"``)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                comm = (proc / "comm").read_text().strip()
+                environ = (proc / "environ").read_bytes()
             except OSError:
                 continue
-            if "imbal.study.cell" in cmd and marker in (proc / "environ").read_bytes().decode(
-                errors="ignore"
-            ):
+            if marker.encode() in environ and name in (None, comm):
                 pids.append(int(proc.name))
     return pids
 
@@ -84,8 +85,9 @@ def _cell_processes(marker: str) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
 def test_killing_the_grid_kills_its_trainers(tmp_path):
     path = study(tmp_path, train={**TRAIN, "epochs": 200}, seeds=[0, 1])
-    marker = f"IMBAL_TEST_MARKER={tmp_path.name}"
-    env = dict(os.environ, IMBAL_TEST_MARKER=tmp_path.name)
+    token = uuid.uuid4().hex  # unique: other test sessions may share this machine
+    marker = f"IMBAL_TEST_MARKER={token}"
+    env = dict(os.environ, IMBAL_TEST_MARKER=token)
     grid = subprocess.Popen(
         [
             sys.executable,
@@ -108,13 +110,14 @@ def test_killing_the_grid_kills_its_trainers(tmp_path):
     # both cells started (the rerun below expects both to hold their 200-epoch config)
     while time.time() < deadline and len(list((tmp_path / "s").glob("runs/*/*/*/seed*/train.log"))) < 2:
         time.sleep(0.2)
-    assert _cell_processes(marker), "no trainer started"
+    assert len(_processes(marker, "imbal-cell")) == 2, "the cells' processes did not start"
     grid.send_signal(signal.SIGKILL)
     grid.wait()
     deadline = time.time() + 30
-    while time.time() < deadline and _cell_processes(marker):
+    while time.time() < deadline and _processes(marker):
         time.sleep(0.2)
-    assert not _cell_processes(marker), "orphaned trainers outlived the grid"
+    # neither a trainer nor the warm server nor multiprocessing's helper outlives the grid
+    assert not _processes(marker), "processes outlived the grid"
     # a rerun takes the dead grid's locks over and resumes both cells
     status = run_grid(load_study(study(tmp_path, seeds=[0, 1])), tmp_path / "s", log=lambda *_: None)
     assert len(status["failed"]) == 2  # the cells were started with 200 epochs: other settings, refused
@@ -245,20 +248,26 @@ def test_two_grid_processes_never_train_a_cell_twice(tmp_path):
 
 
 def test_runs_on_different_test_sets_are_never_pooled(tmp_path):
+    import shutil
+
     from imbal.study.report import make_report
 
     small = {**SYN, "n": 150}
+    two = [{"samplers": ["uniform"], "losses": ["ce", "focal"]}]
     for name, data in (("big", SYN), ("small", small)):
-        spec = load_study(study(tmp_path, train={**TRAIN, "dataset": data}, seeds=[0, 1]))
+        spec = load_study(study(tmp_path, train={**TRAIN, "dataset": data}, grid=two, seeds=[0, 1]))
         run_grid(spec, tmp_path / name, log=lambda *_: None)
     # merge the two studies into one folder, as a user copying runs together would
-    merged = tmp_path / "merged" / "runs" / "synthetic" / "uniform" / "ce"
-    merged.mkdir(parents=True)
-    import shutil
-
-    shutil.copytree(cell(tmp_path / "big"), merged / "seed0")
-    shutil.copytree(cell(tmp_path / "small", seed=1), merged / "seed1")
-    make_report(tmp_path / "merged", n_boot=20)
+    for loss in ("ce", "focal"):
+        merged = tmp_path / "merged" / "runs" / "synthetic" / "uniform" / loss
+        merged.mkdir(parents=True)
+        shutil.copytree(
+            tmp_path / "big" / "runs" / "synthetic" / "uniform" / loss / "seed0", merged / "seed0"
+        )
+        shutil.copytree(
+            tmp_path / "small" / "runs" / "synthetic" / "uniform" / loss / "seed1", merged / "seed1"
+        )
+    make_report(tmp_path / "merged")
     md = (tmp_path / "merged" / "report.md").read_text()
     sections = [line for line in md.splitlines() if line.startswith("## ")]
     assert len(sections) == 2 and "n=40" in md and "n=30" in md  # two test sets, two sections
@@ -292,10 +301,10 @@ def test_live_line_shows_running_cells_and_eta(tmp_path):
     progress = Progress(todo=3, jobs=2, log=lambda *_: None)
     run = cell(tmp_path / "s", seed=1)
     run.mkdir(parents=True)
-    (run / "train.log").write_text(
-        "epoch 3/18 loss 1.2 val balanced_accuracy 0.4 (best 0.4 at epoch 3) 2.0s\n"
-    )
-    progress.running[cells[1].key] = run
+    # the line reads the history file, not the log's wording
+    (run / "history.csv").write_text("epoch,train_loss\n1,1.3\n2,1.2\n3,1.1\n")
+    (run / "train.log").write_text("a log line in any format\n")
+    progress.running[cells[1].key] = (run, 18)
     assert progress.eta_minutes() is None  # nothing trained here yet: no guess
     progress.outcomes.append(Outcome(cells[0], "done", seconds=60.0))
     progress.outcomes.append(Outcome(cells[2], "busy"))  # trained elsewhere: not counted as work done here

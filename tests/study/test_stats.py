@@ -1,102 +1,213 @@
+"""The two-level paired estimate, its p-values, equivalence, multiplicity and planning, against references."""
+
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
+from statsmodels.stats import multitest
+from statsmodels.stats.power import TTestPower
 
+from imbal.study.influence import auroc_influence, confusion_influence, scores_and_influence
 from imbal.study.stats import (
-    ONE_SEED_ADVICE,
-    Comparison,
-    adjust_comparisons,
+    Estimate,
+    Verdict,
     adjust_pvalues,
-    paired_bootstrap,
-    paired_t,
+    equivalence_power,
+    paired_estimate,
+    paired_estimates,
+    power,
     seeds_needed,
-    verdict_label,
+    verdict,
 )
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_paired_t_matches_scipy(seed):
-    rng = np.random.default_rng(seed)
-    base = rng.uniform(0.5, 0.7, 5)
-    cand = base + rng.normal(0.02, 0.03, 5)
-    c = paired_t(cand, base)
-    d = cand - base
-    lo, hi = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
-    assert (c.low, c.high) == pytest.approx((lo, hi))
-    assert c.p_value == pytest.approx(stats.ttest_rel(cand, base).pvalue)
-    assert c.mean_diff == pytest.approx(d.mean()) and c.n == 5
+def _runs(rng, n=300, c=4, runs=3, acc=(0.7, 0.6, 0.5)):
+    y = np.repeat(np.arange(c), n // c)
+    preds = np.stack([np.where(rng.random(len(y)) < a, y, rng.integers(0, c, len(y))) for a in acc[:runs]])
+    return y, preds
 
 
-def test_verdicts():
-    base = np.array([0.60, 0.61, 0.59, 0.60])
-    assert paired_t(base + np.array([0.05, 0.06, 0.05, 0.07]), base).verdict == "better"
-    assert paired_t(base - np.array([0.05, 0.06, 0.05, 0.07]), base).verdict == "worse"
-    assert paired_t(base + np.array([0.05, -0.06, 0.02, -0.01]), base).verdict == "inconclusive"
-    with pytest.raises(ValueError, match="needs >= 2 paired seeds, got 1"):
-        paired_t(np.array([0.5]), np.array([0.4]))
+def _stratified_weights(rng, y, b):
+    """Class-stratified bootstrap counts (b, n): each class's images drawn with replacement within it."""
+    w = np.zeros((b, len(y)))
+    for k in np.unique(y):
+        idx = np.flatnonzero(y == k)
+        draws = rng.integers(0, len(idx), (b, len(idx)))
+        for i in range(b):
+            np.add.at(w[i], idx[draws[i]], 1)
+    return w
 
 
-def test_bootstrap_detects_a_real_gain_and_not_a_null_one():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 600)
-    good = np.where(rng.random(600) < 0.8, y, rng.integers(0, 3, 600))
-    bad = np.where(rng.random(600) < 0.5, y, rng.integers(0, 3, 600))
-    c = paired_bootstrap(y, good, bad, 3, n_boot=300)
-    # one pair of runs is one seed: the gain is real on these test samples, not shown across training runs
-    assert c.direction == "better" and c.verdict == "better (test samples only, 1 seed)"
-    assert not c.seed_variation and c.seeds == 1
-    assert c.low <= c.mean_diff <= c.high and c.n == 600
-    same = paired_bootstrap(y, good, good, 3, n_boot=100)
-    assert same.mean_diff == 0 and same.verdict == "inconclusive"
-
-
-def test_bootstrap_equals_the_resample_by_resample_definition():
+def _weighted_metric(metric, y, pred, w, c, minority=None):
     import torch
 
-    from imbal.metrics import metrics_from_confusion
+    from imbal.metrics import confusion_scores
 
+    cm = np.zeros((len(w), c, c))
+    for i in range(len(w)):
+        np.add.at(cm[i], (y, pred), w[i])
+    return confusion_scores(torch.from_numpy(cm), minority)[metric].numpy()
+
+
+@pytest.mark.parametrize("metric", ["balanced_accuracy", "accuracy"])
+def test_influence_is_exact_for_metrics_linear_in_a_class_row(metric):
+    rng = np.random.default_rng(0)
+    y, preds = _runs(rng)
+    scores, g = confusion_influence(metric, y, preds, 4)
+    w = _stratified_weights(rng, y, 20)
+    for r in range(len(preds)):
+        exact = _weighted_metric(metric, y, preds[r], w, 4) - scores[r]
+        np.testing.assert_allclose(exact, (w - 1) @ g[r], atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["macro_f1", "mcc", "minority_f1"])
+def test_influence_of_ratio_metrics_is_their_first_order_change(metric):
     rng = np.random.default_rng(1)
-    y = rng.integers(0, 4, 150)
-    a = np.where(rng.random(150) < 0.6, y, rng.integers(0, 4, 150))
-    b = np.where(rng.random(150) < 0.5, y, rng.integers(0, 4, 150))
-
-    def metric(yy, pp):
-        cm = np.zeros((4, 4), dtype=np.int64)
-        np.add.at(cm, (yy, pp), 1)
-        return metrics_from_confusion(torch.from_numpy(cm))["macro_f1"]
-
-    draw = np.random.default_rng(7)
-    diffs = []
-    for _ in range(200):
-        i = draw.integers(0, 150, 150)
-        diffs.append(metric(y[i], a[i]) - metric(y[i], b[i]))
-    ref_low, ref_high = np.quantile(diffs, [0.025, 0.975])
-    c = paired_bootstrap(y, a, b, 4, "macro_f1", n_boot=200, seed=7)
-    assert c.mean_diff == pytest.approx(metric(y, a) - metric(y, b))
-    assert (c.low, c.high) == pytest.approx((ref_low, ref_high))
+    y, preds = _runs(rng, n=400)
+    scores, g = confusion_influence(metric, y, preds, 4, minority=3)
+    # a small move of weight between two images of one class: the change is linear to first order
+    for r in range(len(preds)):
+        i, j = np.flatnonzero(y == 3)[:2]
+        eps = 1e-4
+        w = np.ones((1, len(y)))
+        w[0, i] += eps
+        w[0, j] -= eps
+        change = _weighted_metric(metric, y, preds[r], w, 4, minority=3)[0] - scores[r]
+        assert change == pytest.approx(eps * (g[r, i] - g[r, j]), abs=1e-9)
 
 
-def test_paired_t_verdicts_are_unqualified_and_say_they_vary_seeds():
-    base = np.array([0.60, 0.61, 0.59, 0.60])
-    c = paired_t(base + np.array([0.05, 0.06, 0.05, 0.07]), base)
-    assert c.seeds == 4 and c.seed_variation and c.verdict == c.direction == "better"
-    # a hand-built bootstrap comparison is one seed unless told otherwise
-    assert Comparison(0.1, 0.05, 0.15, 300, "paired bootstrap over test samples").verdict == (
-        "better (test samples only, 1 seed)"
+def test_one_seed_image_variance_matches_a_stratified_bootstrap():
+    rng = np.random.default_rng(2)
+    y, preds = _runs(rng, n=400)
+    scores, g = confusion_influence("balanced_accuracy", y, preds, 4)
+    est = paired_estimate(scores[:1] - scores[1:2], g[:1] - g[1:2], y)
+    w = _stratified_weights(rng, y, 3000)
+    boot = _weighted_metric("balanced_accuracy", y, preds[0], w, 4) - _weighted_metric(
+        "balanced_accuracy", y, preds[1], w, 4
     )
-    assert Comparison(-0.1, -0.15, -0.05, 300, "x").verdict == "worse (test samples only, 1 seed)"
-    assert Comparison(0.0, -0.1, 0.1, 300, "x").verdict == "inconclusive"
-    assert verdict_label("better", math.nan) == "better (test samples only, 1 seed)"
-    with pytest.raises(ValueError, match="'better', 'worse' or 'inconclusive', got 'good'"):
-        verdict_label("good", 3)
+    assert est.seeds == 1 and est.seed_var == 0 and math.isinf(est.df)
+    assert est.se == pytest.approx(boot.std(), rel=0.05)
 
 
-# --- multiple comparisons, against statsmodels and scipy ---
+def test_auroc_and_its_influence_match_sklearn_and_a_bootstrap():
+    from sklearn.metrics import roc_auc_score
 
-multitest = pytest.importorskip("statsmodels.stats.multitest")
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(3), 60)
+    logits = rng.normal(size=(2, 180, 3)) + 1.5 * np.eye(3)[y][None]
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    scores, g = auroc_influence(y, probs)
+    for r in range(2):
+        assert scores[r] == pytest.approx(roc_auc_score(y, probs[r], multi_class="ovr", average="macro"))
+    est = paired_estimate(scores[:1] - scores[1:], g[:1] - g[1:], y)
+    w = _stratified_weights(rng, y, 400)
+    boot = []
+    for wi in w:
+        idx = np.repeat(np.arange(len(y)), wi.astype(int))
+        boot.append(
+            roc_auc_score(y[idx], probs[0, idx], multi_class="ovr")
+            - roc_auc_score(y[idx], probs[1, idx], multi_class="ovr")
+        )
+    assert est.se == pytest.approx(np.std(boot), rel=0.15)
+
+
+def test_scores_and_influence_validates():
+    y, preds = np.array([0, 1, 1]), np.array([[0, 1, 0]])
+    with pytest.raises(ValueError, match="metric must be one of"):
+        scores_and_influence("kappa", y, preds, 2)
+    with pytest.raises(ValueError, match="auroc needs the runs' class probabilities"):
+        scores_and_influence("auroc", y, preds, 2)
+    with pytest.raises(ValueError, match=r"preds must have shape \(runs, 3\), got \(3,\)"):
+        confusion_influence("accuracy", y, preds[0], 2)
+    with pytest.raises(ValueError, match=r"preds must lie in \[0, 2\), got 0..5"):
+        confusion_influence("accuracy", y, np.array([[0, 5, 1]]), 2)
+
+
+def test_two_levels_separate_shared_image_noise_from_each_seeds_own():
+    """g = shared z_i + seed-specific w_si: the image level is the z part, the w part is the seed level's."""
+    rng = np.random.default_rng(4)
+    n, s = 2000, 5
+    y = np.zeros(n, dtype=int)
+    z = rng.normal(0, 1.0, n) / n
+    w = rng.normal(0, 2.0, (s, n)) / n
+    d = rng.normal(0.01, 0.02, s)
+    est = paired_estimate(d, z[None] + w, y)
+    assert est.difference == pytest.approx(d.mean())
+    assert est.seed_var == pytest.approx(d.var(ddof=1) / s)
+    assert est.image_var == pytest.approx(n * (1.0 / n) ** 2, rel=0.25)  # n * var(z)
+    assert est.df == s - 1 and est.seeds == s and est.n == n
+    batched = paired_estimates(np.stack([d, d]), np.stack([z[None] + w] * 2), y)
+    assert batched[1].se == pytest.approx(est.se, rel=1e-12) and batched[1].difference == est.difference
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_p_values_and_tost_equal_the_t_tests_without_image_noise(seed):
+    rng = np.random.default_rng(seed)
+    d = rng.normal(0.01, 0.02, 5)
+    est = paired_estimate(d, np.zeros((5, 10)), np.zeros(10, dtype=int))
+    assert est.p_value == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
+    lo, hi = est.interval(0.95)
+    assert (lo, hi) == pytest.approx(stats.t.interval(0.95, 4, d.mean(), stats.sem(d)))
+    m = 0.03
+    tost = max(
+        stats.ttest_1samp(d, -m, alternative="greater").pvalue,
+        stats.ttest_1samp(d, m, alternative="less").pvalue,
+    )
+    assert est.p_equivalence(m) == pytest.approx(tost)
+
+
+def test_verdicts_and_the_zero_spread_trap():
+    good = Estimate(0.05, 0.0001, 0.0, 5, 100)
+    assert verdict(good) is Verdict.BETTER and verdict(good, higher_is_better=False) is Verdict.WORSE
+    assert verdict(Estimate(-0.05, 0.0001, 0.0, 5, 100)) is Verdict.WORSE
+    small = Estimate(0.001, 0.00001, 0.0, 5, 100)
+    assert verdict(small, margin=0.02) is Verdict.EQUIVALENT and verdict(small) is Verdict.INCONCLUSIVE
+    # identical runs: zero spread and zero difference are equivalent, never better with p = 0
+    same = Estimate(0.0, 0.0, 0.0, 5, 100)
+    assert same.p_value == 1.0 and verdict(same, margin=0.02) is Verdict.EQUIVALENT
+    # identical differences in every seed with no image spread: no uncertainty to judge, no verdict
+    flat = Estimate(0.01, 0.0, 0.0, 5, 100)
+    assert math.isnan(flat.p_value) and verdict(flat, margin=0.02) is Verdict.INCONCLUSIVE
+    # adjusted p-values decide when given
+    assert verdict(good, p_difference=0.2) is Verdict.INCONCLUSIVE
+    assert Estimate(5.0, 1e-8, 0.0, 5, 100).p_value > 0  # p never reaches 0 with a spread
+
+
+@pytest.mark.parametrize("n,effect,sd", [(5, 0.03, 0.03), (10, 0.01, 0.02), (3, 0.05, 0.02)])
+def test_power_equals_statsmodels_one_sample_t(n, effect, sd):
+    ref = TTestPower().power(effect_size=effect / sd, nobs=n, alpha=0.05, alternative="two-sided")
+    assert power(effect, sd, 0.0, n) == pytest.approx(ref, rel=1e-6)
+
+
+def test_seeds_needed_aims_at_80_percent_and_knows_when_the_test_set_caps_it():
+    est = Estimate(0.03, 0.03**2 / 5, 0.0, 5, 400)
+    goal, n = seeds_needed(est)
+    assert goal == "difference" and power(0.03, 0.03, 0.0, n) >= 0.8 > power(0.03, 0.03, 0.0, n - 1)
+    assert n == math.ceil(n)  # a whole number of seeds
+    # image noise does not shrink with seeds: with a standard error floor above the effect, no n suffices
+    capped = Estimate(0.03, 0.03**2 / 5, 0.02**2, 5, 400)
+    assert seeds_needed(capped) == ("difference", None)
+    # inside the margin the goal is equivalence
+    eq = Estimate(0.002, 0.01**2 / 5, 0.0, 5, 400)
+    goal, n = seeds_needed(eq, margin=0.02)
+    assert goal == "equivalence" and equivalence_power(0.002, 0.01, 0.0, n, 0.02) >= 0.8
+    with pytest.raises(ValueError, match="needs an estimate from >= 2 seeds, got 1"):
+        seeds_needed(Estimate(0.1, 0.0, 0.01, 1, 50))
+
+
+def test_estimate_validation():
+    y = np.zeros(4, dtype=int)
+    with pytest.raises(
+        ValueError, match=r"influence must have shape \(seeds, images\)=\(2, 4\), got \(2, 3\)"
+    ):
+        paired_estimate(np.zeros(2), np.zeros((2, 3)), y)
+    with pytest.raises(ValueError, match="must be finite"):
+        paired_estimate(np.array([np.nan, 0.0]), np.zeros((2, 4)), y)
+    with pytest.raises(ValueError, match=r"diffs must have shape \(comparisons, seeds\) with >= 1 seed"):
+        paired_estimates(np.zeros((2, 0)), np.zeros((2, 0, 4)), y)
+
+
 SM_METHOD = {"holm": "holm", "bh": "fdr_bh"}
 
 
@@ -167,104 +278,3 @@ def test_adjust_pvalues_validation():
         adjust_pvalues(np.array([-0.1, 0.5]))
     with pytest.raises(ValueError, match=r"must be 1-D, got shape=\(2, 2\)"):
         adjust_pvalues(np.full((2, 2), 0.1))
-
-
-def _table():
-    return pd.DataFrame(
-        {
-            "sampler": ["a", "b", "c", "d", "e", "f"],
-            "metric": ["ba", "ba", "ba", "f1", "f1", "f1"],
-            "difference": [0.05, 0.02, -0.04, 0.03, 0.01, 0.02],
-            "ci_low": [0.03, 0.001, -0.06, 0.01, -0.02, np.nan],
-            "ci_high": [0.07, 0.04, -0.02, 0.05, 0.04, np.nan],
-            "p_value": [0.001, 0.04, 0.002, 0.004, 0.0001, np.nan],
-            "seeds": [5, 5, 5, 1, 5, 5],
-        }
-    )
-
-
-def test_adjust_comparisons_holm_over_the_whole_table():
-    out = adjust_comparisons(_table(), "holm")
-    # 5 real p-values, sorted 0.0001 (e), 0.001 (a), 0.002 (c), 0.004 (d), 0.04 (b): x5, x4, x3, x2, x1
-    np.testing.assert_allclose(out.p_adjusted, [0.004, 0.04, 0.006, 0.008, 0.0005, np.nan])
-    assert out.family_size.tolist() == [5] * 6
-    assert out.verdict_adjusted.tolist() == [
-        "better",
-        "better",  # 0.04 < 0.05 still, and the interval is above 0
-        "worse",
-        "better (test samples only, 1 seed)",  # one seed: qualified even after correction
-        "inconclusive",  # tiny p but the interval crosses 0: the sign is not established
-        "inconclusive",  # no p-value
-    ]
-    assert not out.ci_adjusted.any()
-    assert list(out.columns[: len(_table().columns)]) == list(_table().columns)  # extends, keeps
-
-
-def test_adjust_comparisons_per_metric_families_and_bh():
-    out = adjust_comparisons(_table(), "holm", by="metric")
-    # family "ba": 0.001, 0.04, 0.002 -> 0.003, 0.04, 0.004; family "f1": 0.004, 0.0001 (NaN left out)
-    np.testing.assert_allclose(out.p_adjusted, [0.003, 0.04, 0.004, 0.004, 0.0002, np.nan])
-    assert out.family_size.tolist() == [3, 3, 3, 2, 2, 2]
-    strict = adjust_comparisons(_table(), "holm", alpha=0.01)
-    assert strict.verdict_adjusted.tolist()[:3] == ["better", "inconclusive", "worse"]
-    bh = adjust_comparisons(_table(), "bh")
-    np.testing.assert_allclose(bh.p_adjusted, _reference(_table().p_value.to_numpy(), "bh"))
-
-
-def test_adjust_comparisons_reads_seeds_from_the_method_and_validates():
-    t = _table().drop(columns="seeds")
-    t["method"] = (
-        ["paired t over seeds"] * 3 + ["paired bootstrap over test samples"] + ["paired t over seeds"] * 2
-    )
-    assert adjust_comparisons(t).verdict_adjusted[3] == "better (test samples only, 1 seed)"
-    assert adjust_comparisons(t.iloc[:0]).empty
-    with pytest.raises(ValueError, match=r"needs columns \['ci_high', 'ci_low', 'difference', 'p_value'\]"):
-        adjust_comparisons(t.drop(columns="p_value"))
-    with pytest.raises(ValueError, match=r"alpha must lie in \(0, 1\), got 1.5"):
-        adjust_comparisons(t, alpha=1.5)
-
-
-# --- how many seeds an observed difference would need ---
-
-
-def test_seeds_needed_by_hand():
-    # d = [1, 3]: mean 2, SD sqrt(2), so t(n) = 2 / (sqrt(2) / sqrt(n)) = sqrt(2 n) against t(0.975, n - 1):
-    # n=2: 2.000 < 12.706; n=3: 2.449 < 4.303; n=4: 2.828 < 3.182; n=5: 3.162 > 2.776
-    assert seeds_needed(np.array([1.0, 3.0])) == 5
-    assert seeds_needed(np.array([-1.0, -3.0])) == 5  # the sign does not matter
-    assert seeds_needed(np.array([1.0, 3.0]), max_seeds=4) is None  # more than max_seeds
-    # alpha = 0.2: n=3: 2.449 > t(0.9, 2) = 1.886, n=2: 2.000 < t(0.9, 1) = 3.078
-    assert seeds_needed(np.array([1.0, 3.0]), alpha=0.2) == 3
-    assert seeds_needed(np.array([0.02, 0.02, 0.02])) == 2  # SD 0, mean not 0
-    assert seeds_needed(np.array([0.0, 0.0])) is None  # no difference at all
-    assert seeds_needed(np.array([-0.01, 0.01, 0.0])) is None  # mean exactly 0
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_seeds_needed_is_where_a_sample_with_that_mean_and_sd_turns_significant(seed):
-    rng = np.random.default_rng(seed)
-    d = rng.normal(0.02, 0.03, 3)
-    n = seeds_needed(d, max_seeds=500)
-    assert n is not None
-
-    def with_mean_sd(k):  # k values with exactly the observed mean and SD
-        z = rng.normal(size=k)
-        z = (z - z.mean()) / z.std(ddof=1)
-        return d.mean() + d.std(ddof=1) * z
-
-    assert stats.ttest_1samp(with_mean_sd(n), 0).pvalue < 0.05
-    assert paired_t(with_mean_sd(n), np.zeros(n)).direction != "inconclusive"
-    if n > 2:
-        assert stats.ttest_1samp(with_mean_sd(n - 1), 0).pvalue >= 0.05
-
-
-def test_seeds_needed_one_seed_and_validation():
-    with pytest.raises(ValueError, match=r">= 2 seeds \(1-D\), got shape=\(1,\).*run at least 3 seeds"):
-        seeds_needed(np.array([0.02]))
-    assert "at least 3 seeds" in ONE_SEED_ADVICE and "5" in ONE_SEED_ADVICE
-    with pytest.raises(ValueError, match=r"must be finite, got \[0.1, nan\]"):
-        seeds_needed(np.array([0.1, np.nan]))
-    with pytest.raises(ValueError, match="alpha must lie in"):
-        seeds_needed(np.array([0.1, 0.2]), alpha=0)
-    with pytest.raises(ValueError, match="max_seeds must be >= 2, got 1"):
-        seeds_needed(np.array([0.1, 0.2]), max_seeds=1)

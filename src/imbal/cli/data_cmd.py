@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from imbal.data import MEDMNIST, load_dataset
-from imbal.data.medmnist import candidate_paths, find_medmnist
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="list, describe and download data sets")
@@ -30,28 +27,49 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     prep.add_argument("--size", type=int, default=28, help="image size for MedMNIST sets")
     prep.add_argument("--force", action="store_true", help="rebuild a cache of another source or settings")
-    prep.add_argument("--verify", action="store_true", help="when reusing a cache, also check its checksums")
+    prep.add_argument(
+        "--verify",
+        action="store_true",
+        help="when reusing a cache, also check its image checksums (labels and manifest are always checked)",
+    )
     p.set_defaults(func=run)
 
 
+# each command imports what it needs when it runs: `imbal --help` and `imbal data list` do without torch
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.data_cmd == "prepare":
-        return run_prepare(args)
-    if args.data_cmd == "list":
-        print(f"{'name':<16} {'dims':>4} {'classes':>7} {'train':>7} {'val':>6} {'test':>6}  local file")
-        for name, info in sorted(MEDMNIST.items()):
-            if args.size not in info.md5:
-                continue
-            local = next((str(p) for p in candidate_paths(info, args.size, None) if p.is_file()), "-")
-            n = info.n_samples
-            print(
-                f"{name:<16} {info.spatial_dims:>3}D {info.num_classes:>7} {n['train']:>7} {n['val']:>6} "
-                f"{n['test']:>6}  {local}"
-            )
-        return 0
-    if args.data_cmd == "info":
-        print_info(load_dataset(args.name, size=args.size))
-        return 0
+    command = {"list": run_list, "info": run_info, "fetch": run_fetch, "prepare": run_prepare}
+    return command[args.data_cmd](args)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from imbal.data.medmnist import candidate_paths
+    from imbal.data.medmnist_info import MEDMNIST
+
+    print(f"{'name':<16} {'dims':>4} {'classes':>7} {'train':>7} {'val':>6} {'test':>6}  local file")
+    for name, info in sorted(MEDMNIST.items()):
+        if args.size not in info.md5:
+            continue
+        local = next((str(p) for p in candidate_paths(info, args.size, None) if p.is_file()), "-")
+        n = info.n_samples
+        print(
+            f"{name:<16} {info.spatial_dims:>3}D {info.num_classes:>7} {n['train']:>7} {n['val']:>6} "
+            f"{n['test']:>6}  {local}"
+        )
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from imbal.data import load_dataset
+
+    print_info(load_dataset(args.name, size=args.size))
+    return 0
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from imbal.data.medmnist import find_medmnist
+
     for name in args.names:
         print(find_medmnist(name, args.size))
     return 0
@@ -94,6 +112,9 @@ def run_prepare(args: argparse.Namespace) -> int:
     mib = sum(f.stat().st_size for f in out.iterdir()) / 2**20
     shape = "x".join(str(v) for v in (splits.train.in_channels, *splits.train.spatial_size))
     verb = "reused" if reused else "prepared"
-    why = " (same source and settings)" if reused else ""
+    checked = (
+        "all checksums checked" if args.verify else "label checksums checked; --verify checks the images too"
+    )
+    why = f" (same source and settings; {checked})" if reused else ""
     print(f"{verb} {out}{why}: {counts}; uint8 {shape}, {mib:.1f} MiB")
     return 0

@@ -10,6 +10,7 @@ import sys
 
 from imbal.cli import data_cmd, predict_cmd, study_cmd, train_cmd
 from imbal.cli.options import Parser, print_error
+from imbal.errors import NonFiniteLossError, UserError
 
 
 def build_parser() -> Parser:
@@ -26,9 +27,6 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    from imbal.engine.trainer import NonFiniteLossError
-    from imbal.errors import UserError
-
     try:
         return args.func(args)
     except NonFiniteLossError as exc:

@@ -4,32 +4,57 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
-
-from imbal.engine.config import FIELDS, TrainConfig, type_name
 
 
 class Parser(argparse.ArgumentParser):
     """argparse with imbal's error contract: one line on stderr, exit code 2.
 
-    Abbreviations are off: ``--epoch`` must not silently mean ``--epochs``.
+    Abbreviations are off: ``--epoch`` must not silently mean ``--epochs``. Arguments added with
+    :meth:`defer` are built only when this parser is used, so ``imbal --help`` and ``imbal data``
+    never build (and import) what ``imbal train`` needs.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self._deferred: list[Callable[[Parser], None]] = []
+
+    def defer(self, add: Callable[[Parser], None]) -> None:
+        """Call ``add(self)`` before this parser first parses or prints its help."""
+        self._deferred.append(add)
+
+    def _build(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)(self)
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self._build()
+        return super().parse_known_args(*args, **kwargs)
+
+    def format_help(self) -> str:
+        self._build()
+        return super().format_help()
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, title: str, skip: tuple[str, ...] = ()) -> None:
+def add_config_arguments(parser: Parser, title: str, skip: tuple[str, ...] = ()) -> None:
     """``--key value`` for every config key (``--batch-size`` and ``--batch_size`` alike).
 
     Values are parsed as YAML and checked by the config loader, so the command line and a YAML file
     accept the same values; only keys given on the command line are returned (defaults come from the
-    YAML file or :class:`TrainConfig`). ``skip`` leaves out keys the command sets itself.
+    YAML file or :class:`TrainConfig`). ``skip`` leaves out keys the command sets itself. Added when
+    the command is used: the config table's name checks import torch (seconds).
     """
+    parser.defer(lambda p: _config_group(p, title, skip))
+
+
+def _config_group(parser: Parser, title: str, skip: tuple[str, ...]) -> None:
+    from imbal.engine.config import FIELDS, TrainConfig, type_name
+
     group = parser.add_argument_group(title)
     defaults = TrainConfig().to_dict()
     for name, f in FIELDS.items():

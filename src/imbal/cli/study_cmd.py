@@ -10,6 +10,12 @@ from imbal.errors import ConfigError
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    _grid_parser(sub)
+    _recommend_parser(sub)
+    _report_parsers(sub)
+
+
+def _grid_parser(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser(
         "grid",
         help="run a loss x sampler x seed study",
@@ -29,17 +35,48 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_config_arguments(g, "config keys (override every cell)", skip=("out", "quiet"))
     g.set_defaults(func=run_grid_cmd)
 
+
+def _recommend_parser(sub: argparse._SubParsersAction) -> None:
+    rc = sub.add_parser(
+        "recommend",
+        help="race the configurations: which loss and sampler to use, at a fraction of a full grid",
+        description="A statistical race over a study's configurations (default: the paper's 15 and la-ce): every "
+        "configuration still in the race gets one more seed per round; after each round, on the validation primary "
+        "metric, those that cannot beat the leader by the equivalence margin leave. Then the choice is confirmed on "
+        "test once and the report is written (docs/method.md, 'The race'). Rerun the same command after a kill.",
+    )
+    rc.add_argument(
+        "--config", required=True, help="study YAML (a `budget:` mapping may hold the limits below)"
+    )
+    rc.add_argument("--out", default="runs/recommend", help="race folder (default runs/recommend)")
+    rc.add_argument("--jobs", type=int, default=1, help="cells trained at once, one process each")
+    rc.add_argument("--shard", help="i/n: this process trains every n-th cell of each round (cluster arrays)")
+    rc.add_argument("--max-runs", type=int, help="stop when the next round would exceed this many trainings")
+    rc.add_argument("--min-seeds", type=int, help="seeds of the first round (default 2, at least 2)")
+    rc.add_argument("--max-seeds", type=int, help="seeds at most per configuration (default 5)")
+    rc.add_argument("--quiet", action="store_true", help="one line per finished cell, no live progress")
+    add_config_arguments(rc, "config keys (override every cell)", skip=("out", "quiet"))
+    rc.set_defaults(func=run_recommend)
+
+
+def _report_parsers(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("report", help="tables, statistics and figures of a study folder")
     r.add_argument("dir")
     r.add_argument("--out", help="where to write (default: the study folder)")
-    r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples when a grid has one seed")
     r.add_argument(
         "--correction",
         default="holm",
         choices=["holm", "bh"],
-        help="multiple-comparison control over a data set's comparisons: holm (family-wise error) or bh "
-        "(false discovery rate)",
+        help="multiple-comparison control within each secondary metric's family: holm (family-wise error) "
+        "or bh (false discovery rate); the primary metric always uses the fixed sequence + Holm",
     )
+    r.add_argument(
+        "--primary-metric", help="replace the stored plan's primary metric (the report says: post hoc)"
+    )
+    r.add_argument(
+        "--equivalence-margin", type=float, help="replace the stored equivalence margin (post hoc)"
+    )
+    r.add_argument("--harm-margin", type=float, help="replace the stored harm margin (post hoc)")
     r.set_defaults(func=run_report)
 
     e = sub.add_parser("embed", help="t-SNE/UMAP maps of run features")
@@ -75,16 +112,54 @@ def run_grid_cmd(args: argparse.Namespace) -> int:
     status = run_grid(spec, args.out, jobs=args.jobs, shard=shard, live_every=0 if args.quiet else 30)
     if status["busy"]:
         print(
-            f"grid: {len(status['busy'])} cell(s) were busy in another process; run again when it has finished"
+            f"grid: {len(status['busy'])} cell(s) were busy in another process; run again when it has finished "
+            "(a lock held on another machine by a process that is gone must be deleted by hand, as said above)"
         )
     print(f"next: imbal embed {args.out} --best-worst 3 && imbal report {args.out}")
     return 1 if status["failed"] or status["busy"] else 0
 
 
+def run_recommend(args: argparse.Namespace) -> int:
+    from imbal.study.grid import parse_shard
+    from imbal.study.recommend import race_rules, run_race
+    from imbal.study.report import make_report
+    from imbal.study.spec import load_study
+
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    spec = load_study(args.config, config_overrides(args))
+    rules = race_rules(
+        spec, {"max_runs": args.max_runs, "min_seeds": args.min_seeds, "max_seeds": args.max_seeds}
+    )
+    shard = parse_shard(args.shard)
+    args.resume_hint = lambda: f"run the same command again to continue the race in {args.out}"
+    state = run_race(spec, args.out, rules, jobs=args.jobs, shard=shard, live_every=0 if args.quiet else 30)
+    if shard[0] != 0:
+        print(f"race finished; shard 0 writes the report: imbal report {args.out}")
+        return 0
+    paths = make_report(args.out)
+    md = Path(paths["markdown"]).read_text()
+    start = md.index("## The race")
+    end = md.index("### What was run") if "### What was run" in md else len(md)
+    print(md[start:end].rstrip())
+    print(f"\nreport: {paths['html'].resolve()}")
+    return 0 if state.outcome is not None else 1
+
+
 def run_report(args: argparse.Namespace) -> int:
     from imbal.study.report import make_report
 
-    paths = make_report(args.dir, args.out, n_boot=args.bootstrap, correction=args.correction)
+    overrides = {
+        "primary_metric": args.primary_metric,
+        "equivalence_margin": args.equivalence_margin,
+        "harm_margin": args.harm_margin,
+    }
+    paths = make_report(
+        args.dir,
+        args.out,
+        correction=args.correction,
+        overrides={k: v for k, v in overrides.items() if v is not None},
+    )
     print(f"report: {paths['html'].resolve()}\n        {paths['markdown'].resolve()}")
     return 0
 

@@ -45,6 +45,10 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, overrides)
     args.resume_hint = lambda: f"resume with: imbal train --resume {cfg.out}"
     out = train(cfg, resume=bool(args.resume), overwrite=args.overwrite)
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return 0  # under DDP every rank runs this command; the result is printed once
     m = rd.read_json(out / rd.METRICS_FILE)
     t = m["test"]
     print(

@@ -20,6 +20,8 @@ streaming loaders.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -34,30 +36,55 @@ import numpy as np
 import torch
 
 import imbal
+from imbal.data.cache_manifest import (
+    CHECKSUM,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    SPLITS,
+    cache_files,
+    check_cache,
+    content_checksum,
+    images_file,
+    labels_file,
+    manifest_checksum,
+    npy_header,
+    read_manifest,
+    sha256_file,
+)
 from imbal.data.dataset import Splits
 from imbal.data.stream import DiskDataset, DiskImages
-from imbal.errors import DataError, MissingFileError
+from imbal.errors import DataError
 from imbal.processes import pid_alive
 
-FORMAT = "imbal-cache"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-SPLITS = ("train", "val", "test")
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "SPLITS",
+    "cache_folder",
+    "check_cache",
+    "content_checksum",
+    "images_file",
+    "labels_file",
+    "load_cache",
+    "prepare_cache",
+    "read_manifest",
+    "sha256_file",
+    "write_cache",
+]
 PATH_KEYS = ("path", "csv", "image_dir", "root")  # spec entries naming files, made absolute
 _CHUNK = 16 << 20
-_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-
-
-def images_file(split: str) -> str:
-    return f"{split}_images.npy"
-
-
-def labels_file(split: str) -> str:
-    return f"{split}_labels.npy"
-
-
-def _cache_files() -> set[str]:
-    return {MANIFEST} | {f(s) for s in SPLITS for f in (images_file, labels_file)}
+# what a user can fix (permissions, a read-only or full disk): one line, not a traceback
+_USER_OS_ERRORS = (
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOTDIR,
+    errno.EEXIST,
+)
 
 
 def normalize_source(spec: str | dict[str, Any]) -> str | dict[str, Any]:
@@ -112,24 +139,6 @@ def _write_npy(path: Path, array: np.ndarray | DiskImages) -> dict[str, Any]:
     return {"bytes": w.size, "sha256": w.sha.hexdigest()}
 
 
-def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
-    """Shape, dtype and data offset of an ``.npy`` file (reads the header only)."""
-    try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version not in _HEADER_READERS:
-                raise ValueError(f"npy format version {version}")
-            shape, fortran, dtype = _HEADER_READERS[version](f)
-            offset = f.tell()
-    except (ValueError, OSError, SyntaxError) as exc:
-        raise DataError(
-            f"{path} is not a readable .npy file ({exc}); rebuild the cache with --force"
-        ) from None
-    if fortran:
-        raise DataError(f"{path} is stored in Fortran order; rebuild the cache with --force")
-    return tuple(shape), dtype, offset
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -138,67 +147,156 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_cache(
-    splits: Splits, out: str | Path, *, source: Any = None, settings: dict[str, Any] | None = None
-) -> Path:
-    """Write ``splits`` as a cache at ``out`` (replacing what is there), atomically as a folder."""
-    out = Path(out).expanduser().absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    os.mkdir(tmp)  # plain mkdir: the user's umask applies, as to any of their files
+class CacheTaken(DataError):
+    """Another build put a cache at ``out`` while this one was being built; nothing was replaced."""
+
+    def __init__(self, message: str, manifest: dict[str, Any] | None) -> None:
+        super().__init__(message)
+        self.manifest = manifest
+
+
+def _peek_manifest(folder: Path) -> dict[str, Any] | None:
     try:
-        files, split_info = {}, {}
-        for split in SPLITS:
-            data = splits[split]
-            images = data.images.cpu().numpy() if isinstance(data.images, torch.Tensor) else data.images
-            files[images_file(split)] = _write_npy(tmp / images_file(split), images)
-            files[labels_file(split)] = _write_npy(tmp / labels_file(split), data.labels.cpu().numpy())
-            split_info[split] = {
-                "count": len(data),
-                "images_shape": list(images.shape),
-                "class_counts": data.class_counts.tolist(),
-            }
-        train = splits.train
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "imbal_version": imbal.__version__,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "source": source,
-            "settings": settings or {},
-            "origin": splits.source,
-            "name": train.name,
-            "synthetic": bool(train.synthetic),
-            "ordinal": bool(splits.ordinal),
-            "num_classes": train.num_classes,
-            "class_names": list(train.class_names),
-            "spatial_dims": train.spatial_dims,
-            "in_channels": train.in_channels,
-            "spatial_size": list(train.spatial_size),
-            "splits": split_info,
-            "files": files,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        with open(tmp / MANIFEST, "rb+") as f:
-            os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-        try:
-            if out.exists():
-                os.rename(out, old)
-            os.rename(tmp, out)
-        except OSError as exc:
-            # another build renamed its folder into place between our check and our rename
-            raise DataError(
-                f"{out} appeared while it was being built ({exc.strerror}); another prepare finished "
-                "first: run again to reuse it"
-            ) from None
-        shutil.rmtree(old, ignore_errors=True)
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def identity(folder: Path) -> str | None:
+    """What is at ``folder`` now, for "is it still the one I judged": None when absent or empty."""
+    try:
+        names = sorted(p.name for p in folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not names:
+        return None
+    manifest = _peek_manifest(folder)
+    return manifest_checksum(manifest) if manifest is not None else "files: " + ", ".join(names)
+
+
+def _what(manifest: dict[str, Any] | None) -> str:
+    if manifest is None:
+        return "an unfinished or unreadable cache"
+    return f"a cache of {_describe(manifest.get('source'), manifest.get('settings') or {})}"
+
+
+def _put_in_place(tmp: Path, out: Path, replaces: str | None, ours: str) -> None:
+    """Rename the finished build ``tmp`` to ``out``, replacing only the folder judged before the build.
+
+    ``replaces`` is the :func:`identity` of what was at ``out`` then (None: nothing). A rename onto
+    an absent or empty folder is atomic and never replaces a cache; a cache that appeared, or one
+    other than the judged one, is left in place and :class:`CacheTaken` says what it holds.
+    """
+    try:
+        os.rename(tmp, out)  # fails on a non-empty folder: never replaces a cache by itself
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    found = identity(out)
+    if replaces is None or found != replaces:
+        manifest = _peek_manifest(out)
+        if replaces is None:
+            text = f"{out}: another prepare built {_what(manifest)} while this one built {ours}"
+        else:
+            text = f"{out} was replaced by another prepare while this one built {ours} (it holds {_what(manifest)})"
+        raise CacheTaken(
+            f"{text}; nothing was replaced: pass --force to replace it, or choose another --out", manifest
+        )
+    old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+    os.rename(out, old)
+    if identity(old) != replaces:  # replaced between our look and our rename: put it back
+        with contextlib.suppress(OSError):
+            os.rename(old, out)
+        manifest = _peek_manifest(out)
+        raise CacheTaken(
+            f"{out} was replaced by another prepare while this one built {ours}; nothing was replaced: "
+            "pass --force to replace it, or choose another --out",
+            manifest,
+        )
+    os.rename(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _user_os_error(exc: OSError, what: str) -> DataError | None:
+    if exc.errno not in _USER_OS_ERRORS:
+        return None
+    why = "a part of that path is a file" if exc.errno in (errno.EEXIST, errno.ENOTDIR) else exc.strerror
+    return DataError(f"cannot {what}: {why}; choose a writable --out")
+
+
+def write_cache(
+    splits: Splits,
+    out: str | Path,
+    *,
+    source: Any = None,
+    settings: dict[str, Any] | None = None,
+    replaces: str | None = None,
+) -> Path:
+    """Write ``splits`` as a cache at ``out``, atomically as a folder.
+
+    ``out`` must be absent or empty, or hold the folder whose :func:`identity` is ``replaces``
+    (which is then replaced); anything else raises :class:`CacheTaken`.
+    """
+    out = Path(out).expanduser().absolute()
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(tmp)  # plain mkdir: the user's umask applies, as to any of their files
+    except OSError as exc:
+        raise _user_os_error(exc, f"create the cache folder {out}") or exc from None
+    try:
+        _write_files(splits, tmp, source, settings or {})
+        _put_in_place(tmp, out, replaces, _describe(source, settings or {}))
         _fsync_dir(out.parent)
+    except OSError as exc:
+        raise _user_os_error(exc, f"write the cache {out}") or exc from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _write_files(splits: Splits, tmp: Path, source: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """The six arrays and the manifest (with its checksum), written and synced into ``tmp``."""
+    files, split_info = {}, {}
+    for split in SPLITS:
+        data = splits[split]
+        images = data.images.cpu().numpy() if isinstance(data.images, torch.Tensor) else data.images
+        files[images_file(split)] = _write_npy(tmp / images_file(split), images)
+        files[labels_file(split)] = _write_npy(tmp / labels_file(split), data.labels.cpu().numpy())
+        split_info[split] = {
+            "count": len(data),
+            "images_shape": list(images.shape),
+            "class_counts": data.class_counts.tolist(),
+        }
+    train = splits.train
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "imbal_version": imbal.__version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": source,
+        "settings": settings,
+        "origin": splits.source,
+        "name": train.name,
+        "synthetic": bool(train.synthetic),
+        "ordinal": bool(splits.ordinal),
+        "num_classes": train.num_classes,
+        "class_names": list(train.class_names),
+        "spatial_dims": train.spatial_dims,
+        "in_channels": train.in_channels,
+        "spatial_size": list(train.spatial_size),
+        "splits": split_info,
+        "files": files,
+    }
+    manifest[CHECKSUM] = manifest_checksum(manifest)
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    with open(tmp / MANIFEST, "rb+") as f:
+        os.fsync(f.fileno())
+    _fsync_dir(tmp)
+    return manifest
 
 
 def remove_stale_builds(out: Path) -> list[Path]:
@@ -213,82 +311,6 @@ def remove_stale_builds(out: Path) -> list[Path]:
     return removed
 
 
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.exists():
-        raise MissingFileError(
-            f"{path} does not exist; build it with `imbal data prepare SOURCE --out {path}`"
-        )
-    if not path.is_dir():
-        raise DataError(f"{path} is not a folder; a prepared cache is a folder with a {MANIFEST}")
-    file = path / MANIFEST
-    if not file.is_file():
-        raise DataError(
-            f"{path} has no {MANIFEST}: not a prepared cache (or an unfinished one); "
-            f"rebuild it with `imbal data prepare SOURCE --out {path} --force`"
-        )
-    try:
-        manifest = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{file} is damaged ({exc}); rebuild the cache with --force") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise DataError(f"{file} is not an imbal cache manifest; rebuild the cache with --force")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise DataError(
-            f"{file} has cache format version {manifest.get('format_version')}, this imbal reads "
-            f"{FORMAT_VERSION}; rebuild the cache with --force"
-        )
-    return manifest
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_CHUNK):
-            h.update(block)
-    return h.hexdigest()
-
-
-def check_cache(path: str | Path, manifest: dict[str, Any] | None = None, *, verify: bool = False) -> None:
-    """Check every file against the manifest: size, ``.npy`` header shape and dtype; checksums if ``verify``.
-
-    Sizes and headers cost a ``stat`` and a few hundred bytes per file and catch what actually
-    happens to caches (a truncated copy, a file from another build, a missing file). Checksums
-    read every byte, as long as a full epoch for a set too large for memory, so they run on
-    request (``verify=True``, ``imbal data prepare --verify``), e.g. after copying a cache.
-    """
-    path = Path(path)
-    manifest = read_manifest(path) if manifest is None else manifest
-    try:
-        for split in SPLITS:
-            info = manifest["splits"][split]
-            expected: dict[str, tuple[tuple[int, ...], type[np.generic]]] = {
-                images_file(split): (tuple(info["images_shape"]), np.uint8)
-            }
-            expected[labels_file(split)] = ((info["count"],), np.int64)
-            for name, (shape, dtype) in expected.items():
-                file, record = path / name, manifest["files"][name]
-                if not file.is_file():
-                    raise DataError(f"{file} is missing; rebuild the cache with --force")
-                if file.stat().st_size != record["bytes"]:
-                    raise DataError(
-                        f"{file} has {file.stat().st_size} bytes, the manifest says {record['bytes']}: "
-                        "truncated or replaced; rebuild the cache with --force"
-                    )
-                got_shape, got_dtype, _ = _npy_header(file)
-                if got_shape != shape or got_dtype != np.dtype(dtype):
-                    raise DataError(
-                        f"{file} holds {got_dtype} {got_shape}, the manifest says {np.dtype(dtype)} {shape}; "
-                        "rebuild the cache with --force"
-                    )
-                if verify and sha256_file(file) != record["sha256"]:
-                    raise DataError(
-                        f"{file} fails its sha256 checksum: corrupt; rebuild the cache with --force"
-                    )
-    except (KeyError, TypeError) as exc:
-        raise DataError(f"{path / MANIFEST} lacks an entry ({exc}); rebuild the cache with --force") from None
-
-
 def load_cache(path: str | Path, *, verify: bool = False) -> Splits:
     """The splits of a prepared cache as disk-backed sets (see :func:`check_cache` for ``verify``)."""
     path = Path(path).expanduser().absolute()
@@ -297,20 +319,33 @@ def load_cache(path: str | Path, *, verify: bool = False) -> Splits:
     out = {}
     for split in SPLITS:
         file = path / images_file(split)
-        shape, _, offset = _npy_header(file)
+        shape, _, offset = npy_header(file)
         labels = torch.from_numpy(np.load(path / labels_file(split), allow_pickle=False))
         out[split] = DiskDataset(
             DiskImages(file, offset, shape),
             labels,
-            int(manifest["num_classes"]),
-            str(manifest["name"]),
+            manifest["num_classes"],
+            manifest["name"],
             list(manifest["class_names"]),
-            bool(manifest["synthetic"]),
+            manifest["synthetic"],
         )
     origin = manifest.get("origin") or _describe(manifest["source"], manifest["settings"])
     # caches written before the flag existed hold no "ordinal": their classes count as unordered
     ordinal = bool(manifest.get("ordinal", False))
     return Splits(out["train"], out["val"], out["test"], f"{origin} (prepared cache {path})", ordinal)
+
+
+def cache_folder(splits: Splits) -> Path | None:
+    """The one cache folder all three splits read from (a subset of a split counts), else None."""
+    folders = set()
+    for split in SPLITS:
+        data = splits[split]
+        if not isinstance(data, DiskDataset):
+            return None
+        if data.images.path.name != images_file(split):
+            return None
+        folders.add(data.images.path.parent)
+    return folders.pop() if len(folders) == 1 else None
 
 
 def prepare_cache(
@@ -325,14 +360,22 @@ def prepare_cache(
 
     A cache already at ``out`` is reused when its source and settings match (checked like
     :func:`load_cache`, checksums too with ``verify``) and refused when they differ, unless ``force``.
+    Two prepares racing for one ``out`` never replace each other's cache unasked: the one that
+    finishes second reuses the first's cache when it is of the same source and settings, and is
+    refused otherwise (with ``force``: when the cache it judged was replaced meanwhile).
     """
     out = Path(out).expanduser().absolute()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _user_os_error(exc, f"create {out.parent} for the cache") or exc from None
     remove_stale_builds(out)
     spec, settings = normalize_source(source), {"size": size}
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out} is a file; name a folder for the cache")
-    if out.is_dir() and any(out.iterdir()):
-        strangers = sorted(p.name for p in out.iterdir() if p.name not in _cache_files())
+    replaces = identity(out)
+    if replaces is not None:
+        strangers = sorted(p.name for p in out.iterdir() if p.name not in cache_files())
         if strangers:
             # not even --force replaces a folder of other files named by mistake
             raise DataError(
@@ -349,8 +392,15 @@ def prepare_cache(
                 )
             check_cache(out, manifest, verify=verify)
             return out, True
-    from imbal.data import load_dataset  # here: imbal.data imports this module
+    from imbal.data.load import load_dataset  # here: the loaders table imports this module
 
     splits = load_dataset(source, size=size)
-    write_cache(splits, out, source=spec, settings=settings)
+    try:
+        write_cache(splits, out, source=spec, settings=settings, replaces=replaces)
+    except CacheTaken as exc:
+        m = exc.manifest
+        if m is not None and m.get("source") == spec and m.get("settings") == settings:
+            check_cache(out, verify=verify)  # another prepare of the same data finished first
+            return out, True
+        raise
     return out, False

@@ -8,11 +8,13 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from imbal.data.dataset import Splits
 from imbal.data.medmnist_info import MEDMNIST, MedMNISTInfo
-from imbal.data.npz import load_npz
 from imbal.errors import DataError, MissingFileError
+
+if TYPE_CHECKING:
+    from imbal.data.dataset import Splits
 
 
 def cache_dir() -> Path:
@@ -106,6 +108,8 @@ def find_medmnist(
 
 def load_medmnist(name: str, size: int = 28, root: str | Path | None = None, download: bool = True) -> Splits:
     """Load a MedMNIST v3 / MedMNIST+ set (any size, 2D or 3D) as verified train/val/test splits."""
+    from imbal.data.npz import load_npz  # imports torch: `imbal data list` uses this module without it
+
     info = medmnist_info(name, size)
     if info.task == "multi-label":
         raise DataError(f"{info.name} is multi-label; imbal trains single-label classifiers")

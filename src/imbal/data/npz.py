@@ -14,6 +14,7 @@ Labels must be non-negative integers (float labels only when every value is a wh
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,24 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             ) from exc
 
 
+def official_medmnist(path: Path, counts: dict[str, int]):
+    """The MedMNIST set whose official file ``path`` is, recognised by its MD5, else None.
+
+    The MD5 is read only when the split sizes are an official set's, so other files cost nothing.
+    """
+    from imbal.data.medmnist_info import MEDMNIST
+
+    candidates = [info for info in MEDMNIST.values() if info.n_samples == counts]
+    if not candidates:
+        return None
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    md5 = h.hexdigest()
+    return next((info for info in candidates if md5 in info.md5.values()), None)
+
+
 def load_npz(
     path: str | Path,
     *,
@@ -157,7 +176,8 @@ def load_npz(
 ) -> Splits:
     """Load any MedMNIST-format npz into checked :class:`Splits` (no pickle; uint8 in memory).
 
-    The classes are ``num_classes`` / ``class_names`` when given, else those of the training
+    The classes are ``num_classes`` / ``class_names`` when given, else those of the official
+    MedMNIST set when the file is one (by MD5, whatever its name), else those of the training
     split (0 .. its largest label); a label outside them in any split is an error.
     """
     path = Path(path)
@@ -165,6 +185,11 @@ def load_npz(
         raise MissingFileError(f"no npz file at {path}")
     arrays = read_npz(path)
     labels = {s: labels_to_tensor(arrays[f"{s}_labels"], path, s) for s in SPLITS}
+    if name is None and num_classes is None and class_names is None:
+        info = official_medmnist(path, {s: len(labels[s]) for s in SPLITS})
+        if info is not None:
+            name, num_classes, class_names = info.name, info.num_classes, list(info.class_names)
+            spatial_dims = spatial_dims or info.spatial_dims
     scaled = scale_images({s: arrays[f"{s}_images"] for s in SPLITS}, path)
     images = {s: images_to_tensor(scaled[s], spatial_dims, f"{path}: {s}_images") for s in SPLITS}
     return make_splits(

@@ -35,17 +35,28 @@ class DiskImages:
 
     Quacks like the ``images`` tensor where the engine only slices it (``shape``, ``ndim``,
     ``dtype``, ``[start:stop]`` -> a uint8 CPU tensor); reads go through :meth:`read_into`.
+    The file is reopened by path for each read, so each read checks that it is still the file
+    first opened (device, inode, size, modification time): a cache rebuilt (``prepare --force``)
+    or changed while a run reads it stops the run instead of mixing two data sets into one.
     """
 
     dtype = torch.uint8
     device = torch.device("cpu")
 
-    def __init__(self, path: Path, offset: int, file_shape: tuple[int, ...], rows: np.ndarray | None = None):
+    def __init__(
+        self,
+        path: Path,
+        offset: int,
+        file_shape: tuple[int, ...],
+        rows: np.ndarray | None = None,
+        stamp: tuple[int, ...] | None = None,
+    ):
         self.path = Path(path)
         self.offset = int(offset)
         self.file_shape = tuple(int(s) for s in file_shape)
         self.rows = rows  # None: every row of the file, in order
         self.sample_bytes = math.prod(self.file_shape[1:])
+        self.stamp = stamp if stamp is not None else _stamp(os.stat(self.path))
 
     @property
     def shape(self) -> torch.Size:
@@ -76,8 +87,13 @@ class DiskImages:
         # runs of consecutive rows (evaluation's sequential batches) become one read each
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
         # opened per call: no descriptor to leak, share across threads or carry over a fork
-        fd = os.open(self.path, os.O_RDONLY)
         try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise self._changed() from None
+        try:
+            if _stamp(os.fstat(fd)) != self.stamp:
+                raise self._changed()
             for lo, hi in zip([0, *breaks.tolist()], [*breaks.tolist(), len(rows)]):
                 _pread_exact(fd, flat[lo * sb : hi * sb], self.offset + int(rows[lo]) * sb, self.path)
         finally:
@@ -95,8 +111,19 @@ class DiskImages:
 
     def select(self, index: np.ndarray) -> DiskImages:
         return DiskImages(
-            self.path, self.offset, self.file_shape, self._rows(np.asarray(index, dtype=np.int64))
+            self.path, self.offset, self.file_shape, self._rows(np.asarray(index, dtype=np.int64)), self.stamp
         )
+
+    def _changed(self) -> DataError:
+        return DataError(
+            f"{self.path} changed while it was being read (the cache was rebuilt, e.g. by `imbal data "
+            "prepare --force`, or deleted); stopped rather than mix two data sets. Train again into a new "
+            "--out; a --resume refuses data other than the run started with"
+        )
+
+
+def _stamp(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _pread_exact(fd: int, buf: memoryview, offset: int, path: Path) -> None:

@@ -9,16 +9,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 from typing import cast
 
 import torch
 from lightning_fabric import Fabric
+from lightning_fabric.plugins.environments import LightningEnvironment
 
 from imbal.data import Augmentation, Splits, load_dataset, stratified_split
+from imbal.data.cache import cache_folder, check_cache, content_checksum, read_manifest
+from imbal.data.dataset import SPLITS
 from imbal.data.stream import AnyDataset
 from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig
-from imbal.errors import ConfigError
+from imbal.errors import ConfigError, DataError
 from imbal.losses import CombinedLoss, build_loss, inverse_frequency_weights
 from imbal.losses.metric_losses import F1Average
 from imbal.models import Classifier, build_model
@@ -50,7 +54,7 @@ def make_fabric(cfg: TrainConfig) -> Fabric:
     strategy = cfg.strategy
     if strategy == "auto" and cfg.devices * cfg.num_nodes > 1:
         strategy = "ddp"
-    return Fabric(
+    fabric = Fabric(
         accelerator=accelerator,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
@@ -58,6 +62,28 @@ def make_fabric(cfg: TrainConfig) -> Fabric:
         precision=resolve_precision(cfg, accelerator),  # type: ignore[arg-type]
         loggers=loggers_for(cfg),
     )
+    check_launcher(cfg, fabric)
+    return fabric
+
+
+def check_launcher(cfg: TrainConfig, fabric: Fabric) -> None:
+    """Several nodes need a process per node from a launcher; without one, rank 0 waits forever.
+
+    Fabric falls back to its plain environment when it detects no launcher (torchrun, SLURM's srun,
+    LSF, MPI, Kubeflow); that environment can span nodes only when each was started by hand with
+    ``NODE_RANK`` (and ``MASTER_ADDR``) set, so without ``NODE_RANK`` the run is refused at once.
+    """
+    if cfg.num_nodes <= 1:
+        return
+    env = getattr(fabric.strategy, "cluster_environment", None)
+    if isinstance(env, LightningEnvironment) and "NODE_RANK" not in os.environ:
+        n = cfg.num_nodes
+        raise ConfigError(
+            f"num_nodes={n} needs one process per node started by a launcher, and none was found (no torchrun, "
+            f"SLURM or NODE_RANK environment); on each node run `torchrun --nnodes {n} --nproc-per-node "
+            f"{cfg.devices} --node-rank <0..{n - 1}> --master-addr <first node> --master-port 29500 -m "
+            "imbal.cli.main train ...`, or under SLURM `srun imbal train ...`"
+        )
 
 
 def loggers_for(cfg: TrainConfig) -> list:
@@ -92,9 +118,20 @@ def prepare_data(cfg: TrainConfig) -> Splits:
     return splits
 
 
-def fingerprint(data: AnyDataset) -> str:
-    """A short hash of a split's images and labels: runs are only compared on the same test set."""
-    h = hashlib.sha256()
+def check_validation_split(splits: Splits) -> None:
+    """Best-epoch selection compares validation scores: a split with one class cannot rank epochs."""
+    counts = splits.val.class_counts
+    present = [k for k, c in enumerate(counts.tolist()) if c]
+    if len(present) < 2:
+        name = splits.val.class_names[present[0]] if present else "none"
+        raise DataError(
+            f"the validation split of {splits.train.name} holds one class only ({name!r}, {len(splits.val)} "
+            "samples): its scores cannot pick the best epoch (AUROC is undefined, the others reward "
+            "predicting that class). Give the validation split samples of at least two classes"
+        )
+
+
+def _hash_split(h, data: AnyDataset) -> None:
     h.update(str(tuple(data.images.shape)).encode())
     h.update(data.labels.cpu().numpy().tobytes())
     images = data.images
@@ -102,6 +139,33 @@ def fingerprint(data: AnyDataset) -> str:
     step = max(1, (64 << 20) // max(1, math.prod(images.shape[1:])))
     for start in range(0, len(data), step):
         h.update(images[start : start + step].cpu().contiguous().numpy().tobytes())
+
+
+def data_checksum(splits: Splits) -> str:
+    """The identity of the data a run trains on, recorded in its checkpoints and metrics.json.
+
+    A prepared cache: every file is checked against the manifest's sha256 (the one full read of
+    the images), and the identity is the manifest's checksum of those files. Anything else (held in
+    memory): a sha256 of the three splits' images and labels and the class names. A resume compares
+    it with the one in ``last.ckpt``, so a cache rebuilt with other data between a kill and
+    ``--resume`` is refused. It costs one read of the data (sha256 at about 1.5 GB/s).
+    """
+    folder = cache_folder(splits)
+    if folder is not None:
+        manifest = read_manifest(folder)
+        check_cache(folder, manifest, verify=True)
+        return content_checksum(manifest)[:16]
+    h = hashlib.sha256()
+    h.update(repr(list(splits.train.class_names)).encode())
+    for split in SPLITS:
+        _hash_split(h, splits[split])
+    return h.hexdigest()[:16]
+
+
+def fingerprint(data: AnyDataset) -> str:
+    """A short hash of a split's images and labels: runs are only compared on the same test set."""
+    h = hashlib.sha256()
+    _hash_split(h, data)
     return h.hexdigest()[:16]
 
 
@@ -156,6 +220,12 @@ def loss_for(cfg: TrainConfig, data: AnyDataset) -> CombinedLoss:
 def sampler_for(cfg: TrainConfig, data: AnyDataset, fabric: Fabric):
     if cfg.batch_size < fabric.world_size:
         raise ConfigError(f"batch_size={cfg.batch_size} is smaller than the {fabric.world_size} processes")
+    if cfg.batch_size > len(data):
+        # a batch larger than the data would silently become one batch of everything
+        raise ConfigError(
+            f"batch_size={cfg.batch_size} is larger than the {len(data)} training samples of {data.name}; "
+            f"use --batch-size {len(data)} or less"
+        )
     return build_sampler(
         cfg.sampler,
         data.labels.cpu(),

@@ -23,6 +23,7 @@ from imbal.losses.terms import loss_terms_help
 from imbal.metrics import METRICS
 from imbal.models import ARCHS, NORMS
 from imbal.samplers import SAMPLERS
+from imbal.yaml_read import load_yaml
 
 # a best epoch is the one with the highest score: metrics where lower is better (ece, brier) cannot pick it
 SELECT_METRICS = tuple(name for name, m in METRICS.items() if m.higher_is_better)
@@ -230,7 +231,7 @@ def coerce(key: str, value: Any) -> Any:
     if key == "dataset":
         if isinstance(value, str) and value.strip().startswith("{"):
             try:
-                value = yaml.safe_load(value)
+                value = load_yaml(value, f"dataset {value!r}")
             except yaml.YAMLError as exc:
                 problem = getattr(exc, "problem", None) or "not valid YAML"
                 raise ConfigError(f"dataset {value!r} is not a valid YAML mapping ({problem})") from None
@@ -240,7 +241,7 @@ def coerce(key: str, value: Any) -> Any:
     if isinstance(value, str) and value != "":
         # an unparsable string stays as it is; the type check below names it
         with contextlib.suppress(yaml.YAMLError):
-            value = yaml.safe_load(value)
+            value = load_yaml(value, f"{key} {value!r}")
     optional = kind == (int | None)
     if optional:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
@@ -290,7 +291,7 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, 
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text(), f"{what} {path}") or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -16,9 +16,9 @@ from lightning_fabric import Fabric
 from imbal.data.stream import place
 from imbal.engine import run_dir as rd
 from imbal.engine.build import augmentation_for, fingerprint, prepare_data
-from imbal.engine.config import FIELDS, TrainConfig
+from imbal.engine.config import FIELDS, TrainConfig, config_differences, read_yaml_mapping
 from imbal.engine.scoring import evaluate_split, write_outputs
-from imbal.errors import DataError, MissingFileError
+from imbal.errors import DataError, MissingFileError, RunFolderError
 from imbal.models import Classifier
 
 
@@ -36,6 +36,36 @@ def stored_config(ckpt: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def check_checkpoint(run_dir: Path, ckpt: dict[str, Any]) -> None:
+    """``best.ckpt`` must be this run's: its settings equal ``config.yaml``; its classes and data equal
+    those ``metrics.json`` records. A checkpoint copied from another run would be scored under this
+    run's name (and with its minority class), so any difference is one line, not a result."""
+    best = run_dir / rd.BEST
+    if (run_dir / rd.CONFIG).is_file():
+        stored = read_yaml_mapping(run_dir / rd.CONFIG, "run config")
+        diff = config_differences(stored, ckpt.get("config") or {})
+        if diff:
+            changes = ", ".join(
+                f"{k} {stored.get(k)!r} vs {(ckpt.get('config') or {}).get(k)!r}" for k in diff[:4]
+            )
+            raise RunFolderError(
+                f"{best} does not belong to {run_dir}: it was trained with other settings than its "
+                f"{rd.CONFIG} ({changes}); copy back the run's own checkpoint or evaluate the run it came from"
+            )
+    if not rd.is_finished(run_dir):
+        return
+    data = rd.read_json(run_dir / rd.METRICS_FILE).get("dataset") or {}
+    names, mine = data.get("class_names"), ckpt.get("class_names")
+    stored_sum, mine_sum = data.get("data_checksum"), ckpt.get("data_checksum")
+    if (names is not None and mine is not None and list(names) != list(mine)) or (
+        stored_sum is not None and mine_sum is not None and stored_sum != mine_sum
+    ):
+        raise RunFolderError(
+            f"{best} does not belong to {run_dir}: it was trained on other data (classes {mine}, data checksum "
+            f"{mine_sum}) than {rd.METRICS_FILE} records (classes {names}, data checksum {stored_sum})"
+        )
+
+
 def evaluate_run(
     run_dir: str | Path, *, dataset: Any = None, split: str = "test", out: str | Path | None = None
 ) -> dict[str, Any]:
@@ -45,6 +75,7 @@ def evaluate_run(
     if split not in rd.SPLITS:
         raise DataError(f"split must be one of {', '.join(rd.SPLITS)}, got {split!r}")
     model, ckpt = load_model(run_dir / rd.BEST)
+    check_checkpoint(run_dir, ckpt)
     cfg = stored_config(ckpt)
     if dataset is not None:
         cfg = dataclasses.replace(cfg, dataset=dataset, train_subset=0)

@@ -16,11 +16,12 @@ import pickle
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
 import yaml
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from imbal.errors import ConfigError, MissingFileError, RunFolderError
 
@@ -38,6 +39,8 @@ TENSORBOARD = "tensorboard"  # event files of `logger: tensorboard` (one TensorB
 EVALUATIONS = "evaluations"  # `imbal evaluate` outputs, one folder per data set and split
 SPLITS = ("train", "val", "test")
 RUNS = "runs"  # a study's cells live under <study>/runs
+RACE_FILE = "race.json"  # an `imbal recommend` race's settings (imbal.study.recommend)
+PLAN_FILE = "plan.json"  # a study's analysis plan (imbal.study.plan), fixed before its first cell
 
 
 def predictions_file(split: str) -> str:
@@ -158,13 +161,21 @@ def write_yaml(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
+# torch and numpy are imported by the functions that use them: the CLI and the grid process need only
+# this module's names, and importing torch costs them seconds
+
+
 def save_torch(path: Path, obj: Any) -> None:
+    import torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def load_torch(path: Path) -> Any:
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path} does not exist")
@@ -179,6 +190,8 @@ def load_torch(path: Path) -> Any:
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    import numpy as np
+
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds oddly
     atomic_write_bytes(path, buf.getvalue())
@@ -197,3 +210,13 @@ def append_line(path: Path, line: str) -> None:
     """Append one line (the training log); a partial last line after a kill is harmless there."""
     with open(path, "a") as f:
         f.write(line.rstrip("\n") + "\n")
+
+
+def epochs_done(run: Path) -> int:
+    """Epochs a run has completed, from its history file (rewritten atomically every epoch): 0 before the first."""
+    path = Path(run) / HISTORY
+    try:
+        with open(path) as f:
+            return max(0, sum(1 for line in f if line.strip()) - 1)  # the header is not an epoch
+    except OSError:
+        return 0

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import platform
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -26,6 +28,8 @@ from imbal.data.stream import AnyDataset, iterate_batches, place_splits
 from imbal.engine import run_dir as rd
 from imbal.engine.build import (
     augmentation_for,
+    check_validation_split,
+    data_checksum,
     fingerprint,
     loss_for,
     make_fabric,
@@ -37,12 +41,12 @@ from imbal.engine.build import (
 from imbal.engine.config import PRESENTATION_KEYS, TrainConfig
 from imbal.engine.run_folder import check_folder, take_folder
 from imbal.engine.scoring import evaluate_split, posthoc_record, write_outputs
-from imbal.errors import ConfigError, UserError
+from imbal.errors import ConfigError, NonFiniteLossError, RunFolderError, UserError
 from imbal.models import Classifier
+from imbal.processes import die_with_parent
 
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN/inf loss; the run folder keeps the last good checkpoint."""
+# set by a process that launches DDP ranks itself (Fabric's subprocess launcher), read by the ranks
+LAUNCHER_PID = "IMBAL_DDP_LAUNCHER_PID"
 
 
 @dataclass
@@ -73,6 +77,7 @@ class Run:
     aug: Augmentation
     memory_format: torch.memory_format
     minority: int  # the rarest training class (minority_f1, binary F1's default positive class)
+    data_checksum: str  # the identity of the data (see imbal.engine.build.data_checksum)
     state: TrainState
     pending_best: dict[str, Any] | None = None  # best weights not yet on disk (see save_checkpoints)
     saved_epoch: int = 0  # the epoch last.ckpt holds
@@ -119,7 +124,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     fabric: Fabric | None = None
     try:
         fabric = make_fabric(cfg)
-        fabric.launch()
+        launch(fabric)
         return _train(fabric, cfg, resume=resume, overwrite=overwrite)
     except (UserError, KeyboardInterrupt):
         raise
@@ -134,9 +139,55 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         torch.set_num_threads(previous_threads)  # a library call leaves the process as it found it
 
 
+def launch(fabric: Fabric) -> None:
+    """``fabric.launch()``; ranks this process starts die with it (a killed parent leaves no orphan).
+
+    Fabric's launcher starts ranks 1.. as copies of this command with this environment, so the
+    ranks learn our PID from it and ask the kernel for SIGKILL when we die (a rank waiting in a
+    collective ignores nothing less). Ranks of torchrun or SLURM are their launcher's business.
+    """
+    if os.environ.get(LAUNCHER_PID) and os.environ.get("LOCAL_RANK", "0") != "0":
+        die_with_parent(int(os.environ[LAUNCHER_PID]), signal.SIGKILL)
+        fabric.launch()
+        return
+    launches = fabric.world_size > 1 and "LOCAL_RANK" not in os.environ
+    if launches:
+        os.environ[LAUNCHER_PID] = str(os.getpid())
+    try:
+        fabric.launch()
+    finally:
+        if launches:
+            os.environ.pop(LAUNCHER_PID, None)  # the ranks have their copy; leave the process as found
+
+
+def resume_state(cfg: TrainConfig, run_parts: dict[str, Any], checksum: str) -> TrainState:
+    """Load ``last.ckpt`` into the model, optimiser, scheduler and loss; one line if it is another run's."""
+    last = Path(cfg.out) / rd.LAST
+    ckpt = rd.load_torch(last)
+    stored = ckpt.get("data_checksum")
+    if stored is not None and stored != checksum:
+        raise RunFolderError(
+            f"{last} was trained on data with checksum {stored}; {cfg.dataset} now holds data with checksum "
+            f"{checksum} (rebuilt or changed since). Resuming would mix two data sets: restore the data or "
+            "train into another --out"
+        )
+    try:
+        for key in ("model", "optimizer", "scheduler", "loss"):
+            run_parts[key].load_state_dict(ckpt[key])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunFolderError(
+            f"{last} does not fit this run's model and optimiser (arch {cfg.arch}, widen_factor {cfg.widen_factor}, "
+            f"norm {cfg.norm}; {first}): it belongs to another run. Train into another --out"
+        ) from None
+    return TrainState(**ckpt["state"])
+
+
 def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
     fabric.seed_everything(cfg.seed, verbose=False)
     splits = prepare_data(cfg)
+    check_validation_split(splits)
+    checksum = data_checksum(splits)
     device = fabric.device
     on_cuda = device.type == "cuda"
     if on_cuda:
@@ -158,14 +209,10 @@ def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
     optimizer, scheduler = optimizer_for(cfg, model, on_cuda)
     loss_fn = loss_for(cfg, train_set).to(device)
     state = TrainState()
-    last = Path(cfg.out) / rd.LAST
-    if resume and last.is_file():
-        ckpt = rd.load_torch(last)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        loss_fn.load_state_dict(ckpt["loss"])
-        state = TrainState(**ckpt["state"])
+    if resume and (Path(cfg.out) / rd.LAST).is_file():
+        parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "loss": loss_fn}
+        state = resume_state(cfg, parts, checksum)
+    sampler = sampler_for(cfg, train_set, fabric)
     fmodel, optimizer = fabric.setup(model, optimizer)
     return Run(
         cfg=cfg,
@@ -179,16 +226,17 @@ def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
         optimizer=optimizer,
         scheduler=scheduler,
         loss_fn=loss_fn,
-        sampler=sampler_for(cfg, train_set, fabric),
+        sampler=sampler,
         aug=augmentation_for(cfg, train_set),
         memory_format=memory_format,
         minority=train_set.minority_class,
+        data_checksum=checksum,
         state=state,
     )
 
 
 def train_epoch(run: Run, epoch: int, step_fn) -> tuple[float, int]:
-    """One pass over the sampler's batches; returns the mean loss over ranks (read once) and the steps."""
+    """One pass over the sampler's batches; the mean loss over ranks and the samples of all ranks (read once)."""
     fabric, cfg = run.fabric, run.cfg
     run.fmodel.train()
     run.loss_fn.train()  # metric losses with a soft-count memory update it in training mode only
@@ -198,7 +246,7 @@ def train_epoch(run: Run, epoch: int, step_fn) -> tuple[float, int]:
         cfg.seed * 1_000_003 + epoch * 101 + fabric.global_rank
     )
     loss_sum = torch.zeros((), device=fabric.device)
-    steps = 0
+    steps = samples = 0
     on_cuda = fabric.device.type == "cuda"
     # in memory: a gather on the device; streamed: batches read ahead from disk in a background thread
     for x, y in iterate_batches(run.train_set, run.sampler.epoch_batches(), fabric.device):
@@ -211,9 +259,19 @@ def train_epoch(run: Run, epoch: int, step_fn) -> tuple[float, int]:
         run.optimizer.step()
         loss_sum += loss.detach()
         steps += 1
+        samples += len(y)  # a shape, known on the host: no sync
     run.scheduler.step()
-    mean_loss = torch.as_tensor(fabric.all_reduce(loss_sum / max(steps, 1), reduce_op="mean"))
-    return float(mean_loss), steps
+    # one collective for both: every rank runs the same number of steps, so the mean of the per-rank
+    # means is the mean loss; the samples are what was trained on (an undersampled epoch's pool can
+    # be smaller than one batch)
+    local = torch.stack(
+        [
+            (loss_sum / max(steps, 1)).double(),
+            torch.tensor(float(samples), dtype=torch.float64, device=fabric.device),
+        ]
+    )
+    total = torch.as_tensor(fabric.all_reduce(local, reduce_op="sum")).cpu()
+    return float(total[0]) / fabric.world_size, int(total[1])
 
 
 def remember_best(run: Run, val: dict[str, Any]) -> None:
@@ -247,6 +305,7 @@ def save_checkpoints(run: Run, *, last: bool = True) -> None:
                 "epoch": best["epoch"],
                 "val": best["val"],
                 "class_names": run.train_set.class_names,
+                "data_checksum": run.data_checksum,
             },
         )
         run.pending_best = None
@@ -260,6 +319,7 @@ def save_checkpoints(run: Run, *, last: bool = True) -> None:
             "scheduler": run.scheduler.state_dict(),
             "loss": {k: v.cpu() for k, v in run.loss_fn.state_dict().items()},
             "state": vars(run.state),
+            "data_checksum": run.data_checksum,
         },
     )
     run.saved_epoch = run.state.epoch
@@ -280,6 +340,7 @@ def dataset_summary(run: Run, test_fingerprint: str) -> dict[str, Any]:
         "spatial_size": list(run.train_set.spatial_size),
         "in_channels": run.train_set.in_channels,
         "test_fingerprint": test_fingerprint,
+        "data_checksum": run.data_checksum,
     }
 
 
@@ -329,15 +390,13 @@ def finish(run: Run, started: float) -> None:
         (run.out / rd.LAST).unlink(missing_ok=True)
 
 
-def epoch_record(run: Run, epoch: int, train_loss: float, steps: int, t0: float, t1: float) -> dict:
+def epoch_record(run: Run, epoch: int, train_loss: float, samples: int, t0: float, t1: float) -> dict:
     """Validate, then the epoch's history row (also appended to the history and the log)."""
     cfg = run.cfg
     val, _ = evaluate(run, run.val_set)
     row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": run.optimizer.param_groups[0]["lr"]}
     row.update({f"val_{k}": v for k, v in val.items() if isinstance(v, float)})
-    row.update(
-        train_seconds=t1 - t0, train_samples=steps * cfg.batch_size, epoch_seconds=time.perf_counter() - t0
-    )
+    row.update(train_seconds=t1 - t0, train_samples=samples, epoch_seconds=time.perf_counter() - t0)
     curves = {"train/loss": train_loss, "train/lr": row["lr"]}
     run.fabric.log_dict(
         curves | {f"val/{k}": v for k, v in val.items() if isinstance(v, float)}, step=epoch + 1
@@ -381,7 +440,7 @@ def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bool) -
     )
     for epoch in bar:
         t0 = time.perf_counter()
-        train_loss, steps = train_epoch(run, epoch, step_fn)
+        train_loss, samples = train_epoch(run, epoch, step_fn)
         if not math.isfinite(train_loss):
             bar.close()
             save_checkpoints(run, last=False)  # the best weights so far are good; the current ones are not
@@ -389,7 +448,7 @@ def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bool) -
                 f"non-finite training loss ({train_loss}) in epoch {epoch + 1}; stopped. The last good checkpoint "
                 f"(epoch {run.saved_epoch}) is in {out}"
             )
-        epoch_record(run, epoch, train_loss, steps, t0, time.perf_counter())
+        epoch_record(run, epoch, train_loss, samples, t0, time.perf_counter())
         stop = bool(cfg.early_stopping) and state.stale >= cfg.early_stopping
         if stop or state.epoch % cfg.checkpoint_every == 0 or state.epoch == cfg.epochs:
             save_checkpoints(run)

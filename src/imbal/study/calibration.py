@@ -95,7 +95,7 @@ def calibration_blocks(s: Any, chosen: tuple[str, str], baseline: tuple[str, str
     )
     configs = {f"{baseline[0]} / {baseline[1]} (baseline)": baseline}
     if chosen != baseline:
-        configs[f"{chosen[0]} / {chosen[1]} (chosen)"] = chosen
+        configs[f"{chosen[0]} / {chosen[1]} (recommended)"] = chosen
     curves = {
         name: reliability_bins(s.runs, c)
         for name, c in configs.items()

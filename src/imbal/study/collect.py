@@ -1,16 +1,33 @@
-"""Read a study folder into one table: a row per finished run, keyed by its data's identity."""
+"""Read a study folder into one table: a row per finished run, keyed by its data's identity and settings.
+
+Every value a report reads from a run's ``metrics.json`` is checked here first (type, finiteness,
+the metric's range from :data:`imbal.metrics.METRICS`, consistency of the confusion matrix with
+the test count): a tampered or damaged file is one line naming the run and the key, never a
+mean of impossible numbers or a crash deep inside the statistics.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from imbal.engine import run_dir as rd
-from imbal.errors import MissingFileError
+from imbal.engine.config import PRESENTATION_KEYS, TrainConfig
+from imbal.errors import MissingFileError, RunFolderError
 from imbal.losses import loss_sort_key
 from imbal.metrics import METRICS
 from imbal.samplers import SAMPLERS
+
+# what a finding compares (loss, sampler), repeats (seed) or may differ without changing the
+# numbers' meaning (thread count: reported in the findings' settings table instead); any other
+# setting that differs splits the runs into separate data sets
+COMPARED_KEYS = ("loss", "sampler", "seed", "threads", *PRESENTATION_KEYS)
+_TOLERANCE = 1e-9  # float sums may overshoot a range end by a rounding error
 
 
 def loss_order(values) -> list[str]:
@@ -22,40 +39,156 @@ def sampler_order(values) -> list[str]:
     return sorted(dict.fromkeys(values), key=lambda s: (positions.get(s, len(positions)), s))
 
 
+class _Checker:
+    """Reads keys of one run's metrics.json; every failure is one RunFolderError naming run and key."""
+
+    def __init__(self, run: Path, data: dict[str, Any]) -> None:
+        self.file, self.data = run / rd.METRICS_FILE, data
+
+    def fail(self, key: str, problem: str) -> RunFolderError:
+        return RunFolderError(
+            f"{self.file}: {key} {problem}; the file is damaged or was edited: delete the run folder to "
+            "train it again"
+        )
+
+    def get(self, key: str) -> Any:
+        value: Any = self.data
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise self.fail(key, "is missing")
+            value = value[part]
+        return value
+
+    def number(self, key: str, low: float = -math.inf, high: float = math.inf) -> float:
+        value = self.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise self.fail(key, f"must be finite, got {value!r}")
+        if not low - _TOLERANCE <= value <= high + _TOLERANCE:
+            raise self.fail(key, f"is {value!r}, outside its range [{low:g}, {high:g}]")
+        return float(value)
+
+    def integer(self, key: str, low: int = 0) -> int:
+        value = self.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise self.fail(key, f"must be an integer >= {low}, got {value!r}")
+        return value
+
+    def text(self, key: str) -> str:
+        value = self.get(key)
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be a string, got {value!r}")
+        return value
+
+    def matrix(self, key: str, n_test: int) -> list[list[int]]:
+        cm = self.get(key)
+        ok = (
+            isinstance(cm, list)
+            and len(cm) >= 2
+            and all(isinstance(r, list) and len(r) == len(cm) for r in cm)
+        )
+        if not ok or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for r in cm for v in r
+        ):
+            raise self.fail(key, "must be a square matrix of counts >= 0")
+        if sum(map(sum, cm)) != n_test:
+            raise self.fail(key, f"counts {sum(map(sum, cm))} samples, dataset.n.test says {n_test}")
+        return cm
+
+
+def _metric(c: _Checker, key: str, cm: list[list[int]]) -> float:
+    m = METRICS[key]
+    if key == "auroc" and c.get("test.auroc") is None and sum(1 for row in cm if sum(row)) < 2:
+        return math.nan  # undefined with one class in the test split: null is the honest value
+    if m.optional and key not in (c.data.get("test") or {}):
+        return math.nan
+    return c.number(f"test.{key}", m.low, m.high)
+
+
 def _row(run: Path) -> dict:
     m = rd.read_json(run / rd.METRICS_FILE)
-    cfg, test, data = m.get("config", {}), m["test"], m["dataset"]
+    c = _Checker(run, m)
+    n_test = c.integer("dataset.n.test", 1)
+    cm = c.matrix("test.confusion_matrix", n_test)
+    classes = len(cm)
+    f1 = c.get("test.f1_per_class")
+    if not isinstance(f1, list) or len(f1) != classes:
+        raise c.fail("test.f1_per_class", f"must be a list of {classes} numbers, got {f1!r}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1 for v in f1):
+        raise c.fail("test.f1_per_class", f"must hold numbers in [0, 1], got {f1!r}")
+    cfg, data = c.get("config"), c.get("dataset")
+    minority = c.integer("dataset.minority_class")
+    if minority >= classes:
+        raise c.fail("dataset.minority_class", f"is {minority}, not one of the {classes} classes")
+    names = data.get("class_names")
+    if names is not None and (not isinstance(names, list) or len(names) != classes):
+        raise c.fail("dataset.class_names", f"must be a list of {classes} names, got {names!r}")
     row = {
         "label": rd.cell_label(run),
-        "sampler": cfg["sampler"],
-        "loss": cfg["loss"],
-        "seed": int(cfg["seed"]),
+        "sampler": c.text("config.sampler"),
+        "loss": c.text("config.loss"),
+        "seed": c.integer("config.seed"),
+        "threads": cfg.get("threads"),
         "run_dir": str(run),
         "best_epoch": m.get("best_epoch"),
-        "n_test": data["n"]["test"],
+        "n_test": n_test,
         "synthetic": bool(data.get("synthetic", False)),
-        "class_names": data.get("class_names"),
-        "minority_class": data.get("minority_class"),
+        "class_names": names,
+        "minority_class": minority,
         "train_counts": data.get("train_counts"),
         "test_fingerprint": data.get("test_fingerprint", "unknown"),
-        "f1_per_class": test["f1_per_class"],
-        "confusion_matrix": test["confusion_matrix"],
+        "settings": settings_fingerprint(cfg),
+        "f1_per_class": f1,
+        "confusion_matrix": cm,
         "wall_seconds": m.get("timing", {}).get("wall_seconds"),
         "config": cfg,
         "dataset_info": data,
         "select_metric": m.get("select_metric"),
     }
     for k in METRICS:
-        row[k] = test.get(k)
+        row[k] = _metric(c, k, cm)
     return row
 
 
-def collect_runs(root: str | Path) -> pd.DataFrame:
-    """One row per finished run under ``root``, with a ``dataset`` key that never pools two test sets.
+def training_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings a run's numbers depend on, apart from what a finding compares (``COMPARED_KEYS``)."""
+    full = {**TrainConfig().to_dict(), **config}  # a key added since a run was trained has its default
+    return {k: v for k, v in full.items() if k not in COMPARED_KEYS}
 
-    Runs are grouped by their cell's data-set label and the fingerprint of their test split: when
-    one label holds runs on different test sets (e.g. two synthetic grids of different size), each
-    test set becomes its own data set in the report, and nothing is paired or averaged across them.
+
+def settings_fingerprint(config: dict[str, Any]) -> str:
+    text = json.dumps(training_settings(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _settings_names(grp: pd.DataFrame) -> dict[str, str]:
+    """Per settings fingerprint of one data set, what sets it apart: "epochs 3" (the keys that vary)."""
+    by_print = {fp: training_settings(g.config.iloc[0]) for fp, g in grp.groupby("settings")}
+    keys = sorted(
+        {k for s in by_print.values() for k in s if len({_short(t[k]) for t in by_print.values()}) > 1}
+    )
+    names = {}
+    for fp, settings in by_print.items():
+        shown = ", ".join(f"{k} {_short(settings[k])}" for k in keys[:3]) + (", ..." if len(keys) > 3 else "")
+        names[fp] = f"trained with {shown}"
+    return names
+
+
+def collect_runs(root: str | Path) -> pd.DataFrame:
+    """One row per finished run under ``root``, with a ``dataset`` key that never pools unlike runs.
+
+    Runs are grouped by their cell's data-set label, the fingerprint of their test split and the
+    fingerprint of their training settings (``settings``: everything but the loss, sampler, seed,
+    thread count and presentation keys). When one label holds runs on different test sets (two
+    synthetic grids of different size) or trained with different settings (a study edited between
+    runs: epochs 3, then 4), each becomes its own data set in the report, named by why it was split,
+    and nothing is paired or averaged across them. ``split_by_settings`` lists the labels split so.
     """
     root = Path(root)
     rows = [_row(run) for run in rd.cell_dirs(root) if rd.is_finished(run)]
@@ -70,8 +203,27 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
                 sel = (frame.label == label) & (frame.test_fingerprint == fp)
                 n = int(frame.loc[sel, "n_test"].iloc[0])
                 frame.loc[sel, "dataset"] = f"{label} (test set {fp[:6]}, n={n})"
+    split: list[str] = []
+    for name, grp in frame.groupby("dataset"):
+        if grp.settings.nunique() > 1:
+            split.append(str(name))
+            for fp, why in _settings_names(grp).items():
+                sel = (frame.dataset == name) & (frame.settings == fp)
+                frame.loc[sel, "dataset"] = f"{name} ({why})"
+    frame.attrs["split_by_settings"] = split
     return frame
 
 
 def failed_runs(root: str | Path) -> list[str]:
     return [str(run) for run in rd.cell_dirs(Path(root)) if (run / rd.ERROR).is_file()]
+
+
+def unfinished_runs(root: str | Path) -> list[str]:
+    """Cells that started (hold a run's files) but have neither metrics.json nor error.txt: killed, or
+    training right now (then they hold ``run.lock``)."""
+    out = []
+    for run in rd.cell_dirs(Path(root)):
+        if rd.is_finished(run) or (run / rd.ERROR).is_file() or not rd.run_contents(run):
+            continue
+        out.append(f"{run} (training now)" if (run / rd.LOCK).is_file() else str(run))
+    return out

@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 
 from imbal.errors import UserError
-from imbal.study.embed import best_worst
 from imbal.study.grid import run_grid
-from imbal.study.report import REPORT_MD, make_report
 from imbal.study.spec import StudySpec
 
 GRID = [{"samplers": ["uniform", "oversample"], "losses": ["ce", "ce+f1", "ce+mcc"]}]
@@ -86,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         seeds=list(range(args.seeds)),
     )
     status = run_grid(spec, args.out, jobs=args.jobs)
+    # imported here: every cell's process re-imports this module (multiprocessing re-runs __main__),
+    # and the report's modules would cost each of them matplotlib's plotting
+    from imbal.study.embed import best_worst
+    from imbal.study.report import REPORT_MD, make_report
+
     best_worst(args.out, k=2)
     paths = make_report(args.out)
     print()

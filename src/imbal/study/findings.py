@@ -1,25 +1,28 @@
-"""The part of a report a user reads first: what the runs were, and which configuration to use.
+"""The part of a report a user reads first: which configuration to use, by how much, how sure.
 
-Recommendation rule (stated in every report): among the configurations that are not "worse" than
-``ce`` + ``uniform`` on any compared metric after the multiple-comparison correction and that never
-zeroed a class (a test F1 of 0) in any seed, the one with the best mean balanced accuracy.
+The words follow the decision of :mod:`imbal.study.decision` (choice on validation, one confirmation
+on test). "As good a choice" is written only after an equivalence test; an inconclusive result says
+what is unknown and how many seeds would decide it.
 """
 
 from __future__ import annotations
+
+import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from imbal.metrics import METRICS
 from imbal.study import tables
+from imbal.study.decision import Decision
+from imbal.study.outputs import Config
+from imbal.study.plan import Plan
 from imbal.study.render import Block
-from imbal.study.stats import ONE_SEED_ADVICE
+from imbal.study.stats import Verdict
 
-RULE = (
-    "Rule: among the configurations that are not worse than ce + uniform on any compared metric (after "
-    "the correction) and never zeroed a class in any seed, the best mean balanced accuracy."
-)
 CORRECTIONS = {"holm": "Holm (family-wise error 5%)", "bh": "Benjamini-Hochberg (false discovery rate 5%)"}
+ONE_SEED = "test images only, 1 seed"
 SETTINGS = (
     "arch",
     "widen_factor",
@@ -35,10 +38,11 @@ SETTINGS = (
     "train_subset",
     "metric_memory",
     "select_metric",
+    "threads",  # CPU results depend on it; runs may differ in it and still be pooled
 )
 
 
-def name(config: tuple[str, str]) -> str:
+def name(config: Config) -> str:
     return f"{config[0]} / {config[1]}"
 
 
@@ -56,6 +60,231 @@ def seeds_text(runs: pd.DataFrame) -> str:
     return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
 
 
+def rule_text(plan: Plan, baseline: Config) -> str:
+    label = METRICS[plan.primary].label.lower()
+    secondary = ", ".join(METRICS[m].label.lower() for m in plan.secondary)
+    return (
+        f"Pre-specified: primary metric {label}; equivalence margin ±{plan.margin:g}; harm margin {plan.harm_margin:g} "
+        f"on the secondary metrics ({secondary}). Rule: on the validation split, leave out every configuration "
+        f"that zeroed a class in more than half of its seeds or is worse than {name(baseline)} on a secondary "
+        f"metric by more than the harm margin (one-sided 95%); the best mean validation {label} among the rest "
+        "is the choice (ties to the simplest). The test split is used once: to confirm the best alternative to "
+        f"{name(baseline)} against it, cross-fitted over seeds, with intervals that hold both seed-to-seed and "
+        "test-image noise."
+    )
+
+
+def _qualify(v: Verdict, one_seed: bool) -> str:
+    return (
+        f"{v} ({ONE_SEED})"
+        if one_seed and v in (Verdict.BETTER, Verdict.WORSE, Verdict.EQUIVALENT)
+        else str(v)
+    )
+
+
+def _effect(d: Decision) -> str:
+    est = d.confirmation.estimate  # type: ignore[union-attr]
+    low, high = est.interval(1 - d.plan.alpha)
+    return f"{est.difference:+.3f} (95% CI [{low:+.3f}, {high:+.3f}], p = {max(est.p_value, 1e-4):.3g})"
+
+
+def _answer(d: Decision) -> str:
+    """The first sentence: the recommendation and its evidence."""
+    base, alt, conf, plan = d.baseline, d.alternative, d.confirmation, d.plan
+    label = METRICS[plan.primary].label.lower()
+    base_unstable = d.screens[base].unstable
+    if alt is None or conf is None:
+        if base_unstable:
+            return (
+                f"No configuration qualifies: {name(base)} zeroed a class on validation in most seeds and every "
+                "other configuration failed a validation screen (see the table below)."
+            )
+        return f"Stay with {name(base)}: no other configuration passed the validation screens (see the table below)."
+    v, effect = conf.verdict, _effect(d)
+    what = f"{name(alt)}, the best alternative on validation,"
+    if v is Verdict.BETTER:
+        return f"Use {name(alt)}: chosen on validation, it is better than {name(base)} on test, {label} {effect}."
+    if v is Verdict.WORSE:
+        tail = (
+            f" {name(base)} itself zeroed a class on validation in most seeds, so no configuration qualifies."
+            if base_unstable
+            else ""
+        )
+        return f"Stay with {name(base)}: {what} is worse on test, {label} {effect}.{tail}"
+    if v is Verdict.EQUIVALENT:
+        pick = alt if base_unstable else base
+        why = (
+            f"{name(base)} zeroed a class on validation in most seeds"
+            if base_unstable
+            else f"prefer the simpler, {name(base)}"
+        )
+        return (
+            f"Either is as good a choice on {label}: {what} and {name(base)} are equivalent within ±{plan.margin:g} "
+            f"on test ({effect}, TOST p = {conf.estimate.p_equivalence(plan.margin):.3g}); {why}. Use {name(pick)}."
+        )
+    unknown = (
+        f"neither a difference nor equivalence within ±{plan.margin:g} is shown. {_planning_sentence(d)}"
+    )
+    if base_unstable:
+        return (
+            f"Use {name(alt)}: {name(base)} zeroed a class on validation in most seeds; on test {what} differs "
+            f"from it by {effect} on {label}: {unknown}"
+        )
+    if d.chosen == base:
+        return (
+            f"Stay with {name(base)}: it had the best validation {label}; {what} differs from it on test by "
+            f"{effect}: {unknown}"
+        )
+    return f"Undecided: {what} differs from {name(base)} on test by {label} {effect}: {unknown}"
+
+
+def _planning_sentence(d: Decision) -> str:
+    if d.one_seed:
+        return "With one seed the seed-to-seed spread is unknown: run at least 3 seeds."
+    goal, _, n = d.planning.partition(": ")
+    est = d.confirmation.estimate  # type: ignore[union-attr]
+    target = "equivalence" if goal == "equivalence" else "the difference"
+    if n == "more than 30":
+        floor = math.sqrt(est.image_var)
+        cause = (
+            f" (the test set's own noise alone has a standard error of {floor:.3f}: a larger test set is needed)"
+            if floor > 0 and floor * 2.8 > abs(est.difference)
+            else ""
+        )
+        return (
+            f"More than 30 seeds would be needed to show {target} with 80% power{cause} (planning estimate)."
+        )
+    return f"About {n} seeds would show {target} with 80% power (planning estimate from the observed effect and spread)."
+
+
+def _confirmation_table(d: Decision, runs: pd.DataFrame) -> Block | None:
+    alt, conf = d.alternative, d.confirmation
+    if alt is None or conf is None:
+        return None
+    base = runs[(runs.sampler == d.baseline[0]) & (runs.loss == d.baseline[1])]
+    chosen = runs[(runs.sampler == alt[0]) & (runs.loss == alt[1])]
+    rows = []
+    for metric in [d.plan.primary, *d.plan.secondary]:
+        label = METRICS[metric].label + (f" ({minority_label(runs)})" if metric == "minority_f1" else "")
+        if metric == d.plan.primary:
+            est = conf.estimate
+            role = "primary (confirmatory)"
+            verdict = _qualify(conf.verdict, d.one_seed)
+        else:
+            sel = d.table[(d.table.metric == metric) & (d.table.sampler == alt[0]) & (d.table.loss == alt[1])]
+            if sel.empty:
+                continue
+            row = sel.iloc[0]
+            est = None
+            role = "secondary"
+            verdict = f"{row.non_inferiority} (harm margin {d.plan.harm_margin:g})"
+        if est is not None:
+            low, high = est.interval(1 - d.plan.alpha)
+            diff, p = est.difference, est.p_value
+        else:
+            diff, low, high, p = row.difference, row.ci_low, row.ci_high, row.p_value
+        # the primary's alternative is what the cross-fitted folds chose: baseline + their effect
+        alt_value = base[metric].mean() + diff if est is not None else chosen[metric].mean()
+        rows.append(
+            [
+                label,
+                role,
+                f"{base[metric].mean():.3f}",
+                f"{alt_value:.3f}",
+                f"{diff:+.3f}",
+                f"[{low:+.3f}, {high:+.3f}]",
+                f"{p:.3f}",
+                verdict,
+            ]
+        )
+    alt_name = name(alt) if conf.stable else f"{name(alt)} (folds: see the note)"
+    header = ["metric", "role", name(d.baseline), alt_name, "difference", "95% CI", "p", "verdict"]
+    return Block("table", header=header, rows=rows)
+
+
+def _validation_table(d: Decision) -> Block:
+    label = METRICS[d.plan.primary].label
+    rows = []
+    order = sorted(d.grid.configs, key=lambda c: -d.plan.sign * d.validation_means[c])
+    for c in order:
+        sc = d.screens[c]
+        status = []
+        if sc.unstable:
+            status.append("unstable: " + "; ".join(f"seed {s}: {', '.join(k)}" for s, k in sc.zeroed))
+        for metric, est in sc.harmed:
+            status.append(f"harm: {METRICS[metric].label} {est.difference:+.3f}")
+        mark = " (choice)" if c == d.chosen else (" (alternative)" if c == d.alternative else "")
+        rows.append(
+            [
+                name(c) + mark,
+                f"{d.validation_means[c]:.3f}",
+                "; ".join(status) or "passed",
+                str(len(sc.zeroed)),
+            ]
+        )
+    for c in d.grid.left_out:
+        rows.append([name(c), "-", "left out: lacks a seed of the baseline", "-"])
+    return Block(
+        "table",
+        header=["configuration", f"validation {label} (mean)", "screens", "seeds with a zeroed class"],
+        rows=rows,
+    )
+
+
+def findings_blocks(d: Decision, runs: pd.DataFrame) -> list[Block]:
+    blocks = [Block("h3", "Findings"), Block("p", _answer(d)), Block("p", rule_text(d.plan, d.baseline))]
+    conf = d.confirmation
+    if conf is not None and not conf.stable:
+        picks = pd.Series([name(c) for c in conf.fold_choices]).value_counts()
+        blocks.append(
+            Block(
+                "note",
+                "The validation choice changed when one seed was left out ("
+                + ", ".join(f"{k}: {v} of {len(conf.fold_choices)}" for k, v in picks.items())
+                + "): the confirmed effect is that of the choice procedure, not of one fixed configuration.",
+            )
+        )
+    if d.alternative is not None and conf is not None:
+        harms = d.table[
+            (d.table.sampler == d.alternative[0])
+            & (d.table.loss == d.alternative[1])
+            & (d.table.non_inferiority == "worse by more than the margin")
+        ]
+        for r in harms.itertuples():
+            blocks.append(
+                Block(
+                    "note",
+                    f"On test, {name(d.alternative)} is worse than {name(d.baseline)} on {METRICS[r.metric].label} by more "
+                    f"than the harm margin: {r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}].",
+                )
+            )
+    table = _confirmation_table(d, runs)
+    if table is not None:
+        blocks.append(table)
+    blocks.append(Block("p", "How the choice was made, on the validation split (best first):"))
+    blocks.append(_validation_table(d))
+    blocks.append(Block("p", _evidence(d, runs)))
+    return blocks
+
+
+def _evidence(d: Decision, runs: pd.DataFrame) -> str:
+    counts = runs.dataset_info.iloc[0].get("test_counts") or []
+    minority = int(runs.minority_class.iloc[0])
+    rare = f" (rarest class {minority_label(runs)}: n = {counts[minority]})" if counts else ""
+    text = (
+        f"Evidence: {len(d.seeds)} seed(s) ({', '.join(map(str, d.seeds))}) per configuration, test n = "
+        f"{int(runs.n_test.iloc[0])}{rare}. The best epoch, the post-hoc tau and the choice used the validation "
+        "split only; the test split was read once for the confirmation. Intervals hold seed-to-seed and "
+        'test-image noise (docs/method.md, "Statistics of a report").'
+    )
+    if d.one_seed:
+        text += (
+            " With one seed the intervals come from the test images only and the choice and the test share the "
+            "same runs: no verdict here is firm; run at least 3 seeds."
+        )
+    return text
+
+
 def context_blocks(runs: pd.DataFrame) -> list[Block]:
     """What the runs were: data, class counts, shared settings and the grid."""
     info = runs.dataset_info.iloc[0]
@@ -68,7 +297,11 @@ def context_blocks(runs: pd.DataFrame) -> list[Block]:
     ratio = max(counts) / max(min(counts), 1) if counts else float("nan")
     n = info["n"]
     rows = [
-        ["data", f"{info['name']} ({'SYNTHETIC' if info.get('synthetic') else info.get('source', '')})"],
+        # the source's file name only: a committed report names no machine's paths
+        [
+            "data",
+            f"{info['name']} ({'SYNTHETIC' if info.get('synthetic') else Path(str(info.get('source', ''))).name})",
+        ],
         ["split sizes", f"train {n['train']}, validation {n['val']}, test {n['test']}"],
         ["training classes", f"{classes}; imbalance {ratio:.1f}:1"],
     ]
@@ -81,148 +314,7 @@ def context_blocks(runs: pd.DataFrame) -> list[Block]:
     return [Block("h3", "What was run"), Block("table", header=["setting", "value"], rows=rows)]
 
 
-def recommend(runs: pd.DataFrame, comparisons: pd.DataFrame) -> tuple[str, str] | None:
-    """The configuration chosen by :data:`RULE`, or None when no configuration qualifies."""
-    unstable = tables.unstable(runs)
-    worse = set()
-    if not comparisons.empty:
-        bad = comparisons[comparisons.verdict_adjusted.str.startswith("worse")]
-        worse = set(zip(bad.sampler, bad.loss))
-    mean = runs.groupby(["sampler", "loss"]).balanced_accuracy.mean()
-    allowed = [c for c in tables.configurations(runs) if c not in worse and c not in unstable]
-    if not allowed:
-        return None
-    # on a tie the baseline wins: a change needs a reason
-    return max(allowed, key=lambda c: (mean[c], c == tables.BASELINE))
-
-
-def shown_configuration(runs: pd.DataFrame, rec: tuple[str, str] | None) -> tuple[str, str]:
-    """What the findings table compares with the baseline: the recommendation, else the best alternative."""
-    mean = runs.groupby(["sampler", "loss"]).balanced_accuracy.mean()
-    if rec is not None and rec != tables.BASELINE:
-        return rec
-    others = mean.drop(tables.BASELINE, errors="ignore")
-    return others.idxmax() if len(others) else tables.BASELINE
-
-
-def _answer(runs: pd.DataFrame, rec: tuple[str, str] | None, comparisons: pd.DataFrame) -> str:
-    mean = runs.groupby(["sampler", "loss"]).balanced_accuracy.mean()
-    base = tables.BASELINE
-    if base not in mean.index:
-        best = mean.idxmax()
-        return f"There is no ce + uniform baseline in these runs, so nothing is compared; the best mean balanced accuracy is {name(best)} ({mean[best]:.3f})."
-    alt = shown_configuration(runs, rec)
-    row = _row(comparisons, alt, "balanced_accuracy")
-    alt_text = ""
-    if alt != base:
-        verdict = row.verdict_adjusted if row is not None else "not compared"
-        alt_text = f"The best alternative, {name(alt)} ({mean[alt]:.3f}, {mean[alt] - mean[base]:+.3f} balanced accuracy), is {verdict} against it."
-    if rec is None:
-        return (
-            "No configuration qualifies: every one zeroed a class in some seed or was worse than ce + uniform. "
-            f"These runs cannot recommend a configuration; ce + uniform scores {mean[base]:.3f}. {alt_text}"
-        )
-    if rec == base:
-        return f"Stay with ce + uniform (balanced accuracy {mean[base]:.3f}): no other configuration qualifies as better. {alt_text}"
-    if row is None:
-        return f"{name(rec)} has the best mean balanced accuracy ({mean[rec]:.3f}); it could not be compared with ce + uniform."
-    diff = f"{mean[rec]:.3f} vs {mean[base]:.3f} for ce + uniform ({row.difference:+.3f}, 95% CI [{row.ci_low:+.3f}, {row.ci_high:+.3f}], adjusted p = {row.p_adjusted:.3f})"
-    if row.verdict_adjusted == "better":
-        return f"Use {name(rec)}: balanced accuracy {diff}, better after the correction."
-    if row.verdict_adjusted.startswith("better"):
-        return (
-            f"{name(rec)} looks better: balanced accuracy {diff}, but from test samples of one seed only, "
-            f"which leaves seed-to-seed variation out; {ONE_SEED_ADVICE}."
-        )
-    needed = row.seeds_needed
-    more = (
-        f" About {needed} seeds would be needed to confirm a difference of this size."
-        if needed.isdigit()
-        else ""
-    )
-    return (
-        f"{name(rec)} has the best mean balanced accuracy ({diff}), but the evidence cannot decide: the "
-        f"difference is inconclusive after the correction, so ce + uniform is as good a choice on this data.{more}"
-    )
-
-
-def _row(comparisons: pd.DataFrame, config: tuple[str, str], metric: str):
-    if comparisons.empty:
-        return None
-    sel = comparisons[
-        (comparisons.sampler == config[0]) & (comparisons.loss == config[1]) & (comparisons.metric == metric)
-    ]
-    return None if sel.empty else next(sel.itertuples())
-
-
-def findings_blocks(runs: pd.DataFrame, comparisons: pd.DataFrame, correction: str) -> list[Block]:
-    rec = recommend(runs, comparisons)
-    blocks = [Block("h3", "Findings"), Block("p", _answer(runs, rec, comparisons)), Block("p", RULE)]
-    base = runs[(runs.sampler == tables.BASELINE[0]) & (runs.loss == tables.BASELINE[1])]
-    shown = shown_configuration(runs, rec)
-    chosen = runs[(runs.sampler == shown[0]) & (runs.loss == shown[1])]
-    rows = []
-    for metric in tables.COMPARED:
-        label = METRICS[metric].label + (f" ({minority_label(runs)})" if metric == "minority_f1" else "")
-        row = _row(comparisons, shown, metric)
-        cells = [label, f"{base[metric].mean():.3f}" if len(base) else "-", f"{chosen[metric].mean():.3f}"]
-        if row is None:
-            cells += ["-"] * 5
-        else:
-            cells += [
-                f"{row.difference:+.3f}",
-                f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]",
-                f"{row.p_value:.3f}",
-                f"{row.p_adjusted:.3f}",
-                row.verdict_adjusted,
-            ]
-        rows.append(cells)
-    header = [
-        "metric",
-        "ce + uniform",
-        name(shown) + (" (chosen by the rule)" if shown == rec else " (best alternative)"),
-        "difference",
-        "95% CI (unadjusted)",
-        "p",
-        "p adjusted",
-        "verdict",
-    ]
-    blocks.append(Block("table", header=header, rows=rows))
-    blocks += _stability_and_evidence(runs, comparisons, correction)
-    return blocks
-
-
-def _stability_and_evidence(runs: pd.DataFrame, comparisons: pd.DataFrame, correction: str) -> list[Block]:
-    blocks = []
-    unstable = tables.unstable(runs)
-    if unstable:
-        parts = [
-            f"{name(c)} ({'; '.join(f'seed {s}: ' + ', '.join(cls) for s, cls in v)})"
-            for c, v in unstable.items()
-        ]
-        blocks.append(
-            Block("note", "Unstable (a class with test F1 0 in some seed): " + "; ".join(parts) + ".")
-        )
-    seeds = runs.groupby(["sampler", "loss"]).seed.nunique()
-    counts = runs.dataset_info.iloc[0].get("test_counts") or []
-    minority = int(runs.minority_class.iloc[0])
-    rare = f" (rarest class {minority_label(runs)}: n = {counts[minority]})" if counts else ""
-    family = int(comparisons.family_size.max()) if not comparisons.empty else 0
-    text = (
-        f"Evidence: {seeds.min()}{'-' + str(seeds.max()) if seeds.max() != seeds.min() else ''} seed(s) per "
-        f"configuration, test n = {int(runs.n_test.iloc[0])}{rare}; {family} comparisons against ce + uniform, "
-        f"corrected by {CORRECTIONS[correction]}; intervals are per comparison (unadjusted)."
-    )
-    if seeds.max() < 2:
-        text += (
-            " With one seed the intervals come from resampling test samples only and leave seed-to-seed "
-            f"variation out, so no verdict here is firm; {ONE_SEED_ADVICE}."
-        )
-    blocks.append(Block("p", text))
-    return blocks
-
-
-def posthoc_blocks(post: pd.DataFrame) -> list[Block]:
+def posthoc_blocks(post: pd.DataFrame, baseline: Config) -> list[Block]:
     """Each configuration with and without post-hoc logit adjustment (a decision rule that costs nothing)."""
     rows = []
     for sampler, loss in tables.configurations(post):
@@ -239,7 +331,7 @@ def posthoc_blocks(post: pd.DataFrame) -> list[Block]:
                 f"{grp.tau.mean():.2f}",
             ]
         )
-    base = post[(post.sampler == tables.BASELINE[0]) & (post.loss == tables.BASELINE[1])]
+    base = post[(post.sampler == baseline[0]) & (post.loss == baseline[1])]
     text = (
         "Post-hoc logit adjustment subtracts tau * log(training prior) from a finished model's logits, with tau "
         "chosen on the validation split for the run's selection metric (0 when nothing helps). It costs no "
@@ -247,7 +339,7 @@ def posthoc_blocks(post: pd.DataFrame) -> list[Block]:
     )
     if len(base):
         text += (
-            f" For ce + uniform it moves balanced accuracy from {base.balanced_accuracy.mean():.3f} to "
+            f" For {name(baseline)} it moves balanced accuracy from {base.balanced_accuracy.mean():.3f} to "
             f"{base.balanced_accuracy_posthoc.mean():.3f} (mean tau {base.tau.mean():.2f})."
         )
     header = [

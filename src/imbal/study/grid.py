@@ -3,34 +3,30 @@
 Safety: a cell is finished when its ``metrics.json`` exists (written last, atomically), so a killed
 grid never reads half a result. A cell being trained holds ``run.lock``, created with its content in
 one step (a link), so several shards or ``--jobs`` workers writing into one folder never train the
-same cell twice. A lock is taken over only when its holder is gone: an empty or unreadable lock (a
-full disk) or one whose process on this host is dead. Trainer subprocesses die with the grid. A
-failed cell writes ``error.txt`` and the grid goes on; the grid exits non-zero when any cell failed
-or could not be run.
+same cell twice. A lock is taken over only when its holder is gone, atomically (imbal.study.locks).
+Every cell trains in a fresh process forked
+from a warm server that imported the training stack once (:mod:`imbal.study.warm`); those processes
+die with the grid. A failed cell (an exception, a crash, the out-of-memory killer) writes
+``error.txt`` and the grid goes on; the grid exits non-zero when any cell failed or could not be run.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig, config_differences, read_yaml_mapping
-from imbal.errors import ConfigError, UserError
-from imbal.processes import pid_alive
+from imbal.errors import ConfigError
+from imbal.study.locks import acquire, release
+from imbal.study.plan import write_plan
 from imbal.study.spec import Cell, StudySpec
+from imbal.study.warm import CellFailed, error_text, run_in_child, server_ready, start_server
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -50,53 +46,13 @@ def shard_cells(cells: list[Cell], shard: tuple[int, int]) -> list[Cell]:
     return cells[i::n]
 
 
-# ---------------------------------------------------------------- locks
-
-
-def lock_holder(lock: Path) -> tuple[str, int] | None:
-    """``(host, pid)`` of a lock, or None when it is empty or unreadable (we never write those)."""
-    try:
-        host, pid = lock.read_text().split()
-        return host, int(pid)
-    except (OSError, ValueError):
-        return None
-
-
-def _holder_gone(holder: tuple[str, int] | None) -> bool:
-    return holder is None or (holder[0] == socket.gethostname() and not pid_alive(holder[1]))
-
-
-def acquire(run: Path) -> str | None:
-    """Take ``run.lock``; None on success, else a line naming the lock and its live holder."""
-    run.mkdir(parents=True, exist_ok=True)
-    lock = run / rd.LOCK
-    fd, tmp = tempfile.mkstemp(dir=run, prefix=rd.LOCK_TEMP_PREFIX)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{socket.gethostname()} {os.getpid()}\n")
-        for _ in range(3):
-            try:
-                os.link(tmp, lock)  # fails if the lock exists; never leaves an empty lock behind
-                return None
-            except FileExistsError:
-                holder = lock_holder(lock)
-                if not _holder_gone(holder):
-                    return f"{lock} is held by process {holder[1]} on {holder[0]}" if holder else str(lock)
-                lock.unlink(missing_ok=True)
-        return f"{lock} could not be taken"
-    finally:
-        os.unlink(tmp)
-
-
-def release(run: Path) -> None:
-    (run / rd.LOCK).unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------- one cell
-
-
 def cell_config(spec: StudySpec, cell: Cell, root: Path, threads: int) -> tuple[TrainConfig, bool]:
-    """The cell's config and whether it resumes. A started cell keeps its recorded thread count."""
+    """The cell's config and whether it resumes.
+
+    ``threads`` (cores / jobs) applies unless the study sets ``threads`` itself; a started cell keeps
+    its recorded thread count. CPU results depend on the thread count, so an explicit one is kept.
+    """
+    threads = int(cell.settings.get("threads") or threads)  # a study's explicit threads win over cores/jobs
     run = cell.run_dir(root)
     started = (run / rd.CONFIG).is_file()
     if started:
@@ -105,30 +61,17 @@ def cell_config(spec: StudySpec, cell: Cell, root: Path, threads: int) -> tuple[
     return spec.config_for(cell, root, threads=threads), started
 
 
-def run_cell_inprocess(cfg: TrainConfig, resume: bool) -> None:
+def train_cell(cfg: TrainConfig, resume: bool) -> None:
+    """What a cell's process runs, forked from the warm server (which imported the trainer)."""
     from imbal.engine.trainer import train
 
     train(cfg, resume=resume)
 
 
-def run_cell_subprocess(cfg: TrainConfig, resume: bool) -> None:
-    """Train in a child process that dies with this one (see imbal.study.cell)."""
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS=str(cfg.threads),
-        MKL_NUM_THREADS=str(cfg.threads),
-        PYTHONWARNINGS="ignore",
-        IMBAL_PARENT_PID=str(os.getpid()),
-    )
-    res = subprocess.run(
-        [sys.executable, "-m", "imbal.study.cell", *(["--resume"] if resume else [])],
-        input=yaml.safe_dump(cfg.to_dict()),
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        raise RuntimeError(f"exit code {res.returncode}\n{res.stderr[-4000:]}")
+def record_failure(run: Path, exc: Exception) -> str:
+    """Write the cell's error.txt (what its process raised or how it died, or what failed here); its path."""
+    rd.atomic_write_text(run / rd.ERROR, exc.text if isinstance(exc, CellFailed) else error_text(exc))
+    return str(run / rd.ERROR)
 
 
 @dataclass
@@ -139,7 +82,7 @@ class Outcome:
     detail: str = ""
 
 
-def run_cell(spec: StudySpec, cell: Cell, root: Path, jobs: int, threads: int) -> Outcome:
+def run_cell(spec: StudySpec, cell: Cell, root: Path, threads: int) -> Outcome:
     run = cell.run_dir(root)
     busy = acquire(run)
     if busy:
@@ -149,20 +92,13 @@ def run_cell(spec: StudySpec, cell: Cell, root: Path, jobs: int, threads: int) -
         if rd.is_finished(run):  # finished by another process between our check and the lock
             return Outcome(cell, "skipped")
         cfg, resume = cell_config(spec, cell, root, threads)
-        (run_cell_inprocess if jobs == 1 else run_cell_subprocess)(cfg, resume)
+        run_in_child(train_cell, cfg, resume)
         (run / rd.ERROR).unlink(missing_ok=True)
         return Outcome(cell, "done", time.perf_counter() - t)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a failed cell must not stop the grid
-        if isinstance(exc, UserError):
-            detail = str(exc)
-        elif isinstance(exc, RuntimeError) and exc.args and str(exc.args[0]).startswith("exit code"):
-            detail = exc.args[0]
-        else:
-            detail = traceback.format_exc()
-        rd.atomic_write_text(run / rd.ERROR, f"{type(exc).__name__}: {exc}\n\n{detail}")
-        return Outcome(cell, "failed", time.perf_counter() - t, str(run / rd.ERROR))
+        return Outcome(cell, "failed", time.perf_counter() - t, record_failure(run, exc))
     finally:
         release(run)
 
@@ -179,7 +115,7 @@ class Progress:
     log: Callable[[str], None] = print
     started: float = field(default_factory=time.perf_counter)
     outcomes: list[Outcome] = field(default_factory=list)
-    running: dict[str, Path] = field(default_factory=dict)
+    running: dict[str, tuple[Path, int]] = field(default_factory=dict)  # key -> (run folder, epochs)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def eta_minutes(self) -> float | None:
@@ -211,9 +147,9 @@ class Progress:
         if not running:
             return None
         parts = []
-        for key, run in running.items():
-            lines = (run / rd.LOG).read_text().splitlines() if (run / rd.LOG).is_file() else []
-            parts.append(f"{key} {lines[-1].split(' loss')[0] if lines else 'starting'}")
+        for key, (run, epochs) in running.items():
+            done = rd.epochs_done(run)
+            parts.append(f"{key} {f'epoch {done}/{epochs}' if done else 'starting'}")
         eta = self.eta_minutes()
         return f"  running: {'; '.join(parts)}" + (f"; ETA {eta:.1f} min" if eta is not None else "")
 
@@ -246,6 +182,34 @@ def warn_changed_settings(spec: StudySpec, cells: list[Cell], root: Path, log) -
         )
 
 
+def _train_cells(
+    spec: StudySpec, root: Path, todo: list[Cell], jobs: int, log, live_every: float
+) -> Progress:
+    """Train ``todo`` with ``jobs`` cells at once (cores / jobs threads each), a live line every ``live_every`` s."""
+    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    progress = Progress(len(todo), jobs, log)
+    stop = threading.Event()
+    if live_every > 0:
+        threading.Thread(target=_monitor, args=(progress, stop, live_every), daemon=True).start()
+
+    def start(cell: Cell) -> Outcome:
+        with progress.lock:
+            progress.running[cell.key] = (cell.run_dir(root), int(spec.config_for(cell, root).epochs))
+        return run_cell(spec, cell, root, threads)
+
+    try:
+        if jobs == 1:
+            for cell in todo:
+                progress.record(start(cell), root)
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                for fut in as_completed([pool.submit(start, c) for c in todo]):
+                    progress.record(fut.result(), root)
+    finally:
+        stop.set()
+    return progress
+
+
 def run_grid(
     spec: StudySpec,
     root: str | Path,
@@ -263,36 +227,24 @@ def run_grid(
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    write_plan(root, spec.plan)  # the analysis is fixed before the first cell trains
     cells = shard_cells(spec.cells() if cells is None else cells, shard)
-    warn_changed_settings(spec, cells, root, log)
     todo = [c for c in cells if not rd.is_finished(c.run_dir(root))]
+    if todo:
+        start_server()  # it imports the training stack while the finished cells are checked
+    warn_changed_settings(spec, cells, root, log)
     status: dict[str, list[str]] = {"done": [], "failed": [], "busy": [], "skipped": []}
     status["skipped"] = [c.key for c in cells if c not in todo]
     log(
         f"grid: {len(cells)} cells in shard {shard[0]}/{shard[1]}, {len(status['skipped'])} already finished, "
         f"{len(todo)} to run with {jobs} job(s)"
     )
-    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    progress = Progress(len(todo), jobs, log)
-    stop = threading.Event()
-    if live_every > 0:
-        threading.Thread(target=_monitor, args=(progress, stop, live_every), daemon=True).start()
-
-    def start(cell: Cell) -> Outcome:
-        with progress.lock:
-            progress.running[cell.key] = cell.run_dir(root)
-        return run_cell(spec, cell, root, jobs, threads)
-
-    try:
-        if jobs == 1:
-            for cell in todo:
-                progress.record(start(cell), root)
-        else:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                for fut in as_completed([pool.submit(start, c) for c in todo]):
-                    progress.record(fut.result(), root)
-    finally:
-        stop.set()
+    if todo:  # cells' times and the ETA should not include the server's imports
+        waited = server_ready()
+        log(
+            f"grid: warm server ready in {waited:.1f}s (it imports the training stack once; cells are forks of it)"
+        )
+    progress = _train_cells(spec, root, todo, jobs, log, live_every)
     for o in progress.outcomes:
         status[o.state].append(o.cell.key)
     log(

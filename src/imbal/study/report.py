@@ -6,51 +6,36 @@ Every section is one function that returns its blocks and writes its own CSV and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from imbal.engine import run_dir as rd
+from imbal.errors import ConfigError
 from imbal.metrics import METRICS
 from imbal.study import calibration, figures, findings, tables
-from imbal.study.collect import collect_runs, failed_runs
+from imbal.study.archive import write_archive
+from imbal.study.collect import collect_runs, failed_runs, unfinished_runs
+from imbal.study.decision import Decision, decide
 from imbal.study.embed import embedding_file
 from imbal.study.features import tightness_table
+from imbal.study.outputs import from_run_folders
+from imbal.study.plan import Plan, resolve_plan
+from imbal.study.race_report import race_blocks
+from imbal.study.recommend import history_rows, race_from_folder
 from imbal.study.render import Block, to_html, to_markdown
+from imbal.study.sections import Section, cells_text, class_f1_section, comparisons_section
+from imbal.study.stats import Verdict
 
-REPORT_MD, REPORT_HTML, RUNS_CSV, TABLES, FIGURES = (
+REPORT_MD, REPORT_HTML, RUNS_CSV, ARCHIVE, TABLES, FIGURES = (
     "report.md",
     "report.html",
     "runs.csv",
+    "outputs.npz",  # every run's validation and test predictions (imbal.study.archive)
     "tables",
     "figures",
 )
-
-
-@dataclass
-class Section:
-    """One data set's runs and where its files go."""
-
-    runs: pd.DataFrame
-    dataset: str
-    tables: Path
-    figures: Path
-    comparisons: pd.DataFrame
-    correction: str
-
-    @property
-    def key(self) -> str:
-        return rd.safe_name(self.dataset)
-
-    @property
-    def seeds(self) -> int:
-        return int(self.runs.groupby(["sampler", "loss"]).seed.nunique().max())
-
-    def csv(self, frame: pd.DataFrame, name: str, index: bool = False) -> None:
-        self.tables.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(self.tables / f"{self.key}_{name}.csv", index=index)
 
 
 def _table_block(mean: pd.DataFrame, std: pd.DataFrame | None = None, n: pd.DataFrame | None = None) -> Block:
@@ -71,10 +56,6 @@ def _table_block(mean: pd.DataFrame, std: pd.DataFrame | None = None, n: pd.Data
     return Block("table", header=["sampler \\ loss", *mean.columns], rows=rows, bold=bold)
 
 
-def cells_text(s: Section) -> str:
-    return "mean ± std over seeds" if s.seeds >= 2 else "one seed per configuration (no spread to show)"
-
-
 def metric_section(s: Section, metric: str) -> list[Block]:
     m = METRICS[metric]
     mean, std, n = tables.summary(s.runs, metric)
@@ -84,110 +65,51 @@ def metric_section(s: Section, metric: str) -> list[Block]:
         Block("p", f"Test split, {cells_text(s)}; best cell in bold."),
         _table_block(mean, std, n),
     ]
-    if metric in ("accuracy", "balanced_accuracy"):
+    if m.chance_note:
         blocks.append(Block("p", findings.chance_note(s.runs)))
-    rel = tables.relative_change(mean)
+    rel = tables.relative_change(mean, s.plan.baseline)
     if rel is not None:
         s.csv(rel, f"{metric}_relative", index=True)
         blocks += [
-            Block("p", f"Relative change of the mean against ce + uniform ({m.label}):"),
+            Block("p", f"Relative change of the mean against {findings.name(s.plan.baseline)} ({m.label}):"),
             _table_block(rel),
         ]
     blocks.append(Block("image", f"{m.label}: sampler x loss", path=_metric_figure(s, metric, mean)))
     return blocks
 
 
+MARKS = {
+    Verdict.BETTER: "better",
+    Verdict.WORSE: "worse",
+    Verdict.EQUIVALENT: "equiv.",
+    Verdict.INCONCLUSIVE: "n.s.",
+    Verdict.NOT_TESTED: "n.t.",
+}
+
+
 def _metric_figure(s: Section, metric: str, mean: pd.DataFrame) -> Path:
     m = METRICS[metric]
     path = s.figures / f"{s.key}_{metric}_heatmap.png"
     cmp = s.comparisons
-    base = tables.BASELINE
-    if not m.compared or cmp.empty or base[0] not in mean.index or base[1] not in mean.columns:
+    base = s.plan.baseline
+    if cmp.empty or metric not in set(cmp.metric) or base[0] not in mean.index or base[1] not in mean.columns:
         return figures.heatmap(mean, f"{s.dataset}: {m.label} (test, {cells_text(s)})", path, m.low, m.high)
     diff = mean - mean.loc[base]
     marks = pd.DataFrame("", index=mean.index, columns=mean.columns, dtype=object)
     for r in cmp[cmp.metric == metric].itertuples():
-        marks.loc[r.sampler, r.loss] = {"better": "better", "worse": "worse"}.get(
-            r.verdict_adjusted, "n.s." if r.verdict_adjusted == "inconclusive" else "1 seed"
-        )
+        marks.loc[r.sampler, r.loss] = MARKS[Verdict(r.verdict)] + (" (1 seed)" if r.seeds < 2 else "")
     marks.loc[base] = "baseline"
     finite = np.abs(diff.to_numpy(dtype=float))
     limit = max(0.05, float(np.ceil(np.nanmax(finite) * 20) / 20)) if np.isfinite(finite).any() else 0.05
-    title = f"{s.dataset}: {m.label}, change vs ce + uniform (n.s. = not significant after correction)"
+    role = "primary" if metric == s.plan.primary else "secondary"
+    title = f"{s.dataset}: {m.label} ({role}), change vs {findings.name(base)} (n.s. = not significant, n.t. = not tested)"
     return figures.difference_heatmap(diff, marks, title, path, limit)
-
-
-def class_f1_section(s: Section) -> list[Block]:
-    f1 = tables.class_f1_table(s.runs)
-    s.csv(f1, "class_f1")
-    names = findings.class_names(s.runs)
-    counts = s.runs.dataset_info.iloc[0].get("test_counts") or [0] * len(names)
-    minority = int(s.runs.minority_class.iloc[0])
-    header = ["sampler", "loss", "seeds"] + [
-        f"{c} (n={k}){' minority' if i == minority else ''}" for i, (c, k) in enumerate(zip(names, counts))
-    ]
-    rows = [
-        [str(r["sampler"]), str(r["loss"]), str(r["seeds"]), *[f"{r[c]:.3f}" for c in names]]
-        for _, r in f1.iterrows()
-    ]
-    bold = {(int(f1[c].to_numpy().argmax()), j + 3) for j, c in enumerate(names)}
-    path = figures.class_f1_bars(
-        f1, names, f"{s.dataset}: class-wise test F1", s.figures / f"{s.key}_class_f1.png"
-    )
-    return [
-        Block("h3", f"Class-wise F1 (test, {cells_text(s)})"),
-        Block("table", header=header, rows=rows, bold=bold),
-        Block("image", "Class-wise F1", path=path),
-    ]
-
-
-def comparisons_section(s: Section) -> list[Block]:
-    blocks = [Block("h3", "Every configuration against the baseline (ce + uniform)")]
-    cmp = s.comparisons
-    if cmp.empty:
-        return [*blocks, Block("p", "No ce + uniform baseline in these runs, so no paired comparison.")]
-    s.csv(cmp, "vs_baseline")
-    blocks.append(
-        Block(
-            "p",
-            f"Paired difference (configuration minus baseline) with its 95% interval ({', '.join(sorted(cmp.method.unique()))}). "
-            f"p adjusted: {findings.CORRECTIONS[s.correction]} over all {int(cmp.family_size.max())} comparisons of "
-            "this data set. Verdict 'better'/'worse' only when the adjusted p < 0.05 and the interval excludes 0. "
-            "'seeds needed': seeds at which a paired t interval with the observed mean and spread would exclude 0.",
-        )
-    )
-    rows = [
-        [
-            f"{r.sampler} / {r.loss}",
-            METRICS[r.metric].label,
-            f"{r.difference:+.3f}",
-            f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
-            f"{r.p_value:.3f}",
-            f"{r.p_adjusted:.3f}",
-            r.verdict_adjusted,
-            f"{r.seeds} seeds" if r.seeds >= 2 else f"1 seed, n = {r.n}",
-            str(r.seeds_needed),
-        ]
-        for r in cmp.itertuples()
-    ]
-    header = [
-        "configuration",
-        "metric",
-        "difference",
-        "95% CI (unadjusted)",
-        "p",
-        "p adjusted",
-        "verdict",
-        "paired over",
-        "seeds needed",
-    ]
-    return [*blocks, Block("table", header=header, rows=rows)]
 
 
 def posthoc_section(s: Section) -> list[Block]:
     post = tables.posthoc_table(s.runs)
     s.csv(post, "posthoc")
-    return findings.posthoc_blocks(post)
+    return findings.posthoc_blocks(post, s.plan.baseline)
 
 
 def feature_space_section(s: Section) -> list[Block]:
@@ -221,23 +143,19 @@ def feature_space_section(s: Section) -> list[Block]:
 
 
 def confusion_section(s: Section) -> list[Block]:
-    mean, _, _ = tables.summary(s.runs, "balanced_accuracy")
-    best = tables.best_cell(mean)
-    if best is None:
+    shown = (s.decision.alternative if s.decision else None) or s.plan.baseline
+    sel = s.runs[(s.runs.sampler == shown[0]) & (s.runs.loss == shown[1])]
+    if sel.empty:
         return []
-    sel = s.runs[(s.runs.sampler == best[0]) & (s.runs.loss == best[1])]
     cm = np.sum([np.array(c) for c in sel.confusion_matrix], axis=0)
     path = figures.confusion(
         cm,
         findings.class_names(s.runs),
-        f"{s.dataset}: {best[0]} / {best[1]} ({len(sel)} seeds)",
+        f"{s.dataset}: {findings.name(shown)} ({len(sel)} seeds)",
         s.figures / f"{s.key}_confusion.png",
     )
     return [
-        Block(
-            "h3",
-            f"Confusion matrix of the best configuration by mean balanced accuracy ({best[0]} / {best[1]})",
-        ),
+        Block("h3", f"Confusion matrix of the alternative chosen on validation ({findings.name(shown)})"),
         Block("image", "Confusion matrix (test, summed over seeds)", path=path),
     ]
 
@@ -245,7 +163,12 @@ def confusion_section(s: Section) -> list[Block]:
 def embedding_section(s: Section, out: Path) -> list[Block]:
     path = out / embedding_file(s.dataset)
     if not path.is_file():
-        return [Block("p", f"No feature map yet: run `imbal embed {out} --best-worst 3` and report again.")]
+        return [
+            Block(
+                "p",
+                "No feature map yet: run `imbal embed STUDY --best-worst 3` on this folder and report again.",
+            )
+        ]
     return [
         Block("h3", "Feature space (t-SNE of penultimate test features)"),
         Block(
@@ -256,16 +179,27 @@ def embedding_section(s: Section, out: Path) -> list[Block]:
     ]
 
 
-def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, n_boot: int, correction: str) -> list[Block]:
-    d = runs[runs.dataset == dataset]
-    s = Section(
-        d,
-        dataset,
-        out / TABLES,
-        out / FIGURES,
-        tables.compare_to_baseline(d, n_boot=n_boot, correction=correction),
-        correction,
+def _decision(d: pd.DataFrame, plan: Plan) -> Decision:
+    """The findings' decision; ValueError when the runs hold nothing to decide (said in the section)."""
+    runs = [((r.sampler, r.loss), int(r.seed), Path(r.run_dir)) for r in d.itertuples()]
+    outputs = from_run_folders(
+        runs,
+        len(d.f1_per_class.iloc[0]),
+        int(d.minority_class.iloc[0]),
+        findings.class_names(d),
+        baseline=plan.baseline,
     )
+    return decide(outputs, plan)
+
+
+def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, plan: Plan) -> tuple[list[Block], bool]:
+    """A data set's blocks, and whether it held a decision (a comparison with the baseline)."""
+    d = runs[runs.dataset == dataset]
+    try:
+        decision, reason = _decision(d, plan), ""
+    except ValueError as exc:
+        decision, reason = None, str(exc)
+    s = Section(d, dataset, out / TABLES, out / FIGURES, plan, decision)
     blocks = [Block("h2", dataset + (" (SYNTHETIC data)" if d.synthetic.any() else ""))]
     if d.synthetic.any():
         blocks.append(
@@ -274,50 +208,107 @@ def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, n_boot: int, co
                 "These runs used the built-in SYNTHETIC set, not real images: the numbers test the pipeline, not the losses.",
             )
         )
-    blocks += findings.findings_blocks(d, s.comparisons, correction)
+    if decision is None:
+        blocks.append(Block("note", f"No findings for {dataset}: {reason}."))
+    else:
+        blocks += findings.findings_blocks(decision, d)
     blocks += findings.context_blocks(d)
     blocks += posthoc_section(s)
     tabled = [m for m in METRICS if METRICS[m].higher_is_better and d[m].notna().any()]  # qwk: ordinal only
     for metric in tabled:  # ece and brier (lower is better) are in the calibration section
         blocks += metric_section(s, metric)
-    blocks += calibration.calibration_blocks(
-        s, findings.shown_configuration(d, findings.recommend(d, s.comparisons)), tables.BASELINE
-    )
+    recommended = decision.recommendation if decision is not None else None
+    blocks += calibration.calibration_blocks(s, recommended or plan.baseline, plan.baseline)
     blocks += class_f1_section(s)
-    blocks += comparisons_section(s)
+    if decision is not None:
+        blocks += comparisons_section(s)
     blocks += feature_space_section(s)
     blocks += confusion_section(s)
     blocks += embedding_section(s, out)
+    return blocks, decision is not None
+
+
+def _relative(path: str, root: Path) -> str:
+    """A run folder relative to the study folder: committed reports name no machine's paths."""
+    p = Path(path)
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(path)
+
+
+def _header(root: Path, runs: pd.DataFrame, plan: Plan, plan_note: str) -> list[Block]:
+    """Title, what the folder holds, the plan, and the cells left out (failed, unfinished, split)."""
+    failed = [_relative(p, root) for p in failed_runs(root)]
+    unfinished = [_relative(p, root) for p in unfinished_runs(root)]
+    datasets = sorted(runs.dataset.unique())
+    blocks = [
+        Block("h1", f"imbal study report: {root.name}"),
+        Block(
+            "p",
+            f"{len(runs)} finished runs in this study folder. Data sets: {', '.join(datasets)}. {plan_note}"
+            f"Primary metric: {METRICS[plan.primary].label}.",
+        ),
+    ]
+    for cells, what in (
+        (failed, "failed (see their error.txt)"),
+        (unfinished, "started but did not finish (killed, or still training)"),
+    ):
+        if cells:
+            blocks.append(
+                Block(
+                    "note",
+                    f"{len(cells)} run(s) {what} and are left out: {', '.join(cells[:5])}"
+                    + (" ..." if len(cells) > 5 else ""),
+                )
+            )
+    split = runs.attrs.get("split_by_settings") or []
+    if split:
+        blocks.append(
+            Block(
+                "note",
+                f"Runs of {', '.join(split)} were trained with different settings (a study edited between runs); "
+                "each setting is reported as its own data set and no finding pools them.",
+            )
+        )
     return blocks
 
 
 def make_report(
-    root: str | Path, out: str | Path | None = None, n_boot: int = 1000, correction: str = "holm"
+    root: str | Path,
+    out: str | Path | None = None,
+    correction: str = "holm",
+    overrides: dict | None = None,
 ) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html``, ``tables/*.csv`` and ``figures/*.png`` for a study folder."""
+    """Write ``report.md``, ``report.html``, ``outputs.npz``, ``tables/*.csv`` and ``figures/*.png`` for a study folder.
+
+    ``overrides`` (``primary_metric``, ``equivalence_margin``, ``harm_margin``) replace the stored
+    plan for this report only, which then says it is post hoc.
+    """
     root = Path(root)
     out = Path(out) if out else root
     out.mkdir(parents=True, exist_ok=True)
+    plan, plan_note = resolve_plan(root, overrides, correction)
     runs = collect_runs(root)
-    runs.drop(columns=["class_names", "f1_per_class", "confusion_matrix", "config", "dataset_info"]).to_csv(
-        out / RUNS_CSV, index=False
-    )
-    failed = failed_runs(root)
-    datasets = sorted(runs.dataset.unique())
-    blocks = [
-        Block("h1", f"imbal study report: {root.name}"),
-        Block("p", f"{len(runs)} finished runs in {root}. Data sets: {', '.join(datasets)}."),
-    ]
-    if failed:
-        blocks.append(
-            Block(
-                "note",
-                f"{len(failed)} run(s) failed and are left out: {', '.join(failed[:5])}"
-                + (" ..." if len(failed) > 5 else ""),
-            )
+    frame = runs.drop(columns=["class_names", "f1_per_class", "confusion_matrix", "config", "dataset_info"])
+    frame["run_dir"] = [_relative(p, root) for p in frame.run_dir]
+    frame.to_csv(out / RUNS_CSV, index=False)
+    write_archive(runs, out / ARCHIVE)
+    blocks = _header(root, runs, plan, plan_note)
+    race = race_from_folder(root)
+    if race is not None:
+        state, rules, configs = race
+        blocks += race_blocks(state, rules, configs, out / FIGURES, rd.safe_name(root.name))
+        (out / TABLES).mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(history_rows(state)).to_csv(out / TABLES / "race_history.csv", index=False)
+    decided = []
+    for dataset in sorted(runs.dataset.unique()):
+        section, ok = dataset_section(runs, dataset, out, plan)
+        blocks += section
+        decided.append(ok)
+    # a grid without the baseline (an ablation) still gets its tables; one configuration alone does not
+    if not any(decided) and all(len(set(zip(g.sampler, g.loss))) < 2 for _, g in runs.groupby("dataset")):
+        raise ConfigError(
+            f"nothing to compare in {root}: one configuration per data set; a report needs two or more "
+            f"(findings need the baseline {plan.baseline[0]} / {plan.baseline[1]} trained with the same seeds)"
         )
-    for dataset in datasets:
-        blocks += dataset_section(runs, dataset, out, n_boot, correction)
     md, page = out / REPORT_MD, out / REPORT_HTML
     rd.atomic_write_text(md, to_markdown(blocks, out))
     rd.atomic_write_text(page, to_html(blocks, f"imbal report: {root.name}"))

@@ -9,6 +9,9 @@ A study YAML::
       - {config: vesselmnist3d.yaml, train: {epochs: 60}, label: vessel}
     grid: [{samplers: [uniform, oversample], losses: [ce, ce+mcc]}]   # default: the paper's 15
     seeds: 5                        # or a list of seeds
+    primary_metric: balanced_accuracy   # the analysis plan (imbal.study.plan), fixed before the runs
+    equivalence_margin: 0.02
+    harm_margin: 0.02
 
 Settings are layered: the study's ``config`` <- its ``train`` <- an entry's ``config`` <- the entry's
 ``train`` <- command-line overrides. Every name and value is checked before any cell runs, and two
@@ -24,13 +27,15 @@ from typing import Any
 from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig, load_config, read_yaml_mapping
 from imbal.errors import ConfigError
+from imbal.study.plan import KEYS as PLAN_KEYS
+from imbal.study.plan import Plan, plan_from
 
 # the study's 15 configurations (Scholz et al., MIDL 2024, tables 1-2; docs/method.md, "Study design")
 PAPER_GRID = [
     {"samplers": ["uniform", "oversample"], "losses": ["ce", "ce+f1", "ce+mcc", "f1", "focal", "mcc"]},
     {"samplers": ["weights"], "losses": ["ce", "ce+f1", "ce+mcc"]},
 ]
-STUDY_KEYS = ("config", "train", "datasets", "grid", "seeds")
+STUDY_KEYS = ("config", "train", "datasets", "grid", "seeds", "budget", *PLAN_KEYS)
 ENTRY_KEYS = ("config", "train", "dataset", "label")
 
 
@@ -56,6 +61,9 @@ class StudySpec:
     entries: dict[str, dict[str, Any]]  # label -> resolved train settings (dataset included)
     grid: list[dict[str, list[str]]]
     seeds: list[int]
+    plan: Plan = field(default_factory=Plan)  # the analysis, fixed before the runs (imbal.study.plan)
+    grid_given: bool = True  # False: the study file named no grid (the paper's was used)
+    budget: dict[str, Any] = field(default_factory=dict)  # `imbal recommend` limits (imbal.study.recommend)
 
     def cells(self) -> list[Cell]:
         out = []
@@ -173,4 +181,11 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
                 for loss in block["losses"]:
                     load_config(None, {**values, "sampler": sampler, "loss": loss})
         entries[label] = values
-    return StudySpec(entries, grid, _seeds(data, str(path)))
+    budget = data.get("budget") or {}
+    if not isinstance(budget, dict):
+        raise ConfigError(
+            f"budget in {path} must be a mapping like {{max_runs: 60, max_seeds: 5}}, got {budget!r}"
+        )
+    return StudySpec(
+        entries, grid, _seeds(data, str(path)), plan_from(data, str(path)), "grid" in data, dict(budget)
+    )

@@ -1,135 +1,200 @@
-"""Paired comparisons against the baseline: t intervals over seeds, bootstrap over test samples.
+"""Paired comparisons with both sources of noise, equivalence, multiplicity and planning.
 
-Also the corrections that keep a table of such comparisons honest: Holm / Benjamini-Hochberg adjusted
-p-values (:func:`adjust_pvalues`, :func:`adjust_comparisons`), verdicts that say when only test samples
-(one seed) were varied, and :func:`seeds_needed`, how many seeds an observed difference would need.
+A comparison is a candidate configuration against the baseline on one split, paired by seed and by
+image. Its uncertainty has two levels (docs/method.md, "Statistics of a report"):
+
+- seeds: each seed trains both configurations again; the spread of the per-seed differences;
+- images: the test (or validation) set is one sample of images; the spread of the seed-averaged
+  difference over resamples of that set, taken from each run's per-image influence values
+  (exact for balanced accuracy and accuracy, first order for the other ratios; see
+  :mod:`imbal.study.influence`), with the part the seed level already holds removed.
+
+Nothing here reads files: the inputs are arrays, so the report and the simulation that checks the
+error rates (:mod:`imbal.study.simulate`) run the same code.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
-import pandas as pd
-import torch
+from scipy import special
 from scipy import stats as sps
 
-from imbal.metrics import confusion_scores
-
-PAIRED_T = "paired t over seeds"
-PAIRED_BOOTSTRAP = "paired bootstrap over test samples"
-ONE_SEED = "test samples only, 1 seed"
-# what to say instead of a seed count when there is one seed: its seed-to-seed SD is unknown, so no
-# number can be computed; 3 is the fewest seeds whose t interval has a usable width (2 seeds: t = 12.7)
-ONE_SEED_ADVICE = "unknown from 1 seed: run at least 3 seeds (the example study uses 5)"
 ADJUST_METHODS = ("holm", "bh")
+# seeds-needed answers above this are "more than 30": a planning range, not a promise
+MAX_SEEDS = 30
+POWER_TARGET = 0.8
 
 
-def verdict_label(direction: str, seeds: int) -> str:
-    """``direction`` ("better", "worse", "inconclusive") as reported for a comparison over ``seeds`` seeds.
+class Verdict(StrEnum):
+    BETTER = "better"
+    WORSE = "worse"
+    EQUIVALENT = "equivalent"
+    INCONCLUSIVE = "inconclusive"
+    NOT_TESTED = "not tested"
 
-    With one seed the comparison varied the test samples only, never the training run, so a
-    difference is qualified as "better (test samples only, 1 seed)" rather than claimed outright.
+
+@dataclass(frozen=True)
+class Estimate:
+    """A paired difference (candidate minus baseline) with its standard error from both levels.
+
+    ``seed_var`` is the seed level's share of the variance (per-seed differences' variance / seeds);
+    ``image_var`` the image level's share that the seed level does not already hold. Intervals and
+    p-values use a t distribution with ``seeds - 1`` degrees of freedom; with one seed there is only
+    the image level (normal).
     """
-    if direction not in ("better", "worse", "inconclusive"):
-        raise ValueError(f"direction must be 'better', 'worse' or 'inconclusive', got {direction!r}")
-    # "not >= 2" so that an unknown (NaN) seed count is qualified too
-    return f"{direction} ({ONE_SEED})" if not seeds >= 2 and direction != "inconclusive" else direction
 
-
-@dataclass
-class Comparison:
-    mean_diff: float
-    low: float
-    high: float
-    n: int  # seeds paired, or test samples bootstrapped
-    method: str  # PAIRED_T or PAIRED_BOOTSTRAP
-    p_value: float = math.nan
-    seeds: int | None = None  # training runs (seeds) behind the difference; None: 1 unless paired t
-
-    def __post_init__(self) -> None:
-        if self.seeds is None:
-            self.seeds = self.n if self.method == PAIRED_T else 1
+    difference: float
+    seed_var: float
+    image_var: float
+    seeds: int
+    n: int  # images
 
     @property
-    def seed_count(self) -> int:
-        return int(self.seeds) if self.seeds is not None else (self.n if self.method == PAIRED_T else 1)
+    def se(self) -> float:
+        return math.sqrt(self.seed_var + self.image_var)
 
     @property
-    def seed_variation(self) -> bool:
-        """Whether the interval includes seed-to-seed variation (False: test samples of one seed only)."""
-        return self.seed_count >= 2
+    def df(self) -> float:
+        # the seeds are the scarce level: the whole standard error takes their degrees of freedom.
+        # (Welch-Satterthwaite, which counts the image level as known, under-covered at 2-5 seeds in
+        # the simulation: a noisy image share raised the df, and the t quantile fell faster than the
+        # error grew.)
+        return math.inf if self.seeds < 2 else float(self.seeds - 1)
 
     @property
-    def direction(self) -> str:
-        """The interval alone: "better" / "worse" when it excludes 0, else "inconclusive"."""
-        if not (math.isfinite(self.low) and math.isfinite(self.high)):
-            return "inconclusive"
-        if self.low > 0:
-            return "better"
-        if self.high < 0:
-            return "worse"
-        return "inconclusive"
+    def seed_sd(self) -> float:
+        """Standard deviation of one seed's difference (the seed level, per seed)."""
+        return math.sqrt(self.seed_var * self.seeds)
+
+    def _q(self, p: float) -> float:
+        return _t_quantile(p, self.df)
+
+    def _sf(self, x: float) -> float:
+        return _t_sf(x, self.df)
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        half = self._q(0.5 + level / 2) * self.se
+        return self.difference - half, self.difference + half
 
     @property
-    def verdict(self) -> str:
-        """:attr:`direction`, qualified "(test samples only, 1 seed)" without seed variation."""
-        return verdict_label(self.direction, self.seed_count)
+    def p_value(self) -> float:
+        """Two-sided p of "no difference"; 1 when the difference is exactly 0, NaN when se is 0 otherwise."""
+        if self.se == 0:
+            return 1.0 if self.difference == 0 else math.nan
+        return min(1.0, 2 * self._sf(abs(self.difference) / self.se))
+
+    def p_equivalence(self, margin: float) -> float:
+        """TOST p of "the difference is at least ``margin`` away from 0" (small: equivalent)."""
+        if self.se == 0:
+            return 0.0 if abs(self.difference) < margin else 1.0
+        lower = self._sf((self.difference + margin) / self.se)
+        upper = self._sf((margin - self.difference) / self.se)
+        return max(lower, upper)
+
+    def upper_bound(self, level: float = 0.95) -> float:
+        """One-sided upper confidence bound of the difference."""
+        return self.difference + self._q(level) * self.se
+
+    def lower_bound(self, level: float = 0.95) -> float:
+        return self.difference - self._q(level) * self.se
 
 
-def paired_t(candidate: np.ndarray, baseline: np.ndarray, confidence: float = 0.95) -> Comparison:
-    """Mean paired difference with a t confidence interval (seeds matched one to one)."""
-    d = np.asarray(candidate, float) - np.asarray(baseline, float)
-    n = len(d)
-    if n < 2:
-        raise ValueError(f"a paired t interval needs >= 2 paired seeds, got {n}")
-    mean = float(d.mean())
-    se = float(d.std(ddof=1) / math.sqrt(n))
-    if se == 0:
-        return Comparison(mean, mean, mean, n, PAIRED_T, 0.0 if mean != 0 else 1.0)
-    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * se
-    p = float(2 * sps.t.sf(abs(mean / se), n - 1))
-    return Comparison(mean, mean - half, mean + half, n, PAIRED_T, p)
+def _t_quantile(p: float, df: float) -> float:
+    # scipy.special's ufuncs: the statistics run thousands of times in the simulation tests
+    return float(special.ndtri(p) if math.isinf(df) else special.stdtrit(df, p))
 
 
-def _confusions(y: np.ndarray, pred: np.ndarray, k: int, rows: np.ndarray) -> torch.Tensor:
-    """Confusion matrices ``(B, k, k)`` of the resamples ``rows`` ``(B, n)``, in one bincount."""
-    b = rows.shape[0]
-    codes = np.arange(b)[:, None] * k * k + y[rows] * k + pred[rows]
-    return torch.from_numpy(np.bincount(codes.ravel(), minlength=b * k * k).reshape(b, k, k))
+def _t_sf(x: float, df: float) -> float:
+    return float(special.ndtr(-x) if math.isinf(df) else special.stdtr(df, -x))
 
 
-def paired_bootstrap(
-    y: np.ndarray,
-    pred_candidate: np.ndarray,
-    pred_baseline: np.ndarray,
-    num_classes: int,
-    metric: str = "balanced_accuracy",
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    minority: int | None = None,
-) -> Comparison:
-    """Percentile interval of metric(candidate) - metric(baseline) over test samples drawn with replacement.
+def _within_class_var(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Variance of a sum over images when each class's images are resampled (class sizes fixed).
 
-    Both runs are scored on the same resampled test set each time (a paired bootstrap). One pair of
-    runs is one seed: the interval ignores seed-to-seed variation, so the verdict says so.
-    ``minority`` (the rarest training class) is needed for ``metric="minority_f1"``.
+    ``values`` ``(..., n)`` per-image influence values; returns ``(...)``: the sum over classes of
+    n_k times the population variance of the values within class k.
     """
-    y, pc, pb = (np.asarray(a, dtype=np.int64) for a in (y, pred_candidate, pred_baseline))
-    rng = np.random.default_rng(seed)
-    # row 0 is the observed test set; rows 1.. are the resamples, all scored in one batched call
-    rows = np.vstack([np.arange(len(y)), rng.integers(0, len(y), (n_boot, len(y)))])
-    diff = (
-        confusion_scores(_confusions(y, pc, num_classes, rows), minority)[metric]
-        - confusion_scores(_confusions(y, pb, num_classes, rows), minority)[metric]
-    ).numpy()
-    observed, diffs = float(diff[0]), diff[1:]
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(diffs, [alpha, 1 - alpha])
-    p = float(min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())))
-    return Comparison(observed, float(low), float(high), len(y), PAIRED_BOOTSTRAP, p, seeds=1)
+    onehot = (labels[:, None] == np.unique(labels)[None, :]).astype(float)  # (n, K)
+    counts = onehot.sum(0)
+    sums, squares = values @ onehot, (values * values) @ onehot
+    return (squares - sums * sums / counts).sum(-1)
+
+
+def paired_estimates(diffs: np.ndarray, influence: np.ndarray, labels: np.ndarray) -> list[Estimate]:
+    """:func:`paired_estimate` of M comparisons at once: ``diffs`` ``(M, S)``, ``influence`` ``(M, S, n)``."""
+    d = np.asarray(diffs, dtype=float)
+    g = np.asarray(influence, dtype=float)
+    labels = np.asarray(labels)
+    if d.ndim != 2 or d.shape[1] == 0:
+        raise ValueError(f"diffs must have shape (comparisons, seeds) with >= 1 seed, got {d.shape}")
+    if g.shape != (*d.shape, len(labels)):
+        raise ValueError(
+            f"influence must have shape (comparisons, seeds, images)={(*d.shape, len(labels))}, got {g.shape}"
+        )
+    if not (np.isfinite(d).all() and np.isfinite(g).all()):
+        raise ValueError("diffs and influence values must be finite")
+    m, s = d.shape
+    per_seed = _within_class_var(g, labels)  # (M, S)
+    if s == 1:
+        return [
+            Estimate(float(d[i, 0]), 0.0, max(0.0, float(per_seed[i, 0])), 1, len(labels)) for i in range(m)
+        ]
+    pooled = _within_class_var(g.mean(1), labels)  # (M,)
+    # the seed-averaged image variance still holds each seed's own image noise / S, which the seed
+    # level measures already; method of moments for the shared part (docs/method.md)
+    shared = np.maximum(0.0, (s * pooled - per_seed.mean(1)) / (s - 1))
+    seed_var = d.var(axis=1, ddof=1) / s
+    mean = d.mean(1)
+    return [Estimate(float(mean[i]), float(seed_var[i]), float(shared[i]), s, len(labels)) for i in range(m)]
+
+
+def paired_estimate(diffs: np.ndarray, influence: np.ndarray, labels: np.ndarray) -> Estimate:
+    """The two-level estimate from per-seed differences ``(S,)`` and their influence values ``(S, n)``.
+
+    ``influence[s, i]`` is image i's influence on seed s's difference (candidate's minus baseline's,
+    see :func:`imbal.study.influence.scores_and_influence`); both runs of a seed were scored on the
+    same images, and every seed on the same image set.
+    """
+    d = np.asarray(diffs, dtype=float)
+    if d.ndim != 1:
+        raise ValueError(f"diffs must be 1-D with >= 1 seed, got shape={d.shape}")
+    g = np.asarray(influence, dtype=float)
+    if g.shape != (len(d), len(labels)):
+        raise ValueError(
+            f"influence must have shape (seeds, images)=({len(d)}, {len(labels)}), got {g.shape}"
+        )
+    return paired_estimates(d[None], g[None], labels)[0]
+
+
+def verdict(
+    est: Estimate,
+    alpha: float = 0.05,
+    margin: float | None = None,
+    p_difference: float | None = None,
+    p_equivalence: float | None = None,
+    higher_is_better: bool = True,
+) -> Verdict:
+    """Better / worse when "no difference" is rejected, else equivalent when TOST rejects, else inconclusive.
+
+    ``p_difference`` / ``p_equivalence`` override the estimate's own p-values (e.g. with their
+    multiplicity-adjusted values). A zero standard error never gives better/worse: identical runs
+    (difference 0) are equivalent, anything else is inconclusive.
+    """
+    if est.se == 0:
+        return Verdict.EQUIVALENT if est.difference == 0 else Verdict.INCONCLUSIVE
+    p = est.p_value if p_difference is None else p_difference
+    if p < alpha:
+        up = est.difference > 0
+        return Verdict.BETTER if up == higher_is_better else Verdict.WORSE
+    if margin is not None:
+        pe = est.p_equivalence(margin) if p_equivalence is None else p_equivalence
+        if pe < alpha:
+            return Verdict.EQUIVALENT
+    return Verdict.INCONCLUSIVE
 
 
 def adjust_pvalues(p: np.ndarray, method: str = "holm") -> np.ndarray:
@@ -168,92 +233,76 @@ def adjust_pvalues(p: np.ndarray, method: str = "holm") -> np.ndarray:
     return out
 
 
-def adjust_comparisons(
-    table: pd.DataFrame, method: str = "holm", alpha: float = 0.05, by: str | list[str] | None = None
-) -> pd.DataFrame:
-    """Adds multiplicity-corrected columns to a table of baseline comparisons (one row each).
+# --- planning: how many seeds would decide it ---------------------------------------------------
 
-    ``table`` needs ``difference``, ``ci_low``, ``ci_high``, ``p_value`` and either ``seeds`` or
-    ``method`` (as :func:`imbal.study.tables.compare_to_baseline` writes). The whole table is one
-    family unless ``by`` names columns whose groups are separate families (e.g. ``"metric"``).
-    Added columns:
 
-    - ``p_adjusted``: Holm or Benjamini-Hochberg adjusted p-value (NaN where ``p_value`` is NaN);
-    - ``family_size``: how many comparisons (non-NaN p) were corrected together;
-    - ``verdict_adjusted``: "better" / "worse" only when ``p_adjusted < alpha`` AND the observed
-      difference and the whole interval lie on that side of 0; otherwise "inconclusive". Rows without
-      seed variation (one seed) read "better (test samples only, 1 seed)" / "worse (...)".
-    - ``ci_adjusted``: always False. The intervals are left unadjusted (per-comparison 95%) on
-      purpose: the one-seed rows' intervals are bootstrap percentiles whose resamples the table does
-      not keep, so no simultaneous interval can be rebuilt for every row, and mixing adjusted and
-      unadjusted intervals in one table would mislead. The correction lives in ``p_adjusted`` and the
-      verdict; a report must label the intervals as unadjusted.
+def _se_at(seed_sd: float, image_var: float, seeds: int) -> tuple[float, float]:
+    return math.sqrt(seed_sd**2 / seeds + image_var), float(seeds - 1)
+
+
+def power(effect: float, seed_sd: float, image_var: float, seeds: int, alpha: float = 0.05) -> float:
+    """Chance that the two-sided test at ``alpha`` rejects with ``seeds`` seeds, if the truth were ``effect``.
+
+    Seeds shrink the seed level only; the image level (``image_var``, the test set's own noise)
+    stays, so a small test set caps the power whatever the seed count. Noncentral t with the
+    ``seeds - 1`` degrees of freedom of :class:`Estimate`.
     """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    need = {"difference", "ci_low", "ci_high", "p_value"}
-    missing = need - set(table.columns)
-    if missing or not {"seeds", "method"} & set(table.columns):
-        raise ValueError(
-            f"table needs columns {sorted(need)} and 'seeds' or 'method', got {list(table.columns)}"
-        )
-    out = table.copy()
-    if "seeds" in out.columns:
-        seeds = out["seeds"].to_numpy(dtype=float)
+    if seeds < 2:
+        raise ValueError(f"power needs >= 2 seeds, got {seeds}")
+    se, df = _se_at(seed_sd, image_var, seeds)
+    if se == 0:
+        return 1.0 if effect != 0 else 0.0
+    ncp = abs(effect) / se
+    if math.isinf(df):
+        crit = sps.norm.ppf(1 - alpha / 2)
+        return float(sps.norm.sf(crit - ncp) + sps.norm.cdf(-crit - ncp))
+    crit = sps.t.ppf(1 - alpha / 2, df)
+    return float(sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp))
+
+
+def equivalence_power(
+    effect: float, seed_sd: float, image_var: float, seeds: int, margin: float, alpha: float = 0.05
+) -> float:
+    """Chance that TOST at ``alpha`` shows equivalence within ``margin`` with ``seeds`` seeds (normal
+    approximation around the t critical value: a planning figure)."""
+    if seeds < 2:
+        raise ValueError(f"equivalence_power needs >= 2 seeds, got {seeds}")
+    se, df = _se_at(seed_sd, image_var, seeds)
+    if se == 0:
+        return 1.0 if abs(effect) < margin else 0.0
+    crit = sps.norm.ppf(1 - alpha) if math.isinf(df) else sps.t.ppf(1 - alpha, df)
+    hi, lo = (margin - effect) / se - crit, (-margin - effect) / se + crit
+    return float(max(0.0, sps.norm.cdf(hi) - sps.norm.cdf(lo)))
+
+
+def seeds_needed(
+    est: Estimate,
+    alpha: float = 0.05,
+    margin: float | None = None,
+    target: float = POWER_TARGET,
+    max_seeds: int = MAX_SEEDS,
+) -> tuple[str, int | None]:
+    """Seeds for ``target`` power to decide the comparison, taking the observed effect and spreads as true.
+
+    Returns ``(goal, n)``: goal "difference" (show the observed effect at level ``alpha``) or, when
+    the observed effect lies inside ``margin``, "equivalence"; ``n`` is None when more than
+    ``max_seeds`` would be needed. A planning estimate: the observed effect is itself uncertain.
+    """
+    if est.seeds < 2:
+        raise ValueError(f"seeds_needed needs an estimate from >= 2 seeds, got {est.seeds}")
+    sd = est.seed_sd
+    if margin is not None and abs(est.difference) < margin:
+        goal = "equivalence"
+
+        def fn(n: int) -> float:
+            return equivalence_power(est.difference, sd, est.image_var, n, margin, alpha)
     else:
-        seeds = np.where(out["method"] == PAIRED_T, 2.0, 1.0)
-    groups = (
-        [np.arange(len(out))]
-        if by is None
-        else list(out.reset_index(drop=True).groupby(by, dropna=False).indices.values())
-    )
-    p = out["p_value"].to_numpy(dtype=float)
-    p_adj, family = np.full(len(out), np.nan), np.zeros(len(out), dtype=int)
-    for rows in groups:
-        p_adj[rows] = adjust_pvalues(p[rows], method)
-        family[rows] = int((~np.isnan(p[rows])).sum())
-    diff, low, high = (out[c].to_numpy(dtype=float) for c in ("difference", "ci_low", "ci_high"))
-    significant = p_adj < alpha  # False for NaN
-    direction = np.where(
-        significant & (diff > 0) & (low > 0),
-        "better",
-        np.where(significant & (diff < 0) & (high < 0), "worse", "inconclusive"),
-    )
-    out["p_adjusted"] = p_adj
-    out["family_size"] = family
-    out["verdict_adjusted"] = [verdict_label(d, s) for d, s in zip(direction, seeds)]
-    out["ci_adjusted"] = False
-    return out
+        goal = "difference"
 
+        def fn(n: int) -> float:
+            return power(est.difference, sd, est.image_var, n, alpha)
 
-def seeds_needed(differences: np.ndarray, alpha: float = 0.05, max_seeds: int = 50) -> int | None:
-    """Fewest seeds n at which a paired t interval with the observed mean and SD would exclude 0.
-
-    ``differences`` are the per-seed paired differences (>= 2 seeds). Returns the smallest n in
-    ``[2, max_seeds]`` with ``|mean| / (SD / sqrt(n)) > t(1 - alpha / 2, n - 1)``, None when no n up
-    to ``max_seeds`` suffices (or the mean is 0). With SD 0 and a non-zero mean any 2 seeds suffice.
-    This plugs the observed mean and SD in as if they were the truth, so it is a planning hint
-    (about a coin flip of reaching significance at that n), not a power analysis; pass ``alpha``
-    divided by the family size for a Bonferroni-level answer. With one seed the SD is unknown and no
-    number can be given: this raises, and a report should say :data:`ONE_SEED_ADVICE` instead.
-    """
-    d = np.asarray(differences, dtype=float)
-    if d.ndim != 1 or len(d) < 2:
-        raise ValueError(
-            f"seeds_needed needs the differences of >= 2 seeds (1-D), got shape={d.shape}; "
-            f"with 1 seed the answer is {ONE_SEED_ADVICE!r}"
-        )
-    if not np.isfinite(d).all():
-        raise ValueError(f"differences must be finite, got {d.tolist()}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    if max_seeds < 2:
-        raise ValueError(f"max_seeds must be >= 2, got {max_seeds}")
-    mean, sd = float(d.mean()), float(d.std(ddof=1))
-    if mean == 0:
-        return None
-    if sd == 0:
-        return 2
-    n = np.arange(2, max_seeds + 1)
-    enough = abs(mean) / sd * np.sqrt(n) > sps.t.ppf(1 - alpha / 2, n - 1)
-    return int(n[enough.argmax()]) if enough.any() else None
+    for n in range(2, max_seeds + 1):
+        if fn(n) >= target:
+            return goal, n
+    return goal, None
