@@ -25,7 +25,7 @@ from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef
 from imbal.data import load_dataset
 from imbal.engine.config import load_config
 from imbal.engine.trainer import train
-from imbal.losses import build_loss
+from imbal.losses import LossSettings, build_loss
 from imbal.metrics import Evaluator
 from imbal.models import build_model
 from imbal.samplers import build_sampler
@@ -51,7 +51,7 @@ def dataset():
 def steps(model, data, device, n_steps, bf16):
     model = copy.deepcopy(model).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = build_loss("ce+mcc", validate=False)
+    loss_fn = build_loss("ce+mcc", LossSettings(validate=False))
     sampler = build_sampler("oversample", data.labels, 50, seed=0)
     images, labels = data.images.to(device), data.labels.to(device)
     losses = []

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from imbal.losses import build_loss
+from imbal.losses import LossSettings, build_loss
 from imbal.models import build_model
 
 LOSSES = ["ce", "focal", "f1", "mcc", "ce+f1", "ce+mcc", "la-ce"]
@@ -60,14 +60,14 @@ def main() -> None:
 
         return run
 
-    ce_step = median_seconds(step(build_loss("ce", validate=False)), device, args.repeats)
+    ce_step = median_seconds(step(build_loss("ce", LossSettings(validate=False))), device, args.repeats)
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} batch={args.batch}")
     print(f"one training step (ResNet-18 2D, 28x28, CE): median {ce_step * 1e3:.2f} ms over {args.repeats}")
     print()
     print(f"{'loss':<8} {'fwd+bwd (ms)':>13} {'share of step':>14}  {'validated (ms)':>15}")
     for name in LOSSES:
         for validate in (False, True):
-            loss_fn = build_loss(name, class_counts=counts, validate=validate).to(device)
+            loss_fn = build_loss(name, LossSettings(class_counts=counts, validate=validate)).to(device)
 
             def alone(loss_fn=loss_fn):
                 z = logits_fixed.clone().requires_grad_(True)

@@ -35,12 +35,15 @@ def test_binary_only_settings_refused_on_multiclass_data():
     data = synthetic(n=200, size=8, class_ratios=(0.5, 0.3, 0.2)).train
     cfg = load_config(None, {"loss": "ce+f1", "f1_average": "positive"})
     with pytest.raises(
-        ConfigError, match="f1_average 'positive' needs a binary data set, synthetic2d has 3 classes"
+        ConfigError,
+        match=r"loss 'ce\+f1' on synthetic2d: f1_average 'positive' needs a binary data set, got 3 classes",
     ):
         loss_for(cfg, data)
     data2 = synthetic(n=200, size=8, class_ratios=(0.7, 0.3)).train
     cfg = load_config(None, {"loss": "ce+f1", "f1_average": "positive", "positive_class": "2"})
-    with pytest.raises(ConfigError, match=r"positive_class=2 is not a class of synthetic2d \(classes 0..1\)"):
+    with pytest.raises(
+        ConfigError, match=r"on synthetic2d: positive_class=2 is not a class of the data \(classes 0..1\)"
+    ):
         loss_for(cfg, data2)
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from imbal.losses import build_loss
+from imbal.losses import LossSettings, build_loss
 from tests.ddp_utils import run_gloo
 
 
@@ -45,7 +45,7 @@ def test_ddp_loss_and_grads_equal_full_batch(name):
 def unsynced_step(rank, world):
     x, y, model = make_problem()
     ddp = DDP(model)
-    build_loss("mcc", sync=False)(ddp(x[rank::world]), y[rank::world]).backward()
+    build_loss("mcc", LossSettings(sync=False))(ddp(x[rank::world]), y[rank::world]).backward()
     return model.weight.grad.clone()
 
 

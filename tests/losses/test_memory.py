@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from imbal.losses import (
+    LossSettings,
     SoftF1Loss,
     SoftMCCLoss,
     build_loss,
@@ -25,7 +26,10 @@ def test_memory_zero_is_the_plain_loss(module):
     plain = soft_mcc_loss(logits, y) if module is SoftMCCLoss else soft_f1_loss(logits, y)
     assert module()(logits, y).item() == plain.item()
     assert module(memory=0, num_classes=3)(logits, y).item() == plain.item()
-    assert build_loss("ce+mcc", memory=0)(logits, y).item() == build_loss("ce+mcc")(logits, y).item()
+    assert (
+        build_loss("ce+mcc", LossSettings(metric_memory=0))(logits, y).item()
+        == build_loss("ce+mcc")(logits, y).item()
+    )
 
 
 @pytest.mark.parametrize("fn", [soft_mcc_loss, soft_f1_loss])
@@ -106,7 +110,7 @@ def ddp_memory_step(rank, world, name):
 
     xs, ys, model = make_problem()
     ddp = DDP(model)
-    loss_fn = build_loss(name, memory=2, num_classes=3)
+    loss_fn = build_loss(name, LossSettings(metric_memory=2, num_classes=3))
     loss = steps(ddp, loss_fn, xs, ys, slice(rank, None, world))
     memory = next(m.memory_counts.clone() for m in loss_fn.terms if hasattr(m, "memory_counts"))
     return loss, model.weight.grad.clone(), model.bias.grad.clone(), memory
@@ -115,7 +119,7 @@ def ddp_memory_step(rank, world, name):
 @pytest.mark.parametrize("name", ["mcc", "ce+f1"])
 def test_ddp_memory_equals_one_process(name):
     xs, ys, model = make_problem()
-    loss_fn = build_loss(name, memory=2, num_classes=3)
+    loss_fn = build_loss(name, LossSettings(metric_memory=2, num_classes=3))
     full = steps(model, loss_fn, xs, ys)
     results = run_gloo(ddp_memory_step, name)
     for rank, (loss, gw, gb, _) in enumerate(results):

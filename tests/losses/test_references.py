@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score, matthews_corrcoef
 
 from imbal.losses import (
+    LossSettings,
     build_loss,
     focal_loss,
     inverse_frequency_weights,
@@ -109,7 +110,7 @@ def test_logit_adjusted_ce_reference():
     ref = F.cross_entropy(logits + 0.5 * priors.log(), y)
     assert torch.allclose(logit_adjusted_ce(logits, y, priors * 10, tau=0.5), ref, atol=1e-6)
     assert torch.allclose(
-        build_loss("la-ce", class_counts=[70, 20, 10])(logits, y),
+        build_loss("la-ce", LossSettings(class_counts=[70, 20, 10]))(logits, y),
         F.cross_entropy(logits + priors.log(), y),
         atol=1e-6,
     )

@@ -1,5 +1,7 @@
 """The loss-term table is the one home of loss names: adding a term is one table entry + its function."""
 
+import os
+
 import pytest
 import torch
 
@@ -47,3 +49,98 @@ def test_per_sample_comes_from_the_table():
     assert (
         loss.per_sample == [LOSS_TERMS[n].per_sample for n in ("ce", "mcc", "focal")] == [True, False, True]
     )
+
+
+# A term with a parameter: the edits live in losses/terms.py only. The test applies them to a copy
+# of the package and checks, in a fresh interpreter, that the config, the command line, the
+# builders, the resume check and the report all know the new setting.
+TOY_FIELD = '    toy_scale: float = option(1.0, "scale of the toy term", lambda v: v > 0, "must be > 0")\n'
+TOY_FUNCTION = """
+
+class _Toy(nn.Module):
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        loss = self.scale * (logits.softmax(-1) ** 2).sum(-1)
+        return loss if reduction == "none" else loss.mean()
+
+"""
+TOY_ENTRY = '        LossTerm("toy", lambda s: _Toy(s.toy_scale), True, "a toy term", ("toy_scale",)),\n'
+
+TOY_CHECKS = """
+import contextlib, io
+import pandas as pd, torch
+from imbal.cli.main import main
+from imbal.data import synthetic
+from imbal.engine.build import loss_for
+from imbal.engine.config import ConfigError, config_differences, load_config
+from imbal.losses import loss_sort_key
+from imbal.study.findings import context_blocks
+
+# config: a key with its default, its type and its check
+cfg = load_config(None, {"loss": "ce+0.5*toy", "toy_scale": "3"})
+assert cfg.toy_scale == 3.0, cfg
+try:
+    load_config(None, {"loss": "toy", "toy_scale": "-1"})
+    raise AssertionError("toy_scale=-1 accepted")
+except ConfigError as exc:
+    assert str(exc) == "toy_scale must be > 0, got -1.0", exc
+# the command line: an option with its help, and the term's help names its setting
+help_text = io.StringIO()
+with contextlib.redirect_stdout(help_text), contextlib.suppress(SystemExit):
+    main(["train", "--help"])
+text = " ".join(help_text.getvalue().split())
+assert "--toy-scale FLOAT, --toy_scale FLOAT scale of the toy term (default: 1.0)" in text, text
+assert "toy: a toy term (toy_scale)" in text, text
+# the builders: the config's value reaches the term
+data = synthetic(n=60, size=8).train
+loss = loss_for(cfg, data)
+logits, y = torch.randn(8, data.num_classes), torch.randint(0, data.num_classes, (8,))
+expected = torch.nn.functional.cross_entropy(logits, y) + 0.5 * 3.0 * (logits.softmax(-1) ** 2).sum(-1).mean()
+assert torch.allclose(loss(logits, y), expected)
+# the resume check: a changed setting changes what a run computes
+assert config_differences({"toy_scale": 1.0}, {"toy_scale": 2.0}) == ["toy_scale"]
+# the report: the loss columns' order and the settings of the compared losses
+assert sorted(["toy", "mcc", "ce+toy", "ce"], key=loss_sort_key) == ["ce", "ce+toy", "mcc", "toy"]
+runs = pd.DataFrame({
+    "sampler": ["uniform", "uniform"], "loss": ["ce", "ce+toy"], "seed": [0, 0],
+    "config": [{"toy_scale": 2.0}, {"toy_scale": 2.0}], "class_names": [["a", "b"]] * 2,
+    "f1_per_class": [[0.5, 0.5]] * 2, "minority_class": [1, 1],
+    "dataset_info": [{"name": "syn", "n": {"train": 8, "val": 2, "test": 2}, "train_counts": [6, 2]}] * 2,
+})
+rows = context_blocks(runs)[1].rows
+assert ["toy_scale", "2.0"] in rows, rows
+print("toy term ok")
+"""
+
+
+def test_a_term_with_a_parameter_is_one_file(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(terms.__file__).parents[1]
+    copy = tmp_path / "src" / "imbal"
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    path = copy / "losses" / "terms.py"
+    text = path.read_text()
+    anchors = ("\n\n\nLOSS_OPTIONS = ", "\n# the order of this table", "    ]\n}\n")
+    assert all(text.count(a) == 1 for a in anchors), "terms.py changed its layout: update the anchors"
+    text = text.replace(anchors[0], "\n" + TOY_FIELD.rstrip("\n") + anchors[0])
+    text = text.replace(anchors[1], TOY_FUNCTION + anchors[1])
+    text = text.replace(anchors[2], TOY_ENTRY + anchors[2])
+    path.write_text(text)
+    changed = [
+        p.relative_to(copy).as_posix()
+        for p in sorted(copy.rglob("*.py"))
+        if p.read_bytes() != (src / p.relative_to(copy)).read_bytes()
+    ]
+    assert changed == ["losses/terms.py"]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "src"), "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-c", TOY_CHECKS], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0 and "toy term ok" in done.stdout, done.stderr[-3000:]

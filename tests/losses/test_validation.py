@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from imbal.losses import build_loss, focal_loss, inverse_frequency_weights, soft_f1_loss, soft_mcc_loss
+from imbal.losses import (
+    LossSettings,
+    build_loss,
+    focal_loss,
+    inverse_frequency_weights,
+    soft_f1_loss,
+    soft_mcc_loss,
+)
 
 ALL = [soft_mcc_loss, soft_f1_loss, focal_loss, build_loss("ce+mcc")]
 
@@ -87,6 +94,6 @@ def test_validate_false_skips_value_checks_only():
     y = torch.tensor([0, 1, 2, 1])
     for fn in (soft_mcc_loss, soft_f1_loss, focal_loss):
         assert torch.isnan(fn(x, y, validate=False))  # no value check, no host sync
-    assert torch.isnan(build_loss("ce+mcc", validate=False)(x, y))
+    assert torch.isnan(build_loss("ce+mcc", LossSettings(validate=False))(x, y))
     with pytest.raises(ValueError, match="logits must have shape"):
         soft_mcc_loss(torch.randn(4), y, validate=False)  # shapes are still checked

@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import math
 import os
-from typing import cast
 
 import torch
 from lightning_fabric import Fabric
@@ -23,8 +22,7 @@ from imbal.data.stream import AnyDataset
 from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig
 from imbal.errors import ConfigError, DataError
-from imbal.losses import CombinedLoss, build_loss, inverse_frequency_weights
-from imbal.losses.metric_losses import F1Average
+from imbal.losses import CombinedLoss, LossSettings, build_loss, inverse_frequency_weights
 from imbal.models import Classifier, build_model
 from imbal.samplers import SAMPLERS, build_sampler
 
@@ -185,36 +183,19 @@ def augmentation_for(cfg: TrainConfig, data: AnyDataset) -> Augmentation:
     return Augmentation(data.spatial_dims, enabled=cfg.augment, crop_size=cfg.crop_size or None)
 
 
-def positive_class_for(cfg: TrainConfig, data: AnyDataset) -> int:
-    """Binary soft F1's positive class: the configured one, else the training set's minority class."""
-    if cfg.positive_class is None:
-        return data.minority_class
-    if cfg.positive_class >= data.num_classes:
-        raise ConfigError(
-            f"positive_class={cfg.positive_class} is not a class of {data.name} (classes 0..{data.num_classes - 1})"
-        )
-    return cfg.positive_class
-
-
 def loss_for(cfg: TrainConfig, data: AnyDataset) -> CombinedLoss:
-    """The training loss; its value checks are off (labels were checked when the data was loaded)."""
-    if cfg.f1_average == "positive" and data.num_classes != 2:
-        raise ConfigError(
-            f"f1_average 'positive' needs a binary data set, {data.name} has {data.num_classes} classes"
-        )
+    """The training loss: the config's loss settings with the training counts, as one LossSettings.
+
+    Its value checks are off (labels were checked when the data was loaded). A setting the data
+    cannot take (binary F1 on three classes) is a ConfigError naming the data set.
+    """
     counts = data.class_counts
     weights = inverse_frequency_weights(counts) if SAMPLERS[cfg.sampler].class_weights else None
-    return build_loss(
-        cfg.loss,
-        class_counts=counts,
-        class_weights=weights,
-        focal_gamma=cfg.focal_gamma,
-        f1_average=cast(F1Average, cfg.f1_average),  # checked by TrainConfig.validate
-        positive_class=positive_class_for(cfg, data) if data.num_classes == 2 else 1,
-        la_tau=cfg.la_tau,
-        memory=cfg.metric_memory,
-        validate=False,
-    )
+    settings = LossSettings.of(cfg, class_counts=counts, validate=False)
+    try:
+        return build_loss(cfg.loss, settings, class_weights=weights)
+    except ValueError as exc:
+        raise ConfigError(f"loss {cfg.loss!r} on {data.name}: {exc}") from None
 
 
 def sampler_for(cfg: TrainConfig, data: AnyDataset, fabric: Fabric):

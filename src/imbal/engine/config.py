@@ -17,9 +17,8 @@ from typing import Any, get_type_hints
 import yaml
 
 from imbal.errors import ConfigError
-from imbal.losses import LOSS_TERMS, parse_loss_name
-from imbal.losses.metric_losses import F1_AVERAGES
-from imbal.losses.terms import loss_terms_help
+from imbal.losses import LOSS_OPTIONS, LOSS_TERMS, LossOptions, parse_loss_name
+from imbal.losses.terms import loss_terms_help, option_errors
 from imbal.metrics import METRICS
 from imbal.models import ARCHS, NORMS
 from imbal.samplers import SAMPLERS
@@ -40,8 +39,13 @@ def _key(default: Any, help: str) -> Any:
 
 
 @dataclass
-class TrainConfig:
-    """Everything one training run depends on; stored resolved as ``config.yaml`` in the run folder."""
+class TrainConfig(LossOptions):
+    """Everything one training run depends on; stored resolved as ``config.yaml`` in the run folder.
+
+    The loss terms' settings (focal_gamma, la_tau, ...) are inherited from
+    :class:`imbal.losses.LossOptions`, their one home: a term's new setting is a config key without
+    an edit here.
+    """
 
     # data
     dataset: Any = _key(
@@ -67,15 +71,6 @@ class TrainConfig:
         f"a '+'-sum of loss terms with optional coefficients, e.g. ce+mcc or ce+0.5*f1. Terms: {loss_terms_help()}",
     )
     sampler: str = _key("uniform", "; ".join(f"{s.name}: {s.help}" for s in SAMPLERS.values()))
-    focal_gamma: float = _key(2.0, "focusing parameter of the focal loss")
-    f1_average: str = _key("macro", "soft F1 over all classes ('macro') or one class ('positive', binary)")
-    positive_class: int | None = _key(
-        None, "the positive class of binary soft F1; null = the training set's minority class"
-    )
-    la_tau: float = _key(1.0, "temperature of the logit-adjusted CE (la-ce)")
-    metric_memory: int = _key(
-        0, "soft-count memory of the metric losses in batches (0 = off; see docs/method.md)"
-    )
     # optimisation (the study: Adam(0.9, 0.999), lr 1e-3, batch 50, cosine, no warm-up)
     epochs: int = _key(100, "training epochs")
     batch_size: int = _key(50, "global batch size (split over devices under DDP)")
@@ -140,17 +135,12 @@ class TrainConfig:
             self.precision in PRECISIONS,
             f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
         )
-        check(
-            self.f1_average in F1_AVERAGES,
-            f"f1_average must be one of {', '.join(F1_AVERAGES)}, got {self.f1_average!r}",
-        )
         for name in ("epochs", "batch_size", "devices", "num_nodes", "eval_batch_size", "checkpoint_every"):
             check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in (
             "early_stopping",
             "train_subset",
             "crop_size",
-            "metric_memory",
             "threads",
             "data_memory_mb",
         ):
@@ -169,15 +159,8 @@ class TrainConfig:
             math.isfinite(self.widen_factor) and int(64 * self.widen_factor) >= 1,
             f"widen_factor must be >= 1/64 (at least one channel), got {self.widen_factor}",
         )
-        check(
-            math.isfinite(self.focal_gamma) and self.focal_gamma >= 0,
-            f"focal_gamma must be >= 0, got {self.focal_gamma}",
-        )
-        check(math.isfinite(self.la_tau), f"la_tau must be finite, got {self.la_tau}")
-        check(
-            self.positive_class is None or self.positive_class >= 0,
-            f"positive_class must be a class index >= 0 or null, got {self.positive_class}",
-        )
+        for message in option_errors(self):
+            raise ConfigError(message)
         if SAMPLERS[self.sampler].class_weights:
             check(
                 any(LOSS_TERMS[t].per_sample for _, t in terms),
@@ -201,7 +184,10 @@ def check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+# in the order of the class, with the inherited loss settings after the loss and sampler (help, messages)
+_OWN = [f for f in dataclasses.fields(TrainConfig) if f.name not in LOSS_OPTIONS]
+_AT = [f.name for f in _OWN].index("sampler") + 1
+FIELDS = {f.name: f for f in [*_OWN[:_AT], *LOSS_OPTIONS.values(), *_OWN[_AT:]]}
 TYPES = get_type_hints(TrainConfig)
 # keys that change how a run is shown, stored or fed, not what it computes: a resume may change them
 # (streaming and in-memory training give the same metrics: tests/engine/test_streaming_train.py)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 from imbal.losses._checks import compute_dtype
-from imbal.losses.metric_losses import F1Average
-from imbal.losses.terms import LOSS_TERMS, LossSettings
+from imbal.losses.terms import LOSS_TERMS, LossSettings, settings_read
 
 _TERM = re.compile(r"^\s*(?:(?P<coef>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*\*\s*)?(?P<name>[a-z0-9-]+)\s*$")
 
@@ -106,46 +107,29 @@ def loss_sort_key(name: str) -> tuple:
 
 def build_loss(
     name: str,
+    settings: LossSettings | None = None,
     *,
-    class_counts: torch.Tensor | list[int] | None = None,
     class_weights: torch.Tensor | list[float] | None = None,
-    num_classes: int | None = None,
-    focal_gamma: float = 2.0,
-    f1_average: F1Average = "macro",
-    positive_class: int = 1,
-    la_tau: float = 1.0,
-    memory: int = 0,
-    sync: bool = True,
-    validate: bool = True,
 ) -> CombinedLoss:
     """Build a loss from its name: any ``+``-sum of the terms in :data:`LOSS_TERMS`.
 
     Args:
         name: e.g. ``"ce+mcc"`` or ``"ce+0.5*mcc"``.
-        class_counts: training counts per class; needed by ``la-ce`` (its priors).
+        settings: what the terms' builders read (the user's loss options, the training counts,
+            DDP sync, value checks); defaults when omitted. ``la-ce`` needs ``class_counts``.
         class_weights: per-class weights ``(C,)`` applied per sample (see :class:`CombinedLoss`);
             pass ``inverse_frequency_weights(class_counts)`` for the study's "+Weights" rows.
-        num_classes: the number of classes (taken from ``class_counts`` when omitted); the
-            soft-count memory needs it.
-        focal_gamma, f1_average, positive_class, la_tau: settings of the focal, F1 and LA-CE terms.
-        memory: soft-count memory of the metric terms, in batches (0 = off; docs/method.md).
-        sync: metric terms sum their counts over DDP ranks.
-        validate: value checks (label range, finiteness) in every call; a training loop that checked
-            its labels at load time passes ``False`` to avoid a host sync per step.
     """
-    if num_classes is None and class_counts is not None:
-        num_classes = len(class_counts)
-    settings = LossSettings(
-        num_classes=num_classes,
-        class_counts=None if class_counts is None else torch.as_tensor(class_counts),
-        focal_gamma=focal_gamma,
-        f1_average=f1_average,
-        positive_class=positive_class,
-        la_tau=la_tau,
-        memory=memory,
-        sync=sync,
-        validate=validate,
-    )
+    settings = settings or LossSettings()
     terms = [(coef, term, LOSS_TERMS[term].build(settings)) for coef, term in parse_loss_name(name)]
     weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
     return CombinedLoss(terms, class_weights=weights)
+
+
+def loss_settings_keys(names: Iterable[str]) -> list[str]:
+    """The loss settings that the terms of these loss names read (unparsable names read none)."""
+    terms = []
+    for name in names:
+        with contextlib.suppress(ValueError):
+            terms += [t for _, t in parse_loss_name(name)]
+    return settings_read(terms)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from imbal.losses import loss_settings_keys
 from imbal.metrics import METRICS
 from imbal.study import tables
 from imbal.study.decision import Decision
@@ -36,7 +37,6 @@ SETTINGS = (
     "schedule",
     "augment",
     "train_subset",
-    "metric_memory",
     "select_metric",
     "threads",  # CPU results depend on it; runs may differ in it and still be pooled
 )
@@ -305,7 +305,8 @@ def context_blocks(runs: pd.DataFrame) -> list[Block]:
         ["split sizes", f"train {n['train']}, validation {n['val']}, test {n['test']}"],
         ["training classes", f"{classes}; imbalance {ratio:.1f}:1"],
     ]
-    for key in SETTINGS:
+    # the loss settings shown are those the compared losses read (LossTerm.settings)
+    for key in (*SETTINGS, *loss_settings_keys(runs.loss.unique())):
         values = sorted({str(c.get(key)) for c in runs.config})
         rows.append([key, values[0] if len(values) == 1 else f"varies: {', '.join(values)}"])
     grid = ", ".join(name(c) for c in tables.configurations(runs))
