@@ -18,6 +18,12 @@ from imbal.metrics import METRICS, confusion_scores, metrics_from_confusion
 
 # what a hard decision rule can be tuned for: the metrics that are ratios of the confusion matrix
 SELECTION_METRICS = tuple(name for name, m in METRICS.items() if m.from_confusion)
+FALLBACK_SELECTION = "balanced_accuracy"  # what tau is tuned for when a run selects on a score-based metric
+
+
+def tuned_for(select_metric: str) -> str:
+    """The metric tau is tuned for: the run's selection metric if a decision rule can be tuned for it."""
+    return select_metric if select_metric in SELECTION_METRICS else FALLBACK_SELECTION
 # 0, 0.1, ..., 3.0: Menon et al. find tau = 1 best for calibrated logits; the grid reaches past it
 # for under-confident ones. k / 10 (not k * 0.1) so that each grid point is the nearest double.
 DEFAULT_TAUS = torch.arange(31, dtype=torch.float64) / 10

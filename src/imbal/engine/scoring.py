@@ -15,7 +15,7 @@ from imbal.data import Augmentation
 from imbal.data.stream import AnyDataset, iterate_batches
 from imbal.engine import run_dir as rd
 from imbal.metrics import Evaluator
-from imbal.posthoc import SELECTION_METRICS, fit_tau
+from imbal.posthoc import fit_tau, tuned_for
 
 
 def shard(n: int, fabric: Fabric) -> torch.Tensor:
@@ -101,7 +101,7 @@ def posthoc_record(
     balanced accuracy (as the report's post-hoc column); the temperature minimises the validation NLL.
     What ``imbal predict --posthoc`` applies, stored as ``posthoc.json`` when a run finishes.
     """
-    metric = select_metric if select_metric in SELECTION_METRICS else "balanced_accuracy"
+    metric = tuned_for(select_metric)
     logits, labels = val_logits.float().cpu(), val_labels.long().cpu()
     tau = fit_tau(logits, labels, train_counts, metric)
     temp = fit_temperature(logits, labels)

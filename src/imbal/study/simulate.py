@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import ndtri
 
-from imbal.study.outputs import Config, SplitOutputs, StudyOutputs
+from imbal.study.outputs import BASELINE, Config, SplitOutputs, StudyOutputs
 
 # the study's 15 configurations plus la-ce, baseline first
 CONFIGS: list[Config] = [
-    ("uniform", "ce"),
+    BASELINE,
     *[("uniform", loss) for loss in ("ce+f1", "ce+mcc", "f1", "focal", "mcc", "la-ce")],
     *[("oversample", loss) for loss in ("ce", "ce+f1", "ce+mcc", "f1", "focal", "mcc")],
     *[("weights", loss) for loss in ("ce", "ce+f1", "ce+mcc")],

@@ -14,7 +14,7 @@ import torch
 
 from imbal.engine import run_dir as rd
 from imbal.metrics import METRICS
-from imbal.posthoc import SELECTION_METRICS, posthoc_scores
+from imbal.posthoc import posthoc_scores, tuned_for
 from imbal.study.collect import loss_order, sampler_order
 
 COMPARED = [name for name, m in METRICS.items() if m.compared]
@@ -87,7 +87,7 @@ def posthoc_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in runs.itertuples():
         val, test = _outputs(r.run_dir, "val"), _outputs(r.run_dir, "test")
-        metric = r.select_metric if r.select_metric in SELECTION_METRICS else "balanced_accuracy"
+        metric = tuned_for(r.select_metric)
         res = posthoc_scores(
             torch.from_numpy(val["logits"]),
             torch.from_numpy(val["labels"]),
