@@ -23,10 +23,11 @@ import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
 
 from imbal.data import load_dataset
+from imbal.engine import run_dir as rd
 from imbal.engine.config import load_config
 from imbal.engine.trainer import train
+from imbal.evaluator import Evaluator
 from imbal.losses import LossSettings, build_loss
-from imbal.metrics import Evaluator
 from imbal.models import build_model
 from imbal.samplers import build_sampler
 
@@ -198,8 +199,8 @@ def main() -> int:
         )
         fast = train(load_config(None, dict(common, out=f"{tmp}/fast", accelerator=cuda.type)))
         plain = train(load_config(None, dict(common, out=f"{tmp}/plain", accelerator="cpu")))
-        mf = json.loads((fast / "metrics.json").read_text())
-        mp = json.loads((plain / "metrics.json").read_text())
+        mf = json.loads((fast / rd.METRICS_FILE).read_text())
+        mp = json.loads((plain / rd.METRICS_FILE).read_text())
         d = abs(mf["val"]["balanced_accuracy"] - mp["val"]["balanced_accuracy"])
         check(
             f"{args.epochs}-epoch val balanced accuracy, CUDA bf16 fast path vs CPU fp32",

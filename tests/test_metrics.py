@@ -14,9 +14,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from imbal.evaluator import Evaluator
 from imbal.metrics import (
     ECE_BINS,
-    Evaluator,
     brier_score,
     calibration_bins,
     confusion_scores,

@@ -1,6 +1,6 @@
 """Classification metrics from an accumulated confusion matrix (never averaged over batches).
 
-:class:`Evaluator` accumulates with torchmetrics (so DDP ranks are synced on ``compute``) and turns
+:class:`imbal.evaluator.Evaluator` accumulates with torchmetrics (so DDP ranks are synced on ``compute``) and turns
 the confusion matrix into balanced accuracy, accuracy, macro F1, multi-class MCC, class-wise F1 and
 (ordinal data) quadratic weighted kappa, plus macro one-vs-rest ROC-AUC and the calibration of the
 probabilities: expected calibration error over :data:`ECE_BINS` equal-width bins and the Brier score
@@ -77,6 +77,21 @@ METRICS: dict[str, Metric] = {
         ),
     ]
 }
+
+
+def confusion_matrices(labels: torch.Tensor, preds: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Confusion matrices ``(..., C, C)`` (rows true, columns predicted) in one bincount.
+
+    ``preds`` ``(..., N)`` are hard predictions of the ``N`` samples whose ``labels`` are ``(N,)``;
+    the leading dimensions (runs, taus) become matrices of a batch, which :func:`confusion_scores`
+    scores in one call.
+    """
+    c, batch = num_classes, preds.shape[:-1]
+    rows = math.prod(batch)
+    flat = preds.reshape(rows, preds.shape[-1]).long()
+    index = torch.arange(rows, device=preds.device)[:, None] * c * c
+    codes = index + labels.to(preds.device).long()[None] * c + flat
+    return torch.bincount(codes.ravel(), minlength=rows * c * c).reshape(*batch, c, c)
 
 
 def confusion_scores(cm: torch.Tensor, minority: int | None = None) -> dict[str, torch.Tensor]:
@@ -192,64 +207,3 @@ def brier_score(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Multi-class Brier score ``mean_i sum_k (p_ik - y_ik)^2`` in [0, 2] (0 is perfect); NaN for N = 0."""
     _check_probs(probs, labels)
     return float(summed_squared_error(probs, labels)) / len(labels) if len(labels) else math.nan
-
-
-class Evaluator:
-    """Accumulates logits over a split; ``compute()`` syncs across DDP ranks and returns metrics.
-
-    ``ordinal`` (the classes are ordered grades) adds ``qwk``; ``ece`` and ``brier`` score the softmax.
-    """
-
-    def __init__(
-        self,
-        num_classes: int,
-        device: torch.device | str = "cpu",
-        minority: int | None = None,
-        ordinal: bool = False,
-    ) -> None:
-        # imported here: torchmetrics pulls in scipy and matplotlib (about 1 s), and config checks,
-        # reports and the CLI need only METRICS and confusion_scores
-        from torchmetrics.classification import MulticlassAUROC, MulticlassConfusionMatrix
-
-        from imbal.metric_states import CalibrationSums
-
-        self.num_classes, self.minority, self.ordinal = num_classes, minority, ordinal
-        # argmax predictions and checked labels are in range by construction; torchmetrics' argument
-        # validation would read values back to the host on every update
-        self.confusion = MulticlassConfusionMatrix(num_classes, validate_args=False).to(device)
-        self.auroc = MulticlassAUROC(num_classes, average="none", thresholds=None, validate_args=False).to(
-            device
-        )
-        self.calibration = CalibrationSums(ECE_BINS).to(device)
-
-    def reset(self) -> None:
-        self.confusion.reset()
-        self.auroc.reset()
-        self.calibration.reset()
-
-    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        probs = logits.float().softmax(-1)
-        self.confusion.update(probs.argmax(-1), target)
-        self.auroc.update(probs, target)
-        self.calibration.update(probs, target)
-
-    def compute(self) -> dict[str, float | list[float] | list[list[int]]]:
-        cm = self.confusion.compute()
-        out: dict[str, float | list[float] | list[list[int]]] = dict(
-            metrics_from_confusion(cm, self.minority)
-        )
-        present = cm.sum(1) > 0
-        if int(present.sum()) >= 2:
-            per_class = self.auroc.compute().double().cpu()
-            out["auroc"] = float(per_class[present.cpu()].mean())
-            out["auroc_per_class"] = [float(v) if p else math.nan for v, p in zip(per_class, present.cpu())]
-        else:  # AUC is undefined with a single class present
-            out["auroc"] = math.nan
-        if not self.ordinal:
-            del out["qwk"]  # class indices carry no order: the kappa's weights would be arbitrary
-        bins, squared_error = self.calibration.compute()
-        n = float(bins[0].sum())
-        out["ece"] = ece_from_bins(bins.cpu())
-        out["brier"] = float(squared_error) / n if n > 0 else math.nan
-        out["confusion_matrix"] = cm.long().cpu().tolist()
-        return out

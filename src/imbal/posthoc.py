@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from imbal.metrics import METRICS, confusion_scores, metrics_from_confusion
+from imbal.metrics import METRICS, confusion_matrices, confusion_scores, metrics_from_confusion
 
 # what a hard decision rule can be tuned for: the metrics that are ratios of the confusion matrix
 SELECTION_METRICS = tuple(name for name, m in METRICS.items() if m.from_confusion)
@@ -24,6 +24,8 @@ FALLBACK_SELECTION = "balanced_accuracy"  # what tau is tuned for when a run sel
 def tuned_for(select_metric: str) -> str:
     """The metric tau is tuned for: the run's selection metric if a decision rule can be tuned for it."""
     return select_metric if select_metric in SELECTION_METRICS else FALLBACK_SELECTION
+
+
 # 0, 0.1, ..., 3.0: Menon et al. find tau = 1 best for calibrated logits; the grid reaches past it
 # for under-confident ones. k / 10 (not k * 0.1) so that each grid point is the nearest double.
 DEFAULT_TAUS = torch.arange(31, dtype=torch.float64) / 10
@@ -115,8 +117,7 @@ def _grid_confusions(logits: torch.Tensor, labels: torch.Tensor, log_p: torch.Te
     # predictions at a tau are those of adjust_logits at that tau
     shift = (taus[:, None] * log_p[None]).to(logits.device, logits.dtype)[:, None, :]
     pred = (logits[None] - shift).argmax(-1)  # (T, N); ties go to the first class, as in Evaluator
-    codes = torch.arange(len(taus), device=logits.device)[:, None] * c * c + labels[None] * c + pred
-    return torch.bincount(codes.ravel(), minlength=len(taus) * c * c).reshape(len(taus), c, c)
+    return confusion_matrices(labels, pred, c)
 
 
 def fit_tau(
@@ -149,9 +150,7 @@ def fit_tau(
 
 
 def _metrics(logits: torch.Tensor, labels: torch.Tensor, minority: int) -> dict[str, float | list[float]]:
-    c = logits.shape[1]
-    codes = labels * c + logits.argmax(-1)
-    cm = torch.bincount(codes, minlength=c * c).reshape(c, c).cpu()
+    cm = confusion_matrices(labels, logits.argmax(-1), logits.shape[1]).cpu()
     return metrics_from_confusion(cm, minority)
 
 

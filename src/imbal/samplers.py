@@ -13,6 +13,18 @@ from dataclasses import dataclass
 
 import torch
 
+SEED_STRIDE = 1_000_003  # a prime larger than any stream offset: distinct (seed, offset) give distinct seeds
+
+
+def stream_seed(seed: int, epoch: int, rank: int | None = None) -> int:
+    """The generator seed of one random stream of a run: batches (all ranks alike) or a rank's augmentation.
+
+    A function of ``(seed, epoch[, rank])`` only, so a resumed run replays its draws exactly. The
+    batch order is the same on every rank (``rank=None``: each takes its share of one global
+    order); the augmentation stream differs per rank (``epoch * 101 + rank``, for up to 101 ranks).
+    """
+    return seed * SEED_STRIDE + (epoch if rank is None else epoch * 101 + rank)
+
 
 class _BatchSampler:
     def __init__(
@@ -36,7 +48,7 @@ class _BatchSampler:
         self.epoch = epoch
 
     def _generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.Generator().manual_seed(stream_seed(self.seed, self.epoch))
 
     def global_batches(self) -> list[torch.Tensor]:
         raise NotImplementedError

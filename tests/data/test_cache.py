@@ -12,7 +12,8 @@ import torch
 import imbal.data.cache as cache_mod
 from imbal.cli.main import main
 from imbal.data import DiskDataset, load_dataset, load_medmnist, synthetic
-from imbal.data.cache import MANIFEST, load_cache, prepare_cache, write_cache
+from imbal.data.cache import MANIFEST, load_cache, write_cache
+from imbal.data.prepare import prepare_cache
 from imbal.errors import DataError, MissingFileError
 
 SPEC_2D = {"kind": "synthetic", "spatial_dims": 2, "n": 90, "size": 12, "channels": 3, "seed": 1}

@@ -9,7 +9,8 @@ import torch
 import imbal.data.load
 from imbal.cli.main import main
 from imbal.data import load_dataset
-from imbal.data.cache import MANIFEST, load_cache, prepare_cache
+from imbal.data.cache import MANIFEST, load_cache
+from imbal.data.prepare import prepare_cache
 from imbal.errors import DataError
 
 SPEC_A = {"kind": "synthetic", "spatial_dims": 3, "n": 40, "size": 8, "seed": 1}
@@ -18,7 +19,7 @@ SPEC_B = {"kind": "synthetic", "spatial_dims": 3, "n": 40, "size": 8, "seed": 2}
 
 def _while_building(monkeypatch, spec, action):
     """Run ``action`` once, after ``spec`` is decoded and before its cache is renamed into place."""
-    real = imbal.data.load.load_dataset  # cache.py looks it up in its home module at each build
+    real = imbal.data.load.load_dataset  # prepare.py looks it up in its home module at each build
 
     def load(source, **kw):
         splits = real(source, **kw)

@@ -23,8 +23,7 @@ from imbal.data import (
 from imbal.data.cache import write_cache
 from imbal.data.nifti import normalise_in_mask
 from imbal.errors import DataError, MissingFileError
-
-SPLITS = ("train", "val", "test")
+from imbal.naming import SPLITS
 
 
 def save_npz(path, images=None, labels=None, n=(12, 6, 6), k=3, dtype=np.uint8):

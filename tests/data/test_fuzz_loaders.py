@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from imbal.data import load_dataset, load_image_folder, load_nifti_csv, load_npz
 from imbal.errors import UserError
+from imbal.naming import SPLITS
 
-SPLITS = ("train", "val", "test")
 COUNTS: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 # examples per loader: sized for ~20 s on a laptop core; IMBAL_FUZZ_SCALE=10 for a deeper local hunt
 SCALE = float(os.environ.get("IMBAL_FUZZ_SCALE", "1"))

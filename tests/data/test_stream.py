@@ -153,11 +153,18 @@ def test_default_memory_budget_is_half_of_available_ram():
 
 
 def test_bad_labels_raise_data_error(pair):
-    _, disk = pair
-    with pytest.raises(DataError, match=r"labels of .*train_images.npy must lie in \[0, 4\)"):
-        DiskDataset(disk.train.images, torch.full((len(disk.train),), 7), 4)
-    with pytest.raises(DataError, match="images but labels of shape"):
+    # one set of label checks (Split._check_labels) and one error type for both split types
+    mem, disk = pair
+    n = len(disk.train)
+    with pytest.raises(DataError, match=r".*train_images.npy: labels must lie in \[0, 4\), got min=7 max=7"):
+        DiskDataset(disk.train.images, torch.full((n,), 7), 4)
+    with pytest.raises(DataError, match=r"^labels must lie in \[0, 4\), got min=7 max=7"):
+        ImageDataset(mem.train.images, torch.full((n,), 7), 4)
+    message = rf"{n} images but labels of shape \(3,\); labels must have shape \({n},\)"
+    with pytest.raises(DataError, match=message):
         DiskDataset(disk.train.images, torch.zeros(3), 4)
+    with pytest.raises(DataError, match=message):
+        ImageDataset(mem.train.images, torch.zeros(3), 4)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

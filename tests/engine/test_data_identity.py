@@ -10,7 +10,7 @@ import pytest
 import imbal.engine.trainer as trainer
 from imbal.cli.main import main
 from imbal.data import load_dataset
-from imbal.data.cache import prepare_cache
+from imbal.data.prepare import prepare_cache
 from imbal.data.stream import place_splits
 from imbal.engine.config import load_config
 from imbal.engine.trainer import train

@@ -17,9 +17,8 @@ from imbal.data import synthetic
 from imbal.engine import run_dir as rd
 from imbal.engine.config import load_config
 from imbal.engine.trainer import train
+from imbal.naming import SPLITS
 from imbal.posthoc import adjust_logits
-
-SPLITS = ("train", "val", "test")
 
 
 def medmnist_layout(images: torch.Tensor) -> np.ndarray:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from imbal.naming import SPLITS
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="list, describe and download data sets")
@@ -80,7 +82,7 @@ def print_info(splits) -> None:
     train = splits.train
     print(f"{train.name}  ({'SYNTHETIC' if splits.synthetic else splits.source})")
     print(f"  {train.spatial_dims}D, {train.in_channels} channel(s), size {train.spatial_size}")
-    counts = {s: splits[s].class_counts.tolist() for s in ("train", "val", "test")}
+    counts = {s: splits[s].class_counts.tolist() for s in SPLITS}
     # the counts, not a dataset property: a prepared cache's disk-backed splits have counts too
     minority = min(range(train.num_classes), key=lambda k: counts["train"][k])
     labels = [f"{k} {name}" if name != str(k) else str(k) for k, name in enumerate(train.class_names)]
@@ -89,7 +91,7 @@ def print_info(splits) -> None:
     for k, label in enumerate(labels):
         row = f"  {label:<{width}}  {counts['train'][k]:>7} {counts['val'][k]:>6} {counts['test'][k]:>6}"
         print(row + ("  <- minority" if k == minority else ""))
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         d = splits[split]
         print(f"  {split:<5} n={len(d):>6}  counts={counts[split]}  imbalance={d.imbalance_ratio:.1f}:1")
     print(
@@ -101,14 +103,15 @@ def print_info(splits) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from imbal.data.cache import load_cache, prepare_cache
+    from imbal.data.cache import load_cache
+    from imbal.data.prepare import prepare_cache
     from imbal.engine.config import coerce
 
     out, reused = prepare_cache(
         coerce("dataset", args.source), args.out, size=args.size, force=args.force, verify=args.verify
     )
     splits = load_cache(out)
-    counts = ", ".join(f"{s} n={len(splits[s])}" for s in ("train", "val", "test"))
+    counts = ", ".join(f"{s} n={len(splits[s])}" for s in SPLITS)
     mib = sum(f.stat().st_size for f in out.iterdir()) / 2**20
     shape = "x".join(str(v) for v in (splits.train.in_channels, *splits.train.spatial_size))
     verb = "reused" if reused else "prepared"

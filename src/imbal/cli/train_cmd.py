@@ -7,6 +7,7 @@ from pathlib import Path
 
 from imbal.cli.options import add_config_arguments, config_overrides
 from imbal.engine import run_dir as rd
+from imbal.naming import SPLITS
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("evaluate", help="score a trained run on another split or data set")
     e.add_argument("run_dir")
     e.add_argument("--dataset", help="another data set (name, npz path or YAML mapping)")
-    e.add_argument("--split", default="test", choices=list(rd.SPLITS))
+    e.add_argument("--split", default="test", choices=list(SPLITS))
     e.add_argument("--out", help=f"folder for the outputs (default: RUN_DIR/{rd.EVALUATIONS}/<data>_<split>)")
     e.set_defaults(func=run_evaluate)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from imbal.data.augment import Augmentation
-    from imbal.data.cache import load_cache, prepare_cache
+    from imbal.data.cache import load_cache
     from imbal.data.dataset import ImageDataset, Splits, check_splits, stratified_split
     from imbal.data.folder import load_image_folder
     from imbal.data.load import KINDS, LOADERS, load_dataset
@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from imbal.data.medmnist_info import MEDMNIST
     from imbal.data.nifti import load_nifti_csv
     from imbal.data.npz import load_npz
+    from imbal.data.prepare import prepare_cache
     from imbal.data.stream import DiskDataset, default_memory_budget, iterate_batches, place, place_splits
     from imbal.data.synthetic_set import synthetic
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
 _HOMES = {
     "Augmentation": "augment",
     "load_cache": "cache",
-    "prepare_cache": "cache",
+    "prepare_cache": "prepare",
     "ImageDataset": "dataset",
     "Splits": "dataset",
     "check_splits": "dataset",

@@ -9,7 +9,7 @@ Layout of a cache folder::
 A cache is built in a temporary sibling folder ``.<name>.tmp-<pid>-<token>`` and renamed into
 place only once every file and the manifest are written and synced, so a folder named like the
 cache is always complete; a killed build leaves only the temporary folder, which the next
-:func:`prepare_cache` removes. Loading returns disk-backed sets (:class:`~imbal.data.stream.DiskDataset`);
+:func:`~imbal.data.prepare.prepare_cache` removes. Loading returns disk-backed sets (:class:`~imbal.data.stream.DiskDataset`);
 :func:`~imbal.data.stream.place` keeps the ones that fit the memory budget in memory.
 
 Limit: the build goes through :func:`~imbal.data.load_dataset`, whose loaders decode a whole
@@ -41,8 +41,6 @@ from imbal.data.cache_manifest import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
-    SPLITS,
-    cache_files,
     check_cache,
     content_checksum,
     images_file,
@@ -55,20 +53,19 @@ from imbal.data.cache_manifest import (
 from imbal.data.dataset import Splits
 from imbal.data.stream import DiskDataset, DiskImages
 from imbal.errors import DataError
+from imbal.naming import SPLITS
 from imbal.processes import pid_alive
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST",
-    "SPLITS",
     "cache_folder",
     "check_cache",
     "content_checksum",
     "images_file",
     "labels_file",
     "load_cache",
-    "prepare_cache",
     "read_manifest",
     "sha256_file",
     "write_cache",
@@ -103,7 +100,7 @@ def normalize_source(spec: str | dict[str, Any]) -> str | dict[str, Any]:
     return json.loads(json.dumps(out))
 
 
-def _describe(source: Any, settings: dict[str, Any]) -> str:
+def describe_source(source: Any, settings: dict[str, Any]) -> str:
     spec = source if isinstance(source, str) else json.dumps(source, sort_keys=True)
     return f"{spec} ({', '.join(f'{k} {v}' for k, v in settings.items())})"
 
@@ -178,7 +175,7 @@ def identity(folder: Path) -> str | None:
 def _what(manifest: dict[str, Any] | None) -> str:
     if manifest is None:
         return "an unfinished or unreadable cache"
-    return f"a cache of {_describe(manifest.get('source'), manifest.get('settings') or {})}"
+    return f"a cache of {describe_source(manifest.get('source'), manifest.get('settings') or {})}"
 
 
 def _put_in_place(tmp: Path, out: Path, replaces: str | None, ours: str) -> None:
@@ -219,7 +216,7 @@ def _put_in_place(tmp: Path, out: Path, replaces: str | None, ours: str) -> None
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _user_os_error(exc: OSError, what: str) -> DataError | None:
+def user_os_error(exc: OSError, what: str) -> DataError | None:
     if exc.errno not in _USER_OS_ERRORS:
         return None
     why = "a part of that path is a file" if exc.errno in (errno.EEXIST, errno.ENOTDIR) else exc.strerror
@@ -245,13 +242,13 @@ def write_cache(
         out.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(tmp)  # plain mkdir: the user's umask applies, as to any of their files
     except OSError as exc:
-        raise _user_os_error(exc, f"create the cache folder {out}") or exc from None
+        raise user_os_error(exc, f"create the cache folder {out}") or exc from None
     try:
         _write_files(splits, tmp, source, settings or {})
-        _put_in_place(tmp, out, replaces, _describe(source, settings or {}))
+        _put_in_place(tmp, out, replaces, describe_source(source, settings or {}))
         _fsync_dir(out.parent)
     except OSError as exc:
-        raise _user_os_error(exc, f"write the cache {out}") or exc from None
+        raise user_os_error(exc, f"write the cache {out}") or exc from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -329,7 +326,7 @@ def load_cache(path: str | Path, *, verify: bool = False) -> Splits:
             list(manifest["class_names"]),
             manifest["synthetic"],
         )
-    origin = manifest.get("origin") or _describe(manifest["source"], manifest["settings"])
+    origin = manifest.get("origin") or describe_source(manifest["source"], manifest["settings"])
     # caches written before the flag existed hold no "ordinal": their classes count as unordered
     ordinal = bool(manifest.get("ordinal", False))
     return Splits(out["train"], out["val"], out["test"], f"{origin} (prepared cache {path})", ordinal)
@@ -346,61 +343,3 @@ def cache_folder(splits: Splits) -> Path | None:
             return None
         folders.add(data.images.path.parent)
     return folders.pop() if len(folders) == 1 else None
-
-
-def prepare_cache(
-    source: str | dict[str, Any],
-    out: str | Path,
-    *,
-    size: int = 28,
-    force: bool = False,
-    verify: bool = False,
-) -> tuple[Path, bool]:
-    """Build the cache of ``source`` at ``out``; returns ``(out, reused)``.
-
-    A cache already at ``out`` is reused when its source and settings match (checked like
-    :func:`load_cache`, checksums too with ``verify``) and refused when they differ, unless ``force``.
-    Two prepares racing for one ``out`` never replace each other's cache unasked: the one that
-    finishes second reuses the first's cache when it is of the same source and settings, and is
-    refused otherwise (with ``force``: when the cache it judged was replaced meanwhile).
-    """
-    out = Path(out).expanduser().absolute()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _user_os_error(exc, f"create {out.parent} for the cache") or exc from None
-    remove_stale_builds(out)
-    spec, settings = normalize_source(source), {"size": size}
-    if out.exists() and not out.is_dir():
-        raise DataError(f"--out {out} is a file; name a folder for the cache")
-    replaces = identity(out)
-    if replaces is not None:
-        strangers = sorted(p.name for p in out.iterdir() if p.name not in cache_files())
-        if strangers:
-            # not even --force replaces a folder of other files named by mistake
-            raise DataError(
-                f"{out} holds files that are not part of a cache ({', '.join(strangers[:3])}); "
-                "choose another --out"
-            )
-        if not force:
-            manifest = read_manifest(out)  # raises for an unfinished or damaged cache
-            if manifest.get("source") != spec or manifest.get("settings") != settings:
-                old = _describe(manifest.get("source"), manifest.get("settings") or {})
-                raise DataError(
-                    f"{out} holds a cache of {old}, not of {_describe(spec, settings)}; "
-                    "pass --force to rebuild it or choose another --out"
-                )
-            check_cache(out, manifest, verify=verify)
-            return out, True
-    from imbal.data.load import load_dataset  # here: the loaders table imports this module
-
-    splits = load_dataset(source, size=size)
-    try:
-        write_cache(splits, out, source=spec, settings=settings, replaces=replaces)
-    except CacheTaken as exc:
-        m = exc.manifest
-        if m is not None and m.get("source") == spec and m.get("settings") == settings:
-            check_cache(out, verify=verify)  # another prepare of the same data finished first
-            return out, True
-        raise
-    return out, False

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from imbal.errors import DataError, MissingFileError
+from imbal.naming import SPLITS
 
 FORMAT = "imbal-cache"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CHECKSUM = "checksum"  # the manifest's sha256 of its other entries (absent in older caches)
-SPLITS = ("train", "val", "test")
 REBUILD = "rebuild the cache with --force"
 _CHUNK = 16 << 20
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}

@@ -5,27 +5,58 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from imbal.errors import DataError
-
-if TYPE_CHECKING:  # a disk-backed split (imbal.data.stream) imports this module
-    from imbal.data.stream import DiskDataset
-
-SPLITS = ("train", "val", "test")
+from imbal.naming import HELD_OUT, SPLITS, class_names
 
 
-class SplitInfo:
-    """What every split type derives from ``images`` ``(N, C, *spatial)``, ``labels`` and ``num_classes``.
+class Split:
+    """One split of a data set: ``images`` ``(N, C, *spatial)``, int64 ``labels`` ``(N,)``, ``num_classes``.
 
-    Shared by the in-memory :class:`ImageDataset` and the disk-backed ``imbal.data.stream.DiskDataset``.
+    The base of the in-memory :class:`ImageDataset` and the disk-backed
+    ``imbal.data.stream.DiskDataset``: what both derive from their images and labels, the label
+    checks both run (one error type, :class:`DataError`), and the methods the engine calls on
+    either. Code that takes "a split" takes this type, so this module never names the disk type.
     """
 
     images: Any
     labels: torch.Tensor
     num_classes: int
+    name: str
+    class_names: list[str]
+    synthetic: bool
+
+    def _check_labels(self, where: str = "") -> None:
+        """(N, C, *spatial) images with 2 or 3 spatial dims and labels (N,) in [0, num_classes)."""
+        self.labels = torch.as_tensor(self.labels, dtype=torch.int64)
+        n = self.images.shape[0]
+        if self.images.ndim not in (4, 5):
+            raise DataError(
+                f"{where}images must have shape (N, C, H, W) or (N, C, D, H, W), got shape={tuple(self.images.shape)}"
+            )
+        if self.labels.shape != (n,):
+            raise DataError(
+                f"{where}{n} images but labels of shape {tuple(self.labels.shape)}; labels must have shape ({n},)"
+            )
+        if len(self.labels) and (int(self.labels.min()) < 0 or int(self.labels.max()) >= self.num_classes):
+            raise DataError(
+                f"{where}labels must lie in [0, {self.num_classes}), got min={int(self.labels.min())} "
+                f"max={int(self.labels.max())}"
+            )
+        self.class_names = class_names(self.class_names, self.num_classes)
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float images in [0, 1] and labels for ``index``."""
+        raise NotImplementedError
+
+    def subset(self, index: torch.Tensor | list[int]) -> Split:
+        raise NotImplementedError
+
+    def to(self, device: torch.device | str) -> Split:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -58,7 +89,7 @@ class SplitInfo:
 
 
 @dataclass
-class ImageDataset(SplitInfo):
+class ImageDataset(Split):
     """Images and labels held in memory, gathered by index without per-sample Python work.
 
     ``images`` is uint8 ``(N, C, *spatial)`` with 2 or 3 spatial dims; :meth:`batch` returns float
@@ -75,22 +106,7 @@ class ImageDataset(SplitInfo):
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8:
             raise TypeError(f"images must be uint8 (N, C, *spatial), got dtype={self.images.dtype}")
-        if self.images.ndim not in (4, 5):
-            raise ValueError(
-                f"images must have shape (N, C, H, W) or (N, C, D, H, W), got shape={tuple(self.images.shape)}"
-            )
-        self.labels = torch.as_tensor(self.labels, dtype=torch.int64)
-        if self.labels.shape != (self.images.shape[0],):
-            raise ValueError(
-                f"labels must have shape ({self.images.shape[0]},), got shape={tuple(self.labels.shape)}"
-            )
-        if len(self.labels) and (int(self.labels.min()) < 0 or int(self.labels.max()) >= self.num_classes):
-            raise ValueError(
-                f"labels must lie in [0, {self.num_classes}), got min={int(self.labels.min())} "
-                f"max={int(self.labels.max())}"
-            )
-        if not self.class_names:
-            self.class_names = [str(k) for k in range(self.num_classes)]
+        self._check_labels()
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Float images in [0, 1] and labels for ``index`` (a gather, on the data's device)."""
@@ -127,15 +143,15 @@ class Splits:
     quadratic weighted kappa to the metrics. Copies of a :class:`Splits` keep it (``dataclasses.replace``).
     """
 
-    train: ImageDataset | DiskDataset
-    val: ImageDataset | DiskDataset
-    test: ImageDataset | DiskDataset
+    train: Split
+    val: Split
+    test: Split
     source: str = ""
     ordinal: bool = False
 
-    def __getitem__(self, split: str) -> ImageDataset | DiskDataset:
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    def __getitem__(self, split: str) -> Split:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         return getattr(self, split)
 
     @property
@@ -145,7 +161,7 @@ class Splits:
     def check(self) -> Splits:
         """Refuse splits that cannot be trained and scored as one problem (see :func:`check_splits`)."""
         parts = {s: self[s] for s in SPLITS}
-        for s in ("val", "test"):
+        for s in HELD_OUT:
             if parts[s].num_classes != self.train.num_classes or list(parts[s].class_names) != list(
                 self.train.class_names
             ):
@@ -188,17 +204,7 @@ def check_splits(
     split must hold every class and at least two; all splits need the same channels and size.
     """
     where = f"{source}: " if source else ""
-    for s in SPLITS:
-        n_images, n_labels = shapes[s][0], len(labels[s])
-        if n_images != n_labels:
-            raise DataError(
-                f"{where}{s} has {n_images} images but {n_labels} labels; expected one label per image"
-            )
-        if n_labels == 0:
-            raise DataError(
-                f"{where}the {s} split is empty (0 samples); train, val and test each need samples "
-                "(validation picks the checkpoint, test scores it)"
-            )
+    _check_sizes(labels, shapes, where)
     if class_names and len(class_names) != num_classes:
         raise DataError(
             f"{where}{len(class_names)} class names {list(class_names)} for {num_classes} classes"
@@ -212,6 +218,36 @@ def check_splits(
                 f"{where}{s} has label(s) outside the {num_classes} classes 0..{num_classes - 1} of the "
                 f"training split: {found}"
             )
+    _check_training_classes(labels, num_classes, class_names, where)
+    for s in HELD_OUT:
+        if tuple(shapes[s][1:]) != tuple(shapes["train"][1:]):
+            raise DataError(
+                f"{where}{s} images are (C, *spatial)={tuple(shapes[s][1:])}, train images are "
+                f"{tuple(shapes['train'][1:])}; all splits need the same channels and size"
+            )
+
+
+def _check_sizes(
+    labels: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]], where: str
+) -> None:
+    """One label per image, and no empty split."""
+    for s in SPLITS:
+        n_images, n_labels = shapes[s][0], len(labels[s])
+        if n_images != n_labels:
+            raise DataError(
+                f"{where}{s} has {n_images} images but {n_labels} labels; expected one label per image"
+            )
+        if n_labels == 0:
+            raise DataError(
+                f"{where}the {s} split is empty (0 samples); train, val and test each need samples "
+                "(validation picks the checkpoint, test scores it)"
+            )
+
+
+def _check_training_classes(
+    labels: Mapping[str, torch.Tensor], num_classes: int, class_names: Sequence[str], where: str
+) -> None:
+    """The training split holds at least two classes, and every one of the ``num_classes``."""
     present = torch.unique(labels["train"].cpu()).tolist()
     if len(present) < 2:
         only = f"class {_class(present[0], class_names)}" if present else "no class"
@@ -219,31 +255,21 @@ def check_splits(
             f"{where}the train split holds only {only} ({len(labels['train'])} samples); a classifier "
             "needs at least two classes to learn"
         )
-    if len(present) < num_classes:
-        # listed lazily: a stray huge label must not make us enumerate (or bincount) a billion classes
-        have = set(present)
-        absent = list(itertools.islice((k for k in range(num_classes) if k not in have), 8))
-        found = "; ".join(
-            f"{_class(k, class_names)}: val {int((labels['val'] == k).sum())}, "
-            f"test {int((labels['test'] == k).sum())}"
-            for k in absent
-        )
-        more = (
-            f"; and {num_classes - len(have) - len(absent)} more"
-            if num_classes - len(have) > len(absent)
-            else ""
-        )
-        raise DataError(
-            f"{where}{num_classes - len(have)} of {num_classes} classes have no training samples "
-            f"({found}{more}); every class needs training samples (integer labels must be 0..K-1 "
-            "without gaps)"
-        )
-    for s in ("val", "test"):
-        if tuple(shapes[s][1:]) != tuple(shapes["train"][1:]):
-            raise DataError(
-                f"{where}{s} images are (C, *spatial)={tuple(shapes[s][1:])}, train images are "
-                f"{tuple(shapes['train'][1:])}; all splits need the same channels and size"
-            )
+    if len(present) == num_classes:
+        return
+    # listed lazily: a stray huge label must not make us enumerate (or bincount) a billion classes
+    have = set(present)
+    absent = list(itertools.islice((k for k in range(num_classes) if k not in have), 8))
+    found = "; ".join(
+        f"{_class(k, class_names)}: val {int((labels['val'] == k).sum())}, test {int((labels['test'] == k).sum())}"
+        for k in absent
+    )
+    missing = num_classes - len(have)
+    more = f"; and {missing - len(absent)} more" if missing > len(absent) else ""
+    raise DataError(
+        f"{where}{missing} of {num_classes} classes have no training samples ({found}{more}); every class "
+        "needs training samples (integer labels must be 0..K-1 without gaps)"
+    )
 
 
 def make_splits(

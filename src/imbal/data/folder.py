@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from imbal.data.dataset import SPLITS, Splits, check_splits, exc_text, make_splits, stratified_split
+from imbal.data.dataset import Splits, check_splits, exc_text, make_splits, stratified_split
 from imbal.errors import DataError, MissingFileError
+from imbal.naming import SPLITS, class_names
 
 
 def lines(mask: np.ndarray, limit: int = 5) -> str:
@@ -91,53 +92,14 @@ def labels_from_frame(
         raise DataError(f"classes must be a list of at least two distinct class names, got {classes!r}")
     raw = df[label_column]
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        values = raw.to_numpy(dtype=np.float64)
-        for bad, what in (
-            (~np.isfinite(values) | (values != np.round(values)), "are not whole numbers"),
-            (values < 0, "are negative"),
-            (values >= 2**62, "are too large to be class indices"),
-        ):
-            if bad.any():
-                raise DataError(
-                    f"{csv}: {label_column!r} values {sorted(set(raw[bad].tolist()))[:3]} ({lines(bad)}) {what}; "
-                    "expected class indices 0..K-1"
-                )
-        ints = values.astype(np.int64)
+        ints = _class_indices(raw, label_column, csv)
         named = (
             bool(class_names_column)
             and class_names_column != label_column
             and class_names_column in df.columns
         )
-        if named:
-            column = df[class_names_column]
-            empty = column.isna().to_numpy()
-            if empty.any():
-                raise DataError(f"{csv}: empty {class_names_column!r} cell ({lines(empty)}); fill it")
-            _check_name_pairs(ints, column.astype(str), label_column, str(class_names_column), csv)
-        if classes is not None:
-            names = [str(c) for c in classes]
-            outside = ints >= len(names)
-            if outside.any():
-                raise DataError(
-                    f"{csv}: {label_column!r} values {sorted(set(ints[outside].tolist()))[:3]} ({lines(outside)}) lie "
-                    f"outside the {len(names)} declared classes 0..{len(names) - 1}"
-                )
-        else:
-            k = int(ints.max()) + 1
-            present = np.unique(ints)
-            if len(present) < k:
-                absent = sorted(set(range(min(k, len(present) + 8))) - set(present.tolist()))
-                beyond = ints > absent[0]
-                raise DataError(
-                    f"{csv}: {label_column!r} must hold 0..K-1 without gaps; it has no {absent[:8]} but "
-                    f"{sorted(set(ints[beyond].tolist()))[:5]} ({lines(beyond)}); fix those labels or declare the "
-                    "classes"
-                )
-            names = [str(i) for i in range(k)]
-            if named:
-                pairs = dict(zip(ints.tolist(), column.astype(str)))
-                names = [pairs[i] for i in range(k)]
-        return torch.from_numpy(ints), names
+        names_column = df[class_names_column] if named else None
+        return torch.from_numpy(ints), _index_names(ints, names_column, label_column, csv, classes)
     values = raw.astype(str)
     names = [str(c) for c in classes] if classes is not None else sorted(values.unique())
     lookup = {n: i for i, n in enumerate(names)}
@@ -148,6 +110,60 @@ def labels_from_frame(
             f"among the declared classes {names}"
         )
     return torch.tensor([lookup[v] for v in values], dtype=torch.int64), names
+
+
+def _class_indices(raw: pd.Series, label_column: str, csv: str | Path) -> np.ndarray:
+    """A numeric label column as int64 class indices: whole numbers, >= 0, of a sane size."""
+    values = raw.to_numpy(dtype=np.float64)
+    for bad, what in (
+        (~np.isfinite(values) | (values != np.round(values)), "are not whole numbers"),
+        (values < 0, "are negative"),
+        (values >= 2**62, "are too large to be class indices"),
+    ):
+        if bad.any():
+            raise DataError(
+                f"{csv}: {label_column!r} values {sorted(set(raw[bad].tolist()))[:3]} ({lines(bad)}) {what}; "
+                "expected class indices 0..K-1"
+            )
+    return values.astype(np.int64)
+
+
+def _index_names(
+    ints: np.ndarray,
+    names_column: pd.Series | None,
+    label_column: str,
+    csv: str | Path,
+    classes: Sequence[str] | None,
+) -> list[str]:
+    """The class names of integer labels: declared (``classes``), from a names column, or the indices."""
+    if names_column is not None:
+        empty = names_column.isna().to_numpy()
+        if empty.any():
+            raise DataError(f"{csv}: empty {names_column.name!r} cell ({lines(empty)}); fill it")
+        _check_name_pairs(ints, names_column.astype(str), label_column, str(names_column.name), csv)
+    if classes is not None:
+        names = [str(c) for c in classes]
+        outside = ints >= len(names)
+        if outside.any():
+            raise DataError(
+                f"{csv}: {label_column!r} values {sorted(set(ints[outside].tolist()))[:3]} ({lines(outside)}) lie "
+                f"outside the {len(names)} declared classes 0..{len(names) - 1}"
+            )
+        return names
+    k = int(ints.max()) + 1
+    present = np.unique(ints)
+    if len(present) < k:
+        absent = sorted(set(range(min(k, len(present) + 8))) - set(present.tolist()))
+        beyond = ints > absent[0]
+        raise DataError(
+            f"{csv}: {label_column!r} must hold 0..K-1 without gaps; it has no {absent[:8]} but "
+            f"{sorted(set(ints[beyond].tolist()))[:5]} ({lines(beyond)}); fix those labels or declare the "
+            "classes"
+        )
+    if names_column is None:
+        return class_names(None, k)
+    pairs = dict(zip(ints.tolist(), names_column.astype(str)))
+    return [pairs[i] for i in range(k)]
 
 
 def split_frame(

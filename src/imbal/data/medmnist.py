@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from imbal.data.medmnist_info import MEDMNIST, MedMNISTInfo
 from imbal.errors import DataError, MissingFileError
+from imbal.naming import SPLITS
 
 if TYPE_CHECKING:
     from imbal.data.dataset import Splits
@@ -121,7 +122,7 @@ def load_medmnist(name: str, size: int = 28, root: str | Path | None = None, dow
         num_classes=info.num_classes,
         class_names=list(info.class_names),
     )
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         n = len(splits[split])
         if n != info.n_samples[split]:
             raise DataError(f"{path}: {split} has {n} samples, the official file has {info.n_samples[split]}")

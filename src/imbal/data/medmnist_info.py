@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imbal.naming import SPLITS
+
 ZENODO_RECORD = "https://zenodo.org/records/10519652/files"
 
 
@@ -142,7 +144,7 @@ CLASS_NAMES: dict[str, tuple[str, ...]] = {
 def _info(name, dims, ch, k, md5s, n, task):
     sizes = (28, 64, 128, 224)
     md5 = {s: m for s, m in zip(sizes, md5s) if m != "-"}
-    splits = dict(zip(("train", "val", "test"), n))
+    splits = dict(zip(SPLITS, n))
     return MedMNISTInfo(name, dims, ch, k, md5, splits, task, CLASS_NAMES[name])
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imbal.data.dataset import SPLITS, Splits, exc_text, make_splits
+from imbal.data.dataset import Splits, exc_text, make_splits
 from imbal.data.folder import frame_splits, labels_from_frame, read_table
 from imbal.errors import DataError, MissingFileError
+from imbal.naming import SPLITS
 
 
 def normalise_in_mask(volume: np.ndarray) -> np.ndarray:

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imbal.data.dataset import SPLITS, Splits, exc_text, make_splits
+from imbal.data.dataset import Splits, exc_text, make_splits
 from imbal.errors import DataError, MissingFileError
+from imbal.naming import SPLITS
 
 IMAGE_RULE = "uint8, integers in 0..255, or finite floats all in [0, 1] or all in [0, 255]"
 

@@ -20,12 +20,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from imbal.data.dataset import ImageDataset, SplitInfo, Splits
+from imbal.data.dataset import ImageDataset, Split, Splits
 from imbal.errors import DataError
+from imbal.naming import SPLITS
 
 IndexBatches = torch.Tensor | Sequence[torch.Tensor]
 
@@ -139,7 +141,7 @@ def _pread_exact(fd: int, buf: memoryview, offset: int, path: Path) -> None:
 
 
 @dataclass
-class DiskDataset(SplitInfo):
+class DiskDataset(Split):
     """The disk-backed twin of :class:`ImageDataset`: images stay in their cache file, labels in memory.
 
     ``device`` is where :meth:`batch` puts its output (set by :meth:`to`, which moves the labels
@@ -155,19 +157,7 @@ class DiskDataset(SplitInfo):
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def __post_init__(self) -> None:
-        self.labels = torch.as_tensor(self.labels, dtype=torch.int64)
-        if self.images.ndim not in (4, 5):
-            raise DataError(
-                f"{self.images.path} must hold (N, C, *spatial) images, got {self.images.ndim} dims"
-            )
-        if self.labels.shape != (len(self.images),):
-            raise DataError(
-                f"{self.images.path}: {len(self.images)} images but labels of shape {tuple(self.labels.shape)}"
-            )
-        if len(self.labels) and (int(self.labels.min()) < 0 or int(self.labels.max()) >= self.num_classes):
-            raise DataError(f"labels of {self.images.path} must lie in [0, {self.num_classes})")
-        if not self.class_names:
-            self.class_names = [str(k) for k in range(self.num_classes)]
+        self._check_labels(f"{self.images.path}: ")
         self.device = torch.device(self.device)
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,7 +187,7 @@ class DiskDataset(SplitInfo):
         )
 
 
-AnyDataset = ImageDataset | DiskDataset
+AnyDataset = Split  # an ImageDataset or a DiskDataset
 
 
 def nbytes(dataset: AnyDataset) -> int:
@@ -262,44 +252,14 @@ class Prefetcher:
         if not self.batches:
             return
         pin = self.device.type == "cuda"
-        most = max(len(b) for b in self.batches)
-        shape = tuple(self.dataset.images.shape[1:])
-        # depth buffers being filled or waiting, one more being converted by the consumer
-        slots = [
-            (
-                torch.empty((most, *shape), dtype=torch.uint8, pin_memory=pin),
-                torch.empty(most, dtype=torch.long, pin_memory=pin),
-            )
-            for _ in range(self.depth + 1)
-        ]
+        slots = self._slots(pin)
         free: queue.Queue = queue.Queue()
         for slot in range(len(slots)):
             free.put((slot, None))
         ready: queue.Queue = queue.Queue()
         stop = threading.Event()
-        labels = self.dataset.labels.cpu()
-
-        def produce() -> None:
-            try:
-                for idx in self.batches:
-                    while True:
-                        if stop.is_set():
-                            return
-                        try:
-                            slot, event = free.get(timeout=0.05)
-                            break
-                        except queue.Empty:
-                            continue
-                    if event is not None:
-                        event.synchronize()  # the previous copy out of this buffer has finished
-                    x, y = slots[slot]
-                    _read_uint8(self.dataset, idx, x[: len(idx)])
-                    torch.index_select(labels, 0, idx, out=y[: len(idx)])
-                    ready.put((slot, len(idx)))
-            except BaseException as exc:  # handed to the consumer, which re-raises it in its thread
-                ready.put(exc)
-
-        thread = threading.Thread(target=produce, name="imbal-prefetch", daemon=True)
+        args = (slots, free, ready, stop, self.dataset.labels.cpu())
+        thread = threading.Thread(target=self._produce, args=args, name="imbal-prefetch", daemon=True)
         thread.start()
         try:
             for _ in self.batches:
@@ -323,6 +283,52 @@ class Prefetcher:
         finally:
             stop.set()
             thread.join()
+
+    def _slots(self, pin: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Reused host buffers for images and labels: ``depth`` being filled or waiting, one being converted."""
+        most = max(len(b) for b in self.batches)
+        shape = tuple(self.dataset.images.shape[1:])
+        return [
+            (
+                torch.empty((most, *shape), dtype=torch.uint8, pin_memory=pin),
+                torch.empty(most, dtype=torch.long, pin_memory=pin),
+            )
+            for _ in range(self.depth + 1)
+        ]
+
+    def _produce(
+        self,
+        slots: list[tuple[torch.Tensor, torch.Tensor]],
+        free: queue.Queue,
+        ready: queue.Queue,
+        stop: threading.Event,
+        labels: torch.Tensor,
+    ) -> None:
+        """The reader thread: each batch, in order, into a free buffer; an error goes to the consumer."""
+        try:
+            for idx in self.batches:
+                taken = _take(free, stop)
+                if taken is None:
+                    return
+                slot, event = taken
+                if event is not None:
+                    event.synchronize()  # the previous copy out of this buffer has finished
+                x, y = slots[slot]
+                _read_uint8(self.dataset, idx, x[: len(idx)])
+                torch.index_select(labels, 0, idx, out=y[: len(idx)])
+                ready.put((slot, len(idx)))
+        except BaseException as exc:  # handed to the consumer, which re-raises it in its thread
+            ready.put(exc)
+
+
+def _take(free: queue.Queue, stop: threading.Event) -> Any:
+    """The next free buffer, or None once the consumer stopped (checked every 50 ms)."""
+    while not stop.is_set():
+        try:
+            return free.get(timeout=0.05)
+        except queue.Empty:
+            continue
+    return None
 
 
 def iterate_batches(
@@ -407,7 +413,7 @@ def place_splits(splits: Splits, device: torch.device | str, budget_bytes: int |
     device = torch.device(device)
     left = default_memory_budget(device) if budget_bytes is None else budget_bytes
     placed = {}
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         data = place(splits[split], device, left)
         if isinstance(data, ImageDataset) and _same_device(data.images.device, device):
             left -= nbytes(data)

@@ -17,13 +17,13 @@ from lightning_fabric.plugins.environments import LightningEnvironment
 
 from imbal.data import Augmentation, Splits, load_dataset, stratified_split
 from imbal.data.cache import cache_folder, check_cache, content_checksum, read_manifest
-from imbal.data.dataset import SPLITS
 from imbal.data.stream import AnyDataset
 from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig
 from imbal.errors import ConfigError, DataError
 from imbal.losses import CombinedLoss, LossSettings, build_loss, inverse_frequency_weights
 from imbal.models import Classifier, build_model
+from imbal.naming import SPLITS
 from imbal.samplers import SAMPLERS, build_sampler
 
 

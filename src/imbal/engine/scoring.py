@@ -14,7 +14,7 @@ from imbal.calibration import calibration_scores, fit_temperature
 from imbal.data import Augmentation
 from imbal.data.stream import AnyDataset, iterate_batches
 from imbal.engine import run_dir as rd
-from imbal.metrics import Evaluator
+from imbal.evaluator import Evaluator
 from imbal.posthoc import fit_tau, tuned_for
 
 

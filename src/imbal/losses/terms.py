@@ -147,7 +147,7 @@ def positive_class(s: LossSettings) -> int:
     if s.num_classes is not None and s.num_classes != 2:
         return 1
     if s.positive_class is None:
-        # the lowest index on ties, as SplitInfo.minority_class
+        # the lowest index on ties, as Split.minority_class
         return 1 if s.class_counts is None else int(torch.argmin(s.class_counts))
     if s.num_classes is not None and s.positive_class >= s.num_classes:
         raise ValueError(

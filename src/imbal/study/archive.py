@@ -17,7 +17,8 @@ import pandas as pd
 
 from imbal.engine import run_dir as rd
 from imbal.errors import DataError, MissingFileError
-from imbal.study.outputs import BASELINE, SPLITS, SplitOutputs, StudyOutputs, _load, _softmax
+from imbal.naming import HELD_OUT
+from imbal.study.outputs import BASELINE, SplitOutputs, StudyOutputs, _load, _softmax
 
 FORMAT = 1
 
@@ -35,7 +36,7 @@ def write_archive(runs: pd.DataFrame, path: str | Path) -> Path:
         }
         key = f"d{len(datasets)}"
         datasets[dataset] = {"key": key, **info}
-        for split in SPLITS:
+        for split in HELD_OUT:
             loaded = [_load(Path(r.run_dir), split) for r in grp.itertuples()]
             labels = loaded[0]["labels"]
             if any(not np.array_equal(o["labels"], labels) for o in loaded):
@@ -65,7 +66,7 @@ def load_archive(path: str | Path, baseline: tuple[str, str] = BASELINE) -> dict
         for dataset, info in meta["datasets"].items():
             key = info["key"]
             splits = {}
-            for split in SPLITS:
+            for split in HELD_OUT:
                 logits = z[f"{key}_{split}_logits"].astype(np.float64)
                 splits[split] = SplitOutputs(
                     z[f"{key}_{split}_labels"].astype(np.int64),

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from imbal.metrics import METRICS
+from imbal.naming import class_names
 from imbal.study.outputs import Config, StudyOutputs, simplicity
 from imbal.study.plan import Plan, _sign
 from imbal.study.stats import (
@@ -100,7 +101,7 @@ def _harmed(est: Estimate, metric: str, plan: Plan) -> bool:
 
 def screen(grid: Grid, plan: Plan, cols: np.ndarray) -> list[Screen]:
     """The validation screens of every configuration (grid order) over seed columns ``cols``."""
-    names = grid.study.class_names or [str(k) for k in range(grid.study.num_classes)]
+    names = class_names(grid.study.class_names, grid.study.num_classes)
     zero = grid.zeroed("val")[:, cols]  # (K, S', C)
     out = [Screen([], [], len(cols)) for _ in grid.configs]
     for k, i in zip(*np.nonzero(zero.any(-1))):

@@ -9,6 +9,7 @@ import numpy as np
 
 from imbal.engine import run_dir as rd
 from imbal.errors import ConfigError, MissingFileError
+from imbal.naming import class_names
 from imbal.study import tables
 from imbal.study.collect import collect_runs
 
@@ -33,7 +34,7 @@ def project(features: np.ndarray, method: str = "tsne", seed: int = 0) -> np.nda
 def panel(ax, run_dir: Path, method: str, title: str | None = None) -> None:
     feats = np.load(run_dir / rd.outputs_file("test"))
     m = rd.read_json(run_dir / rd.METRICS_FILE)
-    names = m["dataset"].get("class_names") or [str(k) for k in range(len(m["test"]["f1_per_class"]))]
+    names = class_names(m["dataset"].get("class_names"), len(m["test"]["f1_per_class"]))
     xy = project(feats["features"].astype(np.float32), method)
     labels = feats["labels"]
     cmap = __import__("matplotlib").colormaps["tab10"]

@@ -47,7 +47,7 @@ def name(config: Config) -> str:
 
 
 def class_names(runs: pd.DataFrame) -> list[str]:
-    return runs.class_names.iloc[0] or [str(k) for k in range(len(runs.f1_per_class.iloc[0]))]
+    return tables.run_class_names(runs)
 
 
 def minority_label(runs: pd.DataFrame) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from imbal.metrics import METRICS, confusion_scores
+from imbal.metrics import METRICS, confusion_matrices, confusion_scores
 
 
 def _check(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> None:
@@ -38,9 +38,8 @@ def confusion_influence(
     preds = np.asarray(preds, dtype=np.int64)
     _check(labels, preds, num_classes)
     r, c = preds.shape[0], num_classes
-    codes = np.arange(r)[:, None] * c * c + labels[None] * c + preds
-    counts = np.bincount(codes.ravel(), minlength=r * c * c).reshape(r, c, c)
-    cm = torch.tensor(counts, dtype=torch.float64, requires_grad=True)
+    counts = confusion_matrices(torch.from_numpy(labels), torch.from_numpy(preds), c)
+    cm = counts.to(torch.float64).requires_grad_(True)
     scores = confusion_scores(cm, minority)[metric]
     (grad,) = torch.autograd.grad(scores.sum(), cm)
     # a branch that torch.where did not select can still hand back 0 * inf; its true derivative is 0

@@ -10,16 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from imbal.engine import run_dir as rd
 from imbal.errors import DataError, MissingFileError
 from imbal.losses import parse_loss_name
+from imbal.metrics import confusion_matrices
+from imbal.naming import HELD_OUT
 from imbal.study.influence import scores_and_influence
 
 Config = tuple[str, str]  # (sampler, loss)
 # the comparator of every study (the plan's; imbal.study.plan re-exports it)
 BASELINE: Config = ("uniform", "ce")
-SPLITS = ("val", "test")
 
 
 @dataclass
@@ -51,7 +53,7 @@ class StudyOutputs:
             self._seeds.setdefault(c, []).append(s)
         if len(self.row) != len(self.runs):
             raise ValueError("runs must be distinct (config, seed) pairs")
-        for name in SPLITS:
+        for name in HELD_OUT:
             split = self.split(name)
             if split.preds.shape != (len(self.runs), len(split.labels)):
                 raise ValueError(
@@ -83,8 +85,8 @@ class StudyOutputs:
         return full, seeds, rows, [c for c in configs if c not in full]
 
     def split(self, name: str) -> SplitOutputs:
-        if name not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+        if name not in HELD_OUT:
+            raise ValueError(f"split must be one of {HELD_OUT}, got {name!r}")
         return self.val if name == "val" else self.test
 
     def scores(self, split: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -102,9 +104,9 @@ class StudyOutputs:
         key = (split, "f1_per_class")
         if key not in self._cache:
             s = self.split(split)
-            c, r = self.num_classes, len(self.runs)
-            codes = np.arange(r)[:, None] * c * c + s.labels[None] * c + s.preds
-            cm = np.bincount(codes.ravel(), minlength=r * c * c).reshape(r, c, c).astype(float)
+            c = self.num_classes
+            labels, preds = (torch.from_numpy(np.asarray(a, dtype=np.int64)) for a in (s.labels, s.preds))
+            cm = confusion_matrices(labels, preds, c).numpy().astype(float)
             tp, support, predicted = cm.diagonal(axis1=1, axis2=2), cm.sum(2), cm.sum(1)
             den = support + predicted
             f1 = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
@@ -159,7 +161,7 @@ def from_run_folders(
 ) -> StudyOutputs:
     """Reads ``outputs_{val,test}.npz`` of finished runs ``(config, seed, folder)`` of ONE data set."""
     splits = {}
-    for split in SPLITS:
+    for split in HELD_OUT:
         loaded = [_load(folder, split) for _, _, folder in runs]
         labels = loaded[0]["labels"]
         for (_, _, folder), out in zip(runs, loaded):

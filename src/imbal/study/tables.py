@@ -14,6 +14,7 @@ import torch
 
 from imbal.engine import run_dir as rd
 from imbal.metrics import METRICS
+from imbal.naming import class_names
 from imbal.posthoc import posthoc_scores, tuned_for
 from imbal.study.collect import loss_order, sampler_order
 
@@ -66,9 +67,14 @@ def configurations(runs: pd.DataFrame) -> list[tuple[str, str]]:
     return [(s, l) for s in sampler_order(runs.sampler) for l in loss_order(runs.loss) if (s, l) in present]
 
 
+def run_class_names(runs: pd.DataFrame) -> list[str]:
+    """The runs' class names (their indices when the data set names none)."""
+    return class_names(runs.class_names.iloc[0], len(runs.f1_per_class.iloc[0]))
+
+
 def class_f1_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean class-wise F1 over seeds, a row per configuration; columns are the class names."""
-    names = runs.class_names.iloc[0] or [str(k) for k in range(len(runs.f1_per_class.iloc[0]))]
+    names = run_class_names(runs)
     rows = []
     for sampler, loss in configurations(runs):
         grp = runs[(runs.sampler == sampler) & (runs.loss == loss)]

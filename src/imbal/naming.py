@@ -1,0 +1,17 @@
+"""Names every layer shares: a data set's splits and its classes' display names.
+
+The loaders, the cache, the run folder, the evaluation and the study read them from here, so a
+split or an unnamed class is spelled one way everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SPLITS = ("train", "val", "test")
+HELD_OUT = ("val", "test")  # the splits a run scores: validation picks the epoch, test confirms
+
+
+def class_names(names: Sequence[str] | None, num_classes: int) -> list[str]:
+    """The given class names, or the class indices as text when a data set names none."""
+    return [str(n) for n in names] if names else [str(k) for k in range(num_classes)]
