@@ -80,6 +80,7 @@ def warm_up(jobs: int) -> float:
 def measure_grid(jobs: int, out: Path) -> dict:
     import yaml
 
+    from imbal.engine import run_dir as rd
     from imbal.study import grid
     from imbal.study.spec import load_study
 
@@ -104,7 +105,8 @@ def measure_grid(jobs: int, out: Path) -> dict:
     if len(status["done"]) != len(spec.cells()):
         raise SystemExit(f"cells failed: {status}")
     train = sum(
-        json.loads(m.read_text())["timing"]["wall_seconds"] for m in out.glob("s/runs/**/metrics.json")
+        json.loads((cell / rd.METRICS_FILE).read_text())["timing"]["wall_seconds"]
+        for cell in rd.cell_dirs(out / "s")
     )
     span = max(e for _, e in spans) - min(s for s, _ in spans)
     return {"jobs": jobs, "cells": len(spans), "train": train, "span": span, "setup": setup, "wall": wall}

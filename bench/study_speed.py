@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score
 
 from imbal.data import Augmentation, load_dataset
+from imbal.engine import run_dir as rd
 from imbal.models import build_model
 from imbal.study.grid import run_grid
 from imbal.study.spec import load_study
@@ -124,7 +125,7 @@ def main() -> None:
             wall = time.perf_counter() - t
             fast_steps = []
             for cell in picked:
-                h = pd.read_csv(cell.run_dir(out) / "history.csv")
+                h = pd.read_csv(cell.run_dir(out) / rd.HISTORY)
                 h = h.iloc[1:] if len(h) > 1 else h  # epoch 1 carries warm-up (cuDNN autotuning, allocator)
                 fast_steps += (h.train_seconds / (h.train_samples / 50)).tolist()
             plain = plain_step_time(dataset, device, args.plain_steps)

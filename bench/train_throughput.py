@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from imbal.engine import run_dir as rd
 from imbal.engine.build import prepare_data
 from imbal.engine.config import load_config
 from imbal.engine.trainer import train
@@ -68,7 +69,7 @@ def bare_loop(cfg, epochs: int) -> list[float]:
 
 def imbal_loop(cfg) -> list[float]:
     out = train(cfg)
-    h = pd.read_csv(out / "history.csv")
+    h = pd.read_csv(out / rd.HISTORY)
     return (h.train_samples / h.train_seconds).tolist()[1:]
 
 

@@ -107,7 +107,9 @@ def _check_metric(metric: str) -> None:
         raise ValueError(f"metric must be one of {SELECTION_METRICS}, got {metric!r}")
 
 
-def _grid_confusions(logits: torch.Tensor, labels: torch.Tensor, log_p: torch.Tensor, taus: torch.Tensor):
+def _grid_confusions(
+    logits: torch.Tensor, labels: torch.Tensor, log_p: torch.Tensor, taus: torch.Tensor
+) -> torch.Tensor:
     """Confusion matrices ``(T, C, C)`` of the adjusted argmax at every tau, in one bincount.
 
     Holds ``(T, N, C)`` adjusted logits at once: 31 taus x 100k samples x 10 classes is 124 MB in float32.

@@ -26,7 +26,7 @@ def stream_seed(seed: int, epoch: int, rank: int | None = None) -> int:
     return seed * SEED_STRIDE + (epoch if rank is None else epoch * 101 + rank)
 
 
-class _BatchSampler:
+class BatchSampler:
     def __init__(
         self, labels: torch.Tensor, batch_size: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0
     ) -> None:
@@ -68,7 +68,7 @@ class _BatchSampler:
         return max(1, len(self.labels) // self.batch_size)
 
 
-class UniformSampler(_BatchSampler):
+class UniformSampler(BatchSampler):
     """Shuffle, then cut into ``N // batch_size`` batches that follow the data's class mix."""
 
     def global_batches(self) -> list[torch.Tensor]:
@@ -77,7 +77,7 @@ class UniformSampler(_BatchSampler):
         return [perm[i * b : (i + 1) * b] for i in range(len(self))]
 
 
-class OversampleSampler(_BatchSampler):
+class OversampleSampler(BatchSampler):
     """Stratified oversampling: every batch holds equal portions of each class (within one sample).
 
     Classes are drawn with replacement; ``N // batch_size`` batches per epoch, as for uniform.
@@ -98,7 +98,7 @@ class OversampleSampler(_BatchSampler):
         return out
 
 
-class UndersampleSampler(_BatchSampler):
+class UndersampleSampler(BatchSampler):
     """Each epoch draws the minority count from every class without replacement, then shuffles."""
 
     def _epoch_pool(self, g: torch.Generator) -> torch.Tensor:
@@ -123,7 +123,7 @@ class SamplerSpec:
     """One batch-sampling strategy: its batch order and whether the loss weights classes."""
 
     name: str
-    batches: type[_BatchSampler]
+    batches: type[BatchSampler]
     class_weights: bool  # inverse-frequency class weights go to the loss (docs/method.md)
     help: str
 
@@ -154,7 +154,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
 
 def build_sampler(
     name: str, labels: torch.Tensor, batch_size: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0
-) -> _BatchSampler:
+) -> BatchSampler:
     """The batch sampler of a strategy in :data:`SAMPLERS` (``weights`` uses the uniform order)."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")

@@ -1,7 +1,8 @@
 import pytest
 
 from imbal.cli.main import main
-from imbal.engine.config import ConfigError, load_config, parse_overrides
+from imbal.cli.options import Parser, add_config_arguments, config_overrides
+from imbal.engine.config import ConfigError, load_config
 
 
 def test_defaults_are_the_study():
@@ -12,9 +13,11 @@ def test_defaults_are_the_study():
 def test_yaml_and_overrides(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("loss: ce+mcc\nepochs: 7\ndataset: {kind: synthetic, spatial_dims: 3}\n")
-    cfg = load_config(
-        f, parse_overrides(["--epochs", "3", "--batch-size=20", "--augment", "false", "--quiet"])
-    )
+    # the command line's own path: the options generated from TrainConfig
+    parser = Parser()
+    add_config_arguments(parser, "config")
+    args = parser.parse_args(["--epochs", "3", "--batch-size=20", "--augment", "false", "--quiet"])
+    cfg = load_config(f, config_overrides(args))
     assert cfg.loss == "ce+mcc" and cfg.epochs == 3 and cfg.batch_size == 20
     assert cfg.augment is False and cfg.quiet is True
     assert cfg.dataset == {"kind": "synthetic", "spatial_dims": 3}

@@ -35,14 +35,14 @@ def cfg(tmp_path, dataset, name="run", **kw):
 
 
 def _kill_in_epoch_two(monkeypatch):
-    real = trainer.epoch_record
+    real = trainer.validate_and_record
 
     def killed(run, epoch, *a):
         if epoch == 1:
             raise KeyboardInterrupt  # after epoch 1's last.ckpt
         return real(run, epoch, *a)
 
-    monkeypatch.setattr(trainer, "epoch_record", killed)
+    monkeypatch.setattr(trainer, "validate_and_record", killed)
 
 
 def test_the_data_checksum_is_recorded(tmp_path):
@@ -76,7 +76,7 @@ def test_resume_on_a_rebuilt_cache_is_refused(tmp_path, monkeypatch, capsys):
 def test_a_cache_rebuilt_while_the_run_streams_stops_it(tmp_path, monkeypatch):
     cache, _ = prepare_cache(SPEC, tmp_path / "cache")
     monkeypatch.setattr(trainer, "place_splits", lambda s, device, budget: place_splits(s, device, 0))
-    real = trainer.epoch_record
+    real = trainer.validate_and_record
 
     def rebuild_after_epoch_one(run, epoch, *a):
         row = real(run, epoch, *a)
@@ -84,7 +84,7 @@ def test_a_cache_rebuilt_while_the_run_streams_stops_it(tmp_path, monkeypatch):
             prepare_cache(OTHER, cache, force=True)
         return row
 
-    monkeypatch.setattr(trainer, "epoch_record", rebuild_after_epoch_one)
+    monkeypatch.setattr(trainer, "validate_and_record", rebuild_after_epoch_one)
     with pytest.raises(DataError, match=r"train_images.npy changed while it was being read"):
         train(cfg(tmp_path, str(cache)))
     assert not (tmp_path / "run" / "metrics.json").exists()

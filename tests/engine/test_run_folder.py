@@ -157,14 +157,14 @@ def test_group_norm_with_any_width(tmp_path):
 def test_memory_queue_survives_a_kill_and_resume(tmp_path, monkeypatch):
     common = dict(loss="mcc", metric_memory=3, epochs=3, checkpoint_every=1, batch_size=20)
     ref = train(cfg(tmp_path, "ref", **common))
-    real = trainer.epoch_record
+    real = trainer.validate_and_record
 
     def killed_in_epoch_two(run, epoch, *a):
         if epoch == 1:
             raise KeyboardInterrupt  # after epoch 1's last.ckpt, before epoch 2 is recorded
         return real(run, epoch, *a)
 
-    monkeypatch.setattr(trainer, "epoch_record", killed_in_epoch_two)
+    monkeypatch.setattr(trainer, "validate_and_record", killed_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         train(cfg(tmp_path, "killed", **common))
     monkeypatch.undo()

@@ -117,7 +117,8 @@ def test_checkpoint_rebuilds_model_and_evaluate(tmp_path, capsys):
     assert main(["evaluate", str(out), "--split", "val"]) == 0
     stored = json.loads((out / "metrics.json").read_text())["val"]
     ev = out / "evaluations" / "synthetic_val"
-    again = json.loads((ev / "metrics.json").read_text())["metrics"]
+    again = json.loads((ev / "evaluation.json").read_text())["metrics"]
+    assert not (ev / "metrics.json").exists()  # that name marks a finished run
     assert again["balanced_accuracy"] == pytest.approx(stored["balanced_accuracy"])
     assert again["confusion_matrix"] == stored["confusion_matrix"]
     assert (ev / "predictions_val.csv").is_file() and (ev / "outputs_val.npz").is_file()
@@ -199,13 +200,13 @@ def test_evaluate_on_another_dataset(tmp_path, capsys):
     other = json.dumps({**SYN, "seed": 5, "n": 300, "label": "other"})
     assert main(["evaluate", str(out), "--dataset", other]) == 0
     ev = out / "evaluations" / "other_test"
-    result = json.loads((ev / "metrics.json").read_text())
+    result = json.loads((ev / "evaluation.json").read_text())
     assert result["metrics"]["support"] and sum(result["metrics"]["support"]) == 60
     assert (ev / "predictions_test.csv").is_file()
     # the training outputs the report reads stay the run's own
     assert (out / "predictions_test.csv").read_bytes() == test_predictions
     assert main(["evaluate", str(out), "--dataset", other, "--out", str(tmp_path / "ev")]) == 0
-    assert (tmp_path / "ev" / "metrics.json").is_file()
+    assert (tmp_path / "ev" / "evaluation.json").is_file() and not (tmp_path / "ev" / "metrics.json").exists()
     wrong = json.dumps({"kind": "synthetic", "spatial_dims": 3, "n": 100, "size": 8})
     assert main(["evaluate", str(out), "--dataset", wrong]) == 2
     assert "the model expects spatial_dims=2" in capsys.readouterr().err

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from imbal.naming import SPLITS
+
+if TYPE_CHECKING:  # the loaders import torch; this module is read by every `imbal` call
+    from imbal.data.dataset import Splits
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -77,7 +81,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_info(splits) -> None:
+def print_info(splits: Splits) -> None:
     """Shape, then one row per class (name, count per split; the rarest training class marked)."""
     train = splits.train
     print(f"{train.name}  ({'SYNTHETIC' if splits.synthetic else splits.source})")

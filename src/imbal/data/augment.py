@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 
 
-def _per_sample(n: int, g: torch.Generator, device, p: float) -> torch.Tensor:
+def _per_sample(n: int, g: torch.Generator, device: torch.device, p: float) -> torch.Tensor:
     return torch.rand(n, generator=g, device=device) < p
 
 
-def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device) -> torch.Tensor:
+def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=g, device=device)
 
 
@@ -24,13 +24,21 @@ def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return v.view(-1, *([1] * (x.ndim - 1)))
 
 
-def random_gamma(x, g, p=0.5, gamma=(0.5, 1.5)):
+def random_gamma(
+    x: torch.Tensor, g: torch.Generator, p: float = 0.5, gamma: tuple[float, float] = (0.5, 1.5)
+) -> torch.Tensor:
     gam = _uniform(x.shape[0], gamma[0], gamma[1], g, x.device)
     gam = torch.where(_per_sample(x.shape[0], g, x.device, p), gam, torch.ones_like(gam))
     return x.clamp_min(0).pow(_bcast(gam, x))
 
 
-def random_contrast(x, g, p=0.5, gain=(5.0, 10.0), cutoff=0.5):
+def random_contrast(
+    x: torch.Tensor,
+    g: torch.Generator,
+    p: float = 0.5,
+    gain: tuple[float, float] = (5.0, 10.0),
+    cutoff: float = 0.5,
+) -> torch.Tensor:
     """Sigmoid contrast ``1 / (1 + exp(gain (cutoff - x)))``, rescaled so 0 -> 0 and 1 -> 1."""
     k = _bcast(_uniform(x.shape[0], gain[0], gain[1], g, x.device), x)
     lo = torch.sigmoid(k * (0 - cutoff))
@@ -39,7 +47,7 @@ def random_contrast(x, g, p=0.5, gain=(5.0, 10.0), cutoff=0.5):
     return torch.where(_bcast(_per_sample(x.shape[0], g, x.device, p), x), y, x)
 
 
-def random_flips(x, g, p=0.5):
+def random_flips(x: torch.Tensor, g: torch.Generator, p: float = 0.5) -> torch.Tensor:
     """Flip each spatial axis independently with probability ``p`` (2D: horizontal and vertical)."""
     for axis in range(2, x.ndim):
         m = _bcast(_per_sample(x.shape[0], g, x.device, p), x)
@@ -47,7 +55,9 @@ def random_flips(x, g, p=0.5):
     return x
 
 
-def random_blur(x, g, p=0.5, sigma=(0.0, 1.5)):
+def random_blur(
+    x: torch.Tensor, g: torch.Generator, p: float = 0.5, sigma: tuple[float, float] = (0.0, 1.5)
+) -> torch.Tensor:
     """Gaussian blur with a per-sample sigma, as separable depthwise convolutions."""
     n, c = x.shape[:2]
     dims = x.ndim - 2
@@ -69,7 +79,7 @@ def random_blur(x, g, p=0.5, sigma=(0.0, 1.5)):
     return y.view_as(x)
 
 
-def random_crop(x, g, size: tuple[int, ...]):
+def random_crop(x: torch.Tensor, g: torch.Generator, size: tuple[int, ...]) -> torch.Tensor:
     """One random window of ``size`` per sample (gathered with an index grid, no Python loop)."""
     spatial = x.shape[2:]
     if any(s > h for s, h in zip(size, spatial)):

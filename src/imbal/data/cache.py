@@ -30,7 +30,7 @@ import secrets
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -108,11 +108,11 @@ def describe_source(source: Any, settings: dict[str, Any]) -> str:
 class _HashingWriter:
     """A file that hashes what goes through it (the header that numpy writes included)."""
 
-    def __init__(self, f) -> None:
+    def __init__(self, f: BinaryIO) -> None:
         self.f, self.sha, self.size = f, hashlib.sha256(), 0
 
-    def write(self, data) -> int:
-        view = memoryview(data).cast("B")
+    def write(self, data: bytes | np.ndarray) -> int:
+        view = memoryview(data).cast("B")  # type: ignore[arg-type]  # an ndarray is a buffer
         self.sha.update(view)
         self.size += len(view)
         return self.f.write(view)

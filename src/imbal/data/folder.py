@@ -57,7 +57,9 @@ def read_table(csv: str | Path, columns: dict[str, str]) -> pd.DataFrame:
     return df
 
 
-def _check_name_pairs(ints: np.ndarray, names: pd.Series, label_column: str, names_column: str, csv) -> None:
+def _check_name_pairs(
+    ints: np.ndarray, names: pd.Series, label_column: str, names_column: str, csv: str | Path
+) -> None:
     """One integer, one name: a typo ('eraly') or a stray integer must not become a class of its own."""
     pairs = pd.DataFrame({"i": ints, "n": names.to_numpy()})
     problems = []

@@ -110,7 +110,7 @@ def _csv_items(csv: Path, want: Expected) -> list[Item]:
             if not path.is_file():
                 raise MissingFileError(f"{w}: volume {path} does not exist")
 
-        def decode(paths=paths, where=where) -> np.ndarray:
+        def decode(paths: list[Path] = paths, where: list[str] = where) -> np.ndarray:
             return np.stack([read_channel(p, size, w) for p, w in zip(paths, where)])
 
         items.append(Item(f"{csv} line {i + 2}", decode))

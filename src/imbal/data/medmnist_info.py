@@ -141,7 +141,9 @@ CLASS_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _info(name, dims, ch, k, md5s, n, task):
+def _info(
+    name: str, dims: int, ch: int, k: int, md5s: tuple[str, ...], n: tuple[int, int, int], task: str
+) -> MedMNISTInfo:
     sizes = (28, 64, 128, 224)
     md5 = {s: m for s, m in zip(sizes, md5s) if m != "-"}
     splits = dict(zip(SPLITS, n))

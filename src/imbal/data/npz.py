@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from imbal.data.dataset import Splits, exc_text, make_splits
+from imbal.data.medmnist_info import MedMNISTInfo
 from imbal.errors import DataError, MissingFileError
 from imbal.naming import SPLITS
 
@@ -149,7 +150,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             ) from exc
 
 
-def official_medmnist(path: Path, counts: dict[str, int]):
+def official_medmnist(path: Path, counts: dict[str, int]) -> MedMNISTInfo | None:
     """The MedMNIST set whose official file ``path`` is, recognised by its MD5, else None.
 
     The MD5 is read only when the split sizes are an official set's, so other files cost nothing.

@@ -101,7 +101,7 @@ class DiskImages:
         finally:
             os.close(fd)
 
-    def __getitem__(self, key) -> torch.Tensor:
+    def __getitem__(self, key: slice | torch.Tensor | np.ndarray | Sequence[int]) -> torch.Tensor:
         if isinstance(key, slice):
             r = range(len(self))[key]
             index = np.arange(r.start, r.stop, r.step, dtype=np.int64)

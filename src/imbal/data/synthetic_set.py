@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,17 @@ def _smooth_noise(shape: tuple[int, ...], spatial_dims: int, g: torch.Generator)
     return F.interpolate(coarse, size=shape[2:], mode=mode, align_corners=False)
 
 
-def _check(n, size, channels, seed, class_ratios, overlap, label_noise, tint, fractions) -> None:
+def _check(
+    n: int,
+    size: int,
+    channels: int,
+    seed: int,
+    class_ratios: Sequence[float] | None,
+    overlap: float,
+    label_noise: float,
+    tint: float,
+    fractions: Sequence[float],
+) -> None:
     for key, value, least in (("n", n, 1), ("size", size, 1), ("channels", channels, 1), ("seed", seed, 0)):
         if not isinstance(value, int) or value < least:
             raise DataError(f"synthetic {key} must be an integer >= {least}, got {value!r}")

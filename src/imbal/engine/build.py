@@ -24,7 +24,7 @@ from imbal.errors import ConfigError, DataError
 from imbal.losses import CombinedLoss, LossSettings, build_loss, inverse_frequency_weights
 from imbal.models import Classifier, build_model
 from imbal.naming import SPLITS
-from imbal.samplers import SAMPLERS, build_sampler
+from imbal.samplers import SAMPLERS, BatchSampler, build_sampler
 
 
 def resolve_accelerator(cfg: TrainConfig) -> str:
@@ -129,7 +129,7 @@ def check_validation_split(splits: Splits) -> None:
         )
 
 
-def _hash_split(h, data: AnyDataset) -> None:
+def _hash_split(h: hashlib._Hash, data: AnyDataset) -> None:
     h.update(str(tuple(data.images.shape)).encode())
     h.update(data.labels.cpu().numpy().tobytes())
     images = data.images
@@ -198,7 +198,7 @@ def loss_for(cfg: TrainConfig, data: AnyDataset) -> CombinedLoss:
         raise ConfigError(f"loss {cfg.loss!r} on {data.name}: {exc}") from None
 
 
-def sampler_for(cfg: TrainConfig, data: AnyDataset, fabric: Fabric):
+def sampler_for(cfg: TrainConfig, data: AnyDataset, fabric: Fabric) -> BatchSampler:
     if cfg.batch_size < fabric.world_size:
         raise ConfigError(f"batch_size={cfg.batch_size} is smaller than the {fabric.world_size} processes")
     if cfg.batch_size > len(data):
@@ -217,7 +217,9 @@ def sampler_for(cfg: TrainConfig, data: AnyDataset, fabric: Fabric):
     )
 
 
-def optimizer_for(cfg: TrainConfig, model: torch.nn.Module, on_cuda: bool):
+def optimizer_for(
+    cfg: TrainConfig, model: torch.nn.Module, on_cuda: bool
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     optimizer = torch.optim.Adam(
         model.parameters(),
         lr=cfg.lr,

@@ -189,17 +189,14 @@ _OWN = [f for f in dataclasses.fields(TrainConfig) if f.name not in LOSS_OPTIONS
 _AT = [f.name for f in _OWN].index("sampler") + 1
 FIELDS = {f.name: f for f in [*_OWN[:_AT], *LOSS_OPTIONS.values(), *_OWN[_AT:]]}
 TYPES = get_type_hints(TrainConfig)
-# keys that change how a run is shown, stored or fed, not what it computes: a resume may change them
+# how a run is shown or where it writes
+PRESENTATION_KEYS = ("out", "quiet", "logger")
+# what a run costs in storage and memory: checkpoints, evaluation batches, data kept on the device
 # (streaming and in-memory training give the same metrics: tests/engine/test_streaming_train.py)
-PRESENTATION_KEYS = (
-    "out",
-    "quiet",
-    "checkpoint_every",
-    "keep_last",
-    "eval_batch_size",
-    "data_memory_mb",
-    "logger",
-)
+RESOURCE_KEYS = ("checkpoint_every", "keep_last", "eval_batch_size", "data_memory_mb")
+# keys that do not change what a run computes: a resume may change them, metrics.json leaves them
+# out of the run's settings, and a study pools runs that differ in them
+NEUTRAL_KEYS = (*PRESENTATION_KEYS, *RESOURCE_KEYS)
 
 
 def type_name(key: str) -> str:
@@ -295,28 +292,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 def config_differences(stored: dict[str, Any], requested: dict[str, Any]) -> list[str]:
-    """Keys whose values differ and change what a run computes (``PRESENTATION_KEYS`` excluded)."""
+    """Keys whose values differ and change what a run computes (``NEUTRAL_KEYS`` excluded)."""
     defaults = TrainConfig().to_dict()
-    keys = [k for k in FIELDS if k not in PRESENTATION_KEYS]
+    keys = [k for k in FIELDS if k not in NEUTRAL_KEYS]
     return [k for k in keys if stored.get(k, defaults[k]) != requested.get(k, defaults[k])]
-
-
-def parse_overrides(tokens: list[str]) -> dict[str, str]:
-    """``["--loss", "ce+mcc", "--epochs=3"]`` -> ``{"loss": "ce+mcc", "epochs": "3"}``."""
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if not tok.startswith("--"):
-            raise ConfigError(f"expected --key value, got {tok!r}")
-        key = tok[2:]
-        if "=" in key:
-            key, value = key.split("=", 1)
-        elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
-            i += 1
-            value = tokens[i]
-        else:
-            value = "true"  # a bare flag such as --quiet
-        out[key.replace("-", "_")] = value
-        i += 1
-    return out

@@ -1,7 +1,9 @@
 """``imbal evaluate``: rebuild a model from ``best.ckpt`` alone and score any split or data set.
 
 Outputs go to ``<run>/evaluations/<data>_<split>/`` (or ``--out``), never over the run's own
-training outputs, which the study report reads.
+training outputs, which the study report reads. The result file is ``evaluation.json``
+(:data:`~imbal.engine.run_dir.EVALUATION_FILE`), never ``metrics.json``: that name marks a
+finished run, and an evaluation folder is none.
 """
 
 from __future__ import annotations
@@ -10,16 +12,15 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import torch
-from lightning_fabric import Fabric
-
+from imbal.data.dataset import Split
 from imbal.data.stream import place
 from imbal.engine import run_dir as rd
-from imbal.engine.build import augmentation_for, fingerprint, prepare_data
+from imbal.engine.build import augmentation_for, fingerprint, make_fabric, prepare_data
 from imbal.engine.config import FIELDS, TrainConfig, config_differences, read_yaml_mapping
 from imbal.engine.scoring import evaluate_split, write_outputs
 from imbal.errors import DataError, MissingFileError, RunFolderError
 from imbal.models import Classifier
+from imbal.naming import SPLITS
 
 
 def load_model(checkpoint: str | Path) -> tuple[Classifier, dict[str, Any]]:
@@ -69,11 +70,13 @@ def check_checkpoint(run_dir: Path, ckpt: dict[str, Any]) -> None:
 def evaluate_run(
     run_dir: str | Path, *, dataset: Any = None, split: str = "test", out: str | Path | None = None
 ) -> dict[str, Any]:
+    """Score ``best.ckpt`` of a run on a split of its data (or of ``dataset``); the result lands in
+    ``<out>/evaluation.json`` with the split's predictions and outputs."""
     run_dir = Path(run_dir)
     if not (run_dir / rd.BEST).is_file():
         raise MissingFileError(f"{run_dir} has no {rd.BEST}; train it first")
-    if split not in rd.SPLITS:
-        raise DataError(f"split must be one of {', '.join(rd.SPLITS)}, got {split!r}")
+    if split not in SPLITS:
+        raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     model, ckpt = load_model(run_dir / rd.BEST)
     check_checkpoint(run_dir, ckpt)
     cfg = stored_config(ckpt)
@@ -81,20 +84,12 @@ def evaluate_run(
         cfg = dataclasses.replace(cfg, dataset=dataset, train_subset=0)
     splits = prepare_data(cfg)
     data = splits[split]
-    mc = model.config
-    if (data.spatial_dims, data.in_channels, data.num_classes) != (
-        mc["spatial_dims"],
-        mc["in_channels"],
-        mc["num_classes"],
-    ):
-        raise DataError(
-            f"data has spatial_dims={data.spatial_dims}, in_channels={data.in_channels}, "
-            f"num_classes={data.num_classes}; the model expects spatial_dims={mc['spatial_dims']}, "
-            f"in_channels={mc['in_channels']}, num_classes={mc['num_classes']}"
-        )
-    fabric = Fabric(accelerator="cuda" if torch.cuda.is_available() else "cpu", devices=1)
+    check_fits(model, data)
+    # the shared builder, with the run's precision; one process on whatever device is here
+    fabric = make_fabric(
+        dataclasses.replace(cfg, accelerator="auto", devices=1, num_nodes=1, strategy="auto", logger="none")
+    )
     device_data = place(data, fabric.device)  # streamed from disk when it does not fit
-    model = model.to(fabric.device)
     minority = (
         rd.read_json(run_dir / rd.METRICS_FILE)["dataset"].get("minority_class")
         if rd.is_finished(run_dir)
@@ -102,7 +97,7 @@ def evaluate_run(
     )
     metrics, outputs = evaluate_split(
         fabric,
-        model,
+        model.to(fabric.device),
         device_data,
         augmentation_for(cfg, data),
         cfg.eval_batch_size,
@@ -124,5 +119,20 @@ def evaluate_run(
         "epoch": ckpt["epoch"],
         "run": str(run_dir),
     }
-    rd.write_json(target / rd.METRICS_FILE, result)
+    rd.write_json(target / rd.EVALUATION_FILE, result)
     return {**result, "out": target}
+
+
+def check_fits(model: Classifier, data: Split) -> None:
+    """The data's dimensions, channels and classes are the model's."""
+    mc = model.config
+    if (data.spatial_dims, data.in_channels, data.num_classes) != (
+        mc["spatial_dims"],
+        mc["in_channels"],
+        mc["num_classes"],
+    ):
+        raise DataError(
+            f"data has spatial_dims={data.spatial_dims}, in_channels={data.in_channels}, "
+            f"num_classes={data.num_classes}; the model expects spatial_dims={mc['spatial_dims']}, "
+            f"in_channels={mc['in_channels']}, num_classes={mc['num_classes']}"
+        )

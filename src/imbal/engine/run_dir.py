@@ -22,6 +22,7 @@ import yaml
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
 
 from imbal.errors import ConfigError, MissingFileError, RunFolderError
 
@@ -37,7 +38,8 @@ LOCK = "run.lock"  # held by the process training a study cell
 LOCK_TEMP_PREFIX = ".lock."  # a lock being written (see imbal.study.grid.acquire)
 TENSORBOARD = "tensorboard"  # event files of `logger: tensorboard` (one TensorBoard run per run folder)
 EVALUATIONS = "evaluations"  # `imbal evaluate` outputs, one folder per data set and split
-SPLITS = ("train", "val", "test")
+# an evaluation's result; not METRICS_FILE, whose presence marks a folder as a finished run
+EVALUATION_FILE = "evaluation.json"
 RUNS = "runs"  # a study's cells live under <study>/runs
 RACE_FILE = "race.json"  # an `imbal recommend` race's settings (imbal.study.recommend)
 PLAN_FILE = "plan.json"  # a study's analysis plan (imbal.study.plan), fixed before its first cell
@@ -197,7 +199,7 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_csv(path: Path, frame) -> None:
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
     atomic_write_text(path, frame.to_csv(index=False))
 
 

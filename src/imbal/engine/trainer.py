@@ -14,6 +14,7 @@ import platform
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,13 @@ from imbal.engine.build import (
     prepare_data,
     sampler_for,
 )
-from imbal.engine.config import PRESENTATION_KEYS, TrainConfig
+from imbal.engine.config import NEUTRAL_KEYS, TrainConfig
 from imbal.engine.run_folder import check_folder, take_folder
 from imbal.engine.scoring import evaluate_split, posthoc_record, write_outputs
 from imbal.errors import ConfigError, NonFiniteLossError, RunFolderError, UserError
 from imbal.models import Classifier
 from imbal.processes import die_with_parent
+from imbal.samplers import BatchSampler, stream_seed
 
 # set by a process that launches DDP ranks itself (Fabric's subprocess launcher), read by the ranks
 LAUNCHER_PID = "IMBAL_DDP_LAUNCHER_PID"
@@ -70,10 +72,10 @@ class Run:
     test_set: AnyDataset
     model: Classifier  # the bare module: its state_dict is what checkpoints hold
     fmodel: torch.nn.Module  # Fabric's wrapper (DDP, precision) used for training
-    optimizer: Any
+    optimizer: torch.optim.Optimizer  # Fabric's wrapper subclasses the optimizer's class
     scheduler: torch.optim.lr_scheduler.LRScheduler
     loss_fn: torch.nn.Module
-    sampler: Any
+    sampler: BatchSampler
     aug: Augmentation
     memory_format: torch.memory_format
     minority: int  # the rarest training class (minority_f1, binary F1's default positive class)
@@ -235,16 +237,14 @@ def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
     )
 
 
-def train_epoch(run: Run, epoch: int, step_fn) -> tuple[float, int]:
+def train_epoch(run: Run, epoch: int, step_fn: Callable[[torch.Tensor], torch.Tensor]) -> tuple[float, int]:
     """One pass over the sampler's batches; the mean loss over ranks and the samples of all ranks (read once)."""
     fabric, cfg = run.fabric, run.cfg
     run.fmodel.train()
     run.loss_fn.train()  # metric losses with a soft-count memory update it in training mode only
     run.sampler.set_epoch(epoch)
     # augmentation draws depend on (seed, epoch, rank) only, so a resumed run replays them exactly
-    gen = torch.Generator(device=fabric.device).manual_seed(
-        cfg.seed * 1_000_003 + epoch * 101 + fabric.global_rank
-    )
+    gen = torch.Generator(device=fabric.device).manual_seed(stream_seed(cfg.seed, epoch, fabric.global_rank))
     loss_sum = torch.zeros((), device=fabric.device)
     steps = samples = 0
     on_cuda = fabric.device.type == "cuda"
@@ -344,7 +344,9 @@ def dataset_summary(run: Run, test_fingerprint: str) -> dict[str, Any]:
     }
 
 
-def evaluate(run: Run, data: AnyDataset, collect: bool = False):
+def evaluate(
+    run: Run, data: AnyDataset, collect: bool = False
+) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
     """A split scored with the run's model, evaluation batch size, rarest class and ordinal flag."""
     kw: dict[str, Any] = {"minority": run.minority, "collect": collect, "ordinal": run.splits.ordinal}
     return evaluate_split(run.fabric, run.fmodel, data, run.aug, run.cfg.eval_batch_size, **kw)
@@ -376,7 +378,7 @@ def finish(run: Run, started: float) -> None:
             "select_metric": cfg.select_metric,
             "dataset": dataset_summary(run, fingerprint(run.splits.test)),
             # what the numbers depend on; where they were written is not part of it
-            "config": {k: v for k, v in cfg.to_dict().items() if k not in PRESENTATION_KEYS},
+            "config": {k: v for k, v in cfg.to_dict().items() if k not in NEUTRAL_KEYS},
             "timing": {
                 "wall_seconds": time.perf_counter() - started,
                 "device": str(fabric.device),
@@ -390,9 +392,10 @@ def finish(run: Run, started: float) -> None:
         (run.out / rd.LAST).unlink(missing_ok=True)
 
 
-def epoch_record(run: Run, epoch: int, train_loss: float, samples: int, t0: float, t1: float) -> dict:
-    """Validate, then the epoch's history row (also appended to the history and the log)."""
-    cfg = run.cfg
+def validate_and_record(
+    run: Run, epoch: int, train_loss: float, samples: int, t0: float, t1: float
+) -> dict[str, Any]:
+    """After an epoch's training: score validation, keep the best epoch, record the epoch; its history row."""
     val, _ = evaluate(run, run.val_set)
     row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": run.optimizer.param_groups[0]["lr"]}
     row.update({f"val_{k}": v for k, v in val.items() if isinstance(v, float)})
@@ -401,23 +404,35 @@ def epoch_record(run: Run, epoch: int, train_loss: float, samples: int, t0: floa
     run.fabric.log_dict(
         curves | {f"val/{k}": v for k, v in val.items() if isinstance(v, float)}, step=epoch + 1
     )
+    run.state.history.append(row)
+    run.state.epoch = epoch + 1
+    score = track_best(run, epoch, val)
+    if run.fabric.is_global_zero:
+        write_epoch(run, row, score)
+    return row
+
+
+def track_best(run: Run, epoch: int, val: dict[str, Any]) -> float:
+    """The epoch's selection score; a better one than so far becomes the best epoch (its weights kept)."""
     state = run.state
-    state.history.append(row)
-    state.epoch = epoch + 1
-    score = _score(val, cfg.select_metric)
+    score = _score(val, run.cfg.select_metric)
     if score > state.best_score:
         state.best_score, state.best_epoch, state.stale = score, epoch + 1, 0
         remember_best(run, val)
     else:
         state.stale += 1
-    if run.fabric.is_global_zero:
-        rd.write_csv(run.out / rd.HISTORY, pd.DataFrame(state.history))
-        rd.append_line(
-            run.out / rd.LOG,
-            f"epoch {epoch + 1}/{cfg.epochs} loss {train_loss:.4f} val {cfg.select_metric} {score:.4f} "
-            f"(best {state.best_score:.4f} at epoch {state.best_epoch}) {row['epoch_seconds']:.1f}s",
-        )
-    return row
+    return score
+
+
+def write_epoch(run: Run, row: dict[str, Any], score: float) -> None:
+    """The history file (rewritten) and a line of the log (appended), on rank 0."""
+    cfg, state = run.cfg, run.state
+    rd.write_csv(run.out / rd.HISTORY, pd.DataFrame(state.history))
+    rd.append_line(
+        run.out / rd.LOG,
+        f"epoch {row['epoch']}/{cfg.epochs} loss {row['train_loss']:.4f} val {cfg.select_metric} {score:.4f} "
+        f"(best {state.best_score:.4f} at epoch {state.best_epoch}) {row['epoch_seconds']:.1f}s",
+    )
 
 
 def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bool) -> Path:
@@ -448,7 +463,7 @@ def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bool) -
                 f"non-finite training loss ({train_loss}) in epoch {epoch + 1}; stopped. The last good checkpoint "
                 f"(epoch {run.saved_epoch}) is in {out}"
             )
-        epoch_record(run, epoch, train_loss, samples, t0, time.perf_counter())
+        validate_and_record(run, epoch, train_loss, samples, t0, time.perf_counter())
         stop = bool(cfg.early_stopping) and state.stale >= cfg.early_stopping
         if stop or state.epoch % cfg.checkpoint_every == 0 or state.epoch == cfg.epochs:
             save_checkpoints(run)

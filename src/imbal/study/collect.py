@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from imbal.engine import run_dir as rd
-from imbal.engine.config import PRESENTATION_KEYS, TrainConfig
+from imbal.engine.config import NEUTRAL_KEYS, TrainConfig
 from imbal.errors import MissingFileError, RunFolderError
 from imbal.losses import loss_sort_key
 from imbal.metrics import METRICS
@@ -26,15 +27,15 @@ from imbal.samplers import SAMPLERS
 # what a finding compares (loss, sampler), repeats (seed) or may differ without changing the
 # numbers' meaning (thread count: reported in the findings' settings table instead); any other
 # setting that differs splits the runs into separate data sets
-COMPARED_KEYS = ("loss", "sampler", "seed", "threads", *PRESENTATION_KEYS)
+COMPARED_KEYS = ("loss", "sampler", "seed", "threads", *NEUTRAL_KEYS)
 _TOLERANCE = 1e-9  # float sums may overshoot a range end by a rounding error
 
 
-def loss_order(values) -> list[str]:
+def loss_order(values: Iterable[str]) -> list[str]:
     return sorted(dict.fromkeys(values), key=loss_sort_key)
 
 
-def sampler_order(values) -> list[str]:
+def sampler_order(values: Iterable[str]) -> list[str]:
     positions = {name: i for i, name in enumerate(SAMPLERS)}
     return sorted(dict.fromkeys(values), key=lambda s: (positions.get(s, len(positions)), s))
 

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 
 from imbal.engine import run_dir as rd
 from imbal.errors import ConfigError, MissingFileError
@@ -31,7 +32,7 @@ def project(features: np.ndarray, method: str = "tsne", seed: int = 0) -> np.nda
     return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(features)
 
 
-def panel(ax, run_dir: Path, method: str, title: str | None = None) -> None:
+def panel(ax: Axes, run_dir: Path, method: str, title: str | None = None) -> None:
     feats = np.load(run_dir / rd.outputs_file("test"))
     m = rd.read_json(run_dir / rd.METRICS_FILE)
     names = class_names(m["dataset"].get("class_names"), len(m["test"]["f1_per_class"]))

@@ -163,7 +163,7 @@ def _monitor(progress: Progress, stop: threading.Event, every: float) -> None:
             last = line
 
 
-def warn_changed_settings(spec: StudySpec, cells: list[Cell], root: Path, log) -> None:
+def warn_changed_settings(spec: StudySpec, cells: list[Cell], root: Path, log: Callable[[str], None]) -> None:
     """Finished cells keep their results; say when they were trained with other settings."""
     changed: dict[str, set[str]] = {}
     for cell in cells:
@@ -183,7 +183,7 @@ def warn_changed_settings(spec: StudySpec, cells: list[Cell], root: Path, log) -
 
 
 def _train_cells(
-    spec: StudySpec, root: Path, todo: list[Cell], jobs: int, log, live_every: float
+    spec: StudySpec, root: Path, todo: list[Cell], jobs: int, log: Callable[[str], None], live_every: float
 ) -> Progress:
     """Train ``todo`` with ``jobs`` cells at once (cores / jobs threads each), a live line every ``live_every`` s."""
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
@@ -217,7 +217,7 @@ def run_grid(
     jobs: int = 1,
     shard: tuple[int, int] = (0, 1),
     cells: list[Cell] | None = None,
-    log=print,
+    log: Callable[[str], None] = print,
     live_every: float = 30.0,
 ) -> dict[str, list[str]]:
     """Run the cells of this shard that are not finished; return which finished, failed, were busy or skipped.

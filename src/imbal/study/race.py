@@ -27,6 +27,7 @@ on a finished grid's validation scores, and :mod:`imbal.study.recommend` runs it
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -183,7 +184,7 @@ def advance(
     configs: list[Config],
     baseline: Config,
     rules: Rules,
-    score_of,
+    score_of: Callable[[Config, int], float | None],
 ) -> State:
     """Replays the race as far as ``score_of(config, seed)`` (validation primary, or None if not run yet) allows.
 

@@ -9,6 +9,7 @@ same next round from the shared folder (a shard with nothing left in a round wai
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from imbal.errors import ConfigError, RunFolderError
 from imbal.study.grid import run_grid, shard_cells
 from imbal.study.outputs import Config, StudyOutputs
 from imbal.study.plan import Plan, write_plan
-from imbal.study.race import Rules, State, advance, replay
+from imbal.study.race import Outcome, Rules, State, advance, replay
 from imbal.study.spec import PAPER_GRID, Cell, StudySpec
 
 # without a `grid:` the race runs the paper's 15 configurations and logit-adjusted CE
@@ -97,7 +98,7 @@ def _check_plain_grid(root: Path, spec: StudySpec) -> None:
             )
 
 
-def score_reader(root: Path, label: str, plan: Plan):
+def score_reader(root: Path, label: str, plan: Plan) -> Callable[[Config, int], float | None]:
     """``score(config, seed)``: the finished cell's validation primary, oriented higher-is-better; None if not run."""
     cache: dict[tuple[Config, int], float] = {}
 
@@ -134,7 +135,7 @@ def run_race(
     *,
     jobs: int = 1,
     shard: tuple[int, int] = (0, 1),
-    log=print,
+    log: Callable[[str], None] = print,
     poll: float = POLL_SECONDS,
     live_every: float = 30.0,
 ) -> State:
@@ -195,7 +196,7 @@ def history_rows(state: State) -> list[dict[str, Any]]:
     return rows
 
 
-def replay_study(study: StudyOutputs, plan: Plan, rules: Rules):
+def replay_study(study: StudyOutputs, plan: Plan, rules: Rules) -> Outcome:
     """The race on a finished grid (seeds in order) without training: the outcome and the runs it would have trained."""
     scores, _ = study.scores("val", plan.primary)
     configs = study.configs

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from imbal.study.outputs import BASELINE, Config, SplitOutputs, StudyOutputs
+from imbal.study.plan import Plan
 
 # the study's 15 configurations plus la-ce, baseline first
 CONFIGS: list[Config] = [
@@ -121,7 +122,7 @@ class Outcome:
     image_var: float = math.nan
 
 
-def analyse(study: StudyOutputs, truth: Truth, plan, planning: bool = False) -> Outcome | None:
+def analyse(study: StudyOutputs, truth: Truth, plan: Plan, planning: bool = False) -> Outcome | None:
     """The report's primary analysis of one simulated study (None: nothing to confirm)."""
     from imbal.study.decision import Grid, confirm, exploratory_table
     from imbal.study.stats import Verdict, seeds_needed
@@ -161,7 +162,7 @@ def analyse(study: StudyOutputs, truth: Truth, plan, planning: bool = False) -> 
 
 
 def run(
-    truth: Truth, studies: int, plan, seed: int = 0, planning: bool = False, components: bool = True
+    truth: Truth, studies: int, plan: Plan, seed: int = 0, planning: bool = False, components: bool = True
 ) -> list[Outcome]:
     """``studies`` simulated studies of ``truth`` analysed as a report would (numpy; no training)."""
     rng = np.random.default_rng(seed)

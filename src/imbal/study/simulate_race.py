@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from imbal.study.outputs import Config
+from imbal.study.plan import Plan
+from imbal.study.race import Rules, replay
 from imbal.study.simulate import CONFIGS, Truth, draw, scores_matrix, shifted, trained_part
 
 # the committed RetinaMNIST study's 16 mean balanced accuracies (docs/reproduction/study/runs.csv)
@@ -64,10 +66,11 @@ class RaceResult:
     verdict: str
 
 
-def run_race(pattern: str, studies: int, plan, rules, seed: int = 0, image: bool = True) -> list[RaceResult]:
+def run_race(
+    pattern: str, studies: int, plan: Plan, rules: Rules, seed: int = 0, image: bool = True
+) -> list[RaceResult]:
     """Races on simulated studies of ``pattern``, each followed by the report's test confirmation."""
     from imbal.study.decision import Grid, confirm, recommendation
-    from imbal.study.race import replay
 
     effects = race_truth(pattern)
     truth = Truth(shifted(effects), seeds=rules.max_seeds)
@@ -100,7 +103,7 @@ def run_race(pattern: str, studies: int, plan, rules, seed: int = 0, image: bool
     return out
 
 
-def reference_race(x: np.ndarray, rules) -> tuple[int, int]:
+def reference_race(x: np.ndarray, rules: Rules) -> tuple[int, int]:
     """The issue's simple reference race on scores ``(K, S)``: Bonferroni over (K - 1) x rounds, pooled variance,
     a configuration dropped when the upper bound of its difference to the leader is below the margin.
     Returns (choice, runs used); the baseline (row 0) trains every round, as in the race."""
@@ -131,13 +134,12 @@ def reference_race(x: np.ndarray, rules) -> tuple[int, int]:
 
 
 def score_races(
-    pattern: str, studies: int, rules, seed: int = 0, seed_sd: float = 0.012, run_sd: float = 0.022
-):
+    pattern: str, studies: int, rules: Rules, seed: int = 0, seed_sd: float = 0.012, run_sd: float = 0.022
+) -> np.ndarray:
     """The race and the reference on the issue's score-level model (per-seed shift + configuration x seed noise).
 
     Returns arrays ``(studies,)``: runs used by the race and the reference, and each one's regret.
     """
-    from imbal.study.race import replay
 
     effects = race_truth(pattern)
     rng = np.random.default_rng(seed)

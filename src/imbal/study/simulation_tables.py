@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from imbal.study.plan import Plan
 from imbal.study.simulate import CONFIGS, Truth, draw, run, shifted
 from imbal.study.simulate_race import PATTERNS, run_race, score_races
 
@@ -34,7 +35,7 @@ class _Table:
         self.lines.append(f"| {what} | {values.mean():+.4f} | {se:.4f} |")
 
 
-def _null_rows(t: _Table, plan, studies: int) -> None:
+def _null_rows(t: _Table, plan: Plan, studies: int) -> None:
     """16 equal configurations: false verdicts at 5, 3, 2 seeds; selection bias, coverage, equivalence at 5."""
     for seeds in (5, 3, 2):
         out = run(Truth(shifted(np.zeros(16)), seeds=seeds), studies, plan, seed=100 + seeds)
@@ -64,7 +65,7 @@ def _null_rows(t: _Table, plan, studies: int) -> None:
             )
 
 
-def _power_rows(t: _Table, plan, studies: int) -> None:
+def _power_rows(t: _Table, plan: Plan, studies: int) -> None:
     """A planted +0.05: among 16 (choice and confirmation), and between two at the seeds the planning asks for."""
     from imbal.study.stats import Estimate, power, seeds_needed, verdict
 
@@ -89,7 +90,7 @@ def _power_rows(t: _Table, plan, studies: int) -> None:
         )
 
 
-def _pair_rows(t: _Table, plan, studies: int) -> None:
+def _pair_rows(t: _Table, plan: Plan, studies: int) -> None:
     """Two identical configurations: equivalence at margins of 2, 3.5, 4 SE; coverage at 2, 3, 5 seeds."""
     same = _pair(0.0, 5, studies, 400)
     true_se = float(np.std([e.difference for e in same], ddof=1))
@@ -108,7 +109,6 @@ def _pair_rows(t: _Table, plan, studies: int) -> None:
 
 def report(studies: int = 2000) -> str:
     """The simulation table of docs/method.md ("What the simulation shows"), as Markdown lines."""
-    from imbal.study.plan import Plan
 
     t = _Table()
     for rows in (_null_rows, _power_rows, _pair_rows):
@@ -118,7 +118,6 @@ def report(studies: int = 2000) -> str:
 
 def race_report(studies: int = 1000) -> str:
     """The race tables of docs/method.md ("The race"), as Markdown lines."""
-    from imbal.study.plan import Plan
     from imbal.study.race import Rules
 
     lines = [
