@@ -383,7 +383,7 @@ def publish(run: Path, dest: Path) -> None:
         shutil.copy2(png, dest / png.name)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "--publish",
@@ -393,7 +393,11 @@ def main(argv: list[str] | None = None) -> None:
         help="copy a finished study folder to docs/reproduction/NAME first (repeatable)",
     )
     ap.add_argument("--out", default=str(HERE), help="docs/reproduction (default)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     out = Path(args.out)
     for run, name in args.publish or []:
         publish(Path(run), out / name)

@@ -127,8 +127,8 @@ def _answer(d: Decision) -> str:
     )
     if base_unstable:
         return (
-            f"Use {name(alt)}: {name(base)} zeroed a class on validation in most seeds; on test {what} differs "
-            f"from it by {effect} on {label}: {unknown}"
+            f"Use {name(alt)} for now, undecided: {name(base)} zeroed a class on validation in most seeds, so it "
+            f"is not the default; on test {what} differs from it by {effect} on {label}: {unknown}"
         )
     if d.chosen == base:
         return (
