@@ -144,3 +144,19 @@ def test_a_term_with_a_parameter_is_one_file(tmp_path):
         [sys.executable, "-c", TOY_CHECKS], env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0 and "toy term ok" in done.stdout, done.stderr[-3000:]
+
+
+def test_build_loss_takes_settings_fields_by_name():
+    from imbal.losses import LossSettings
+
+    logits, target = torch.randn(12, 5, generator=torch.Generator().manual_seed(0)), torch.arange(12) % 5
+    by_name = build_loss("ce+mcc", metric_memory=2, num_classes=5)
+    by_object = build_loss("ce+mcc", LossSettings(metric_memory=2, num_classes=5))
+    assert torch.equal(by_name(logits, target), by_object(logits, target))
+    # a field replaces that of a given settings object, the others are kept
+    replaced = build_loss("focal", LossSettings(focal_gamma=0.0), focal_gamma=3.0)
+    assert not torch.equal(replaced(logits, target), build_loss("focal", focal_gamma=0.0)(logits, target))
+    with pytest.raises(
+        TypeError, match=r"build_loss got unknown setting\(s\) \['memory'\]; LossSettings has .*metric_memory"
+    ):
+        build_loss("mcc", memory=4)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -110,6 +112,7 @@ def build_loss(
     settings: LossSettings | None = None,
     *,
     class_weights: torch.Tensor | list[float] | None = None,
+    **fields: Any,
 ) -> CombinedLoss:
     """Build a loss from its name: any ``+``-sum of the terms in :data:`LOSS_TERMS`.
 
@@ -119,8 +122,14 @@ def build_loss(
             DDP sync, value checks); defaults when omitted. ``la-ce`` needs ``class_counts``.
         class_weights: per-class weights ``(C,)`` applied per sample (see :class:`CombinedLoss`);
             pass ``inverse_frequency_weights(class_counts)`` for the study's "+Weights" rows.
+        fields: :class:`LossSettings` fields by name, replacing those of ``settings``
+            (``build_loss("mcc", metric_memory=4, num_classes=5)``): the dataclass stays their one home.
     """
-    settings = settings or LossSettings()
+    known = [f.name for f in dataclasses.fields(LossSettings)]
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise TypeError(f"build_loss got unknown setting(s) {unknown}; LossSettings has {', '.join(known)}")
+    settings = dataclasses.replace(settings or LossSettings(), **fields)
     terms = [(coef, term, LOSS_TERMS[term].build(settings)) for coef, term in parse_loss_name(name)]
     weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
     return CombinedLoss(terms, class_weights=weights)
