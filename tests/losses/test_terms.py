@@ -160,3 +160,5 @@ def test_build_loss_takes_settings_fields_by_name():
         TypeError, match=r"build_loss got unknown setting\(s\) \['memory'\]; LossSettings has .*metric_memory"
     ):
         build_loss("mcc", memory=4)
+    with pytest.raises(ValueError, match=r"focal_gamma must be >= 0, got -1.0"):
+        build_loss("focal", focal_gamma=-1.0)

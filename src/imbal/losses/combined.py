@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from imbal.losses._checks import compute_dtype
-from imbal.losses.terms import LOSS_TERMS, LossSettings, settings_read
+from imbal.losses.terms import LOSS_TERMS, LossSettings, option_errors, settings_read
 
 _TERM = re.compile(r"^\s*(?:(?P<coef>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*\*\s*)?(?P<name>[a-z0-9-]+)\s*$")
 
@@ -130,6 +130,9 @@ def build_loss(
     if unknown:
         raise TypeError(f"build_loss got unknown setting(s) {unknown}; LossSettings has {', '.join(known)}")
     settings = dataclasses.replace(settings or LossSettings(), **fields)
+    errors = option_errors(settings)
+    if errors:
+        raise ValueError("; ".join(errors))
     terms = [(coef, term, LOSS_TERMS[term].build(settings)) for coef, term in parse_loss_name(name)]
     weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
     return CombinedLoss(terms, class_weights=weights)
