@@ -129,10 +129,18 @@ def pair(study: StudyOutputs, config, base, metric: str = "balanced_accuracy") -
     return paired_estimate(s[rc] - s[rb], g[rc] - g[rb], study.test.labels)
 
 
-def sampling_helps_ce(study: StudyOutputs) -> tuple[str, str]:
+# the study's CE balanced accuracy and that of oversampled / class-weighted CE, on the study set whose
+# setting a public set stands in for: 2D fundus for RetinaMNIST, 3D MRI for VesselMNIST3D
+CE_GAINS = {
+    "RetinaMNIST": ("glaucoma", 0.69, {"oversample": 0.75, "weights": 0.74}),
+    "VesselMNIST3D": ("glioma", 0.55, {"oversample": 0.61, "weights": 0.59}),
+}
+
+
+def sampling_helps_ce(study: StudyOutputs, title: str) -> tuple[str, str]:
     """Claim 4: two pre-specified comparisons (no choice), Holm over the two, on balanced accuracy."""
-    # the study's gains, relative: glaucoma 0.69 -> 0.75 (oversample) / 0.74 (weights)
-    relative = {"oversample": 0.75 / 0.69 - 1, "weights": 0.74 / 0.69 - 1}
+    _, ce, gains = CE_GAINS[title]
+    relative = {sampler: value / ce - 1 for sampler, value in gains.items()}
     base = study.scores("test", "balanced_accuracy")[0][
         [study.row[(BASE, s)] for s in study.seeds_of(BASE)]
     ].mean()
@@ -268,7 +276,8 @@ def race_replay(study: StudyOutputs) -> list[str]:
     from imbal.study.recommend import replay_study
     from imbal.study.simulate import trained_part
 
-    plan, rules = Plan(), Rules()
+    # the race up to the grid's own seeds (the committed studies have 5, the default limit)
+    plan, rules = Plan(), Rules(max_seeds=len(study.seeds_of(study.baseline)))
     outcome = replay_study(study, plan, rules)
     trained: dict = {}
     for r in outcome.rounds:
@@ -298,7 +307,10 @@ CLAIMS = [
     ("1. best CE+metric vs CE-uniform, balanced accuracy", "up to +12% relative"),
     ("2. rarest class F1, best CE+metric vs CE-uniform", "up to +51% relative"),
     ("3. metric-only losses are unstable", "they can zero out a class"),
-    ("4. oversampling and class weights help CE", "CE 0.69 -> 0.75 / 0.74 (glaucoma)"),
+    (
+        "4. oversampling and class weights help CE",
+        "CE 0.69 -> 0.75 / 0.74 (glaucoma), 0.55 -> 0.61 / 0.59 (glioma)",
+    ),
     ("5. rarest class clusters more tightly with CE+MCC", "seen in t-SNE"),
     (
         "6. batch 10: MCC alone collapses, CE+MCC holds; the memory recovers MCC (imbal's addition)",
@@ -309,8 +321,10 @@ CLAIMS = [
 DATASETS = [("RetinaMNIST", "study", "batch_ablation"), ("VesselMNIST3D", "vessel", "vessel_ablation")]
 
 
-def dataset_claims(study_dir: Path, ablation_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
-    """The six claims on one data set (measured text, word), and its detail lines."""
+def dataset_claims(
+    study_dir: Path, ablation_dir: Path, title: str
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """The six claims on one data set (``title``, a key of CE_GAINS): measured text and word, detail lines."""
     studies = load_archive(study_dir / "outputs.npz")
     label, study = next(iter(studies.items()))
     tight = pd.read_csv(study_dir / "tables" / f"{label}_feature_tightness.csv")
@@ -324,7 +338,7 @@ def dataset_claims(study_dir: Path, ablation_dir: Path) -> tuple[list[tuple[str,
         best_ce_metric(study, "balanced_accuracy", 0.12),
         best_ce_metric(study, "minority_f1", 0.51),
         instability(study),
-        sampling_helps_ce(study),
+        sampling_helps_ce(study, title),
         tightness(tight, study.minority),
         batch,
     ]
@@ -356,7 +370,7 @@ def dataset_claims(study_dir: Path, ablation_dir: Path) -> tuple[list[tuple[str,
 
 def claims_markdown(root: Path) -> str:
     present = [(t, root / a, root / b) for t, a, b in DATASETS if (root / a / "outputs.npz").is_file()]
-    results = [(t, *dataset_claims(a, b)) for t, a, b in present]
+    results = [(t, *dataset_claims(a, b, t)) for t, a, b in present]
     lines = [
         "# The study's claims, re-tested on public data",
         "",
