@@ -71,7 +71,7 @@ def test_blocks_show_the_table_and_the_reliability_diagram_of_chosen_and_baselin
         "Brier",
         "Brier scaled",
     ]
-    assert [row[0] for row in table.rows] == ["uniform / ce (baseline)", "oversample / ce+f1 (chosen)"]
+    assert [row[0] for row in table.rows] == ["uniform / ce (baseline)", "oversample / ce+f1 (recommended)"]
     assert (0, 3) in table.bold  # the calibrated baseline has the lower plain ECE
     assert blocks[3].kind == "image" and blocks[3].path.is_file()
     assert (tmp_path / "tables" / "fake_calibration.csv").is_file()

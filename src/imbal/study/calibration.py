@@ -1,5 +1,5 @@
 """The report's calibration section: ECE and Brier of every configuration before and after temperature
-scaling, and a reliability diagram of the chosen configuration beside the baseline.
+scaling, and a reliability diagram of the recommended configuration beside the baseline.
 
 Computed from each run's stored validation and test logits (``outputs_{val,test}.npz``), so runs
 finished before ECE entered ``metrics.json`` are scored the same way (docs/method.md, "Calibration").
@@ -57,7 +57,7 @@ def _cell(values: pd.Series, digits: int = 3) -> str:
     return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
-def _rows(table: pd.DataFrame, chosen: tuple[str, str], baseline: tuple[str, str]) -> tuple[list, set]:
+def _rows(table: pd.DataFrame, recommended: tuple[str, str], baseline: tuple[str, str]) -> tuple[list, set]:
     rows, bold = [], set()
     configs = [
         (s, l)
@@ -68,7 +68,7 @@ def _rows(table: pd.DataFrame, chosen: tuple[str, str], baseline: tuple[str, str
     means = table.groupby(["sampler", "loss"])[["ece", "ece_scaled"]].mean()
     for i, config in enumerate(configs):
         grp = table[(table.sampler == config[0]) & (table.loss == config[1])]
-        mark = " (baseline)" if config == baseline else " (chosen)" if config == chosen else ""
+        mark = " (baseline)" if config == baseline else " (recommended)" if config == recommended else ""
         rows.append(
             [f"{config[0]} / {config[1]}{mark}", str(len(grp))]
             + [_cell(grp[c], 2 if c == "temperature" else 3) for c in COLUMNS]
@@ -79,11 +79,11 @@ def _rows(table: pd.DataFrame, chosen: tuple[str, str], baseline: tuple[str, str
     return rows, bold
 
 
-def calibration_blocks(s: Any, chosen: tuple[str, str], baseline: tuple[str, str]) -> list[Block]:
-    """Blocks of one data set's section ``s`` (its runs, file folders and names), chosen vs baseline."""
+def calibration_blocks(s: Any, recommended: tuple[str, str], baseline: tuple[str, str]) -> list[Block]:
+    """Blocks of one data set's section ``s`` (its runs, file folders and names), recommended vs baseline."""
     table = calibration_table(s.runs)
     s.csv(table, "calibration")
-    rows, bold = _rows(table, chosen, baseline)
+    rows, bold = _rows(table, recommended, baseline)
     header = ["configuration", "seeds", "temperature", "ECE", "ECE scaled", "Brier", "Brier scaled"]
     text = (
         f"How far the test softmax is from the frequencies it claims: expected calibration error (ECE, "
@@ -94,8 +94,8 @@ def calibration_blocks(s: Any, chosen: tuple[str, str], baseline: tuple[str, str
         "read them as risks only after scaling."
     )
     configs = {f"{baseline[0]} / {baseline[1]} (baseline)": baseline}
-    if chosen != baseline:
-        configs[f"{chosen[0]} / {chosen[1]} (recommended)"] = chosen
+    if recommended != baseline:
+        configs[f"{recommended[0]} / {recommended[1]} (recommended)"] = recommended
     curves = {
         name: reliability_bins(s.runs, c)
         for name, c in configs.items()
