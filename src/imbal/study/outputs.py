@@ -84,6 +84,17 @@ class StudyOutputs:
         rows = np.array([[self.row[(c, s)] for s in seeds] for c in full])
         return full, seeds, rows, [c for c in configs if c not in full]
 
+    def select(self, keep: list[int]) -> StudyOutputs:
+        """The same study with only the runs at rows ``keep`` (a race's runs, a family of configurations)."""
+
+        def part(split: SplitOutputs) -> SplitOutputs:
+            probs = None if split.probs is None else split.probs[keep]
+            return SplitOutputs(split.labels, split.preds[keep], probs)
+
+        runs = [self.runs[i] for i in keep]
+        facts = (self.num_classes, self.minority, self.baseline, self.class_names)
+        return StudyOutputs(runs, part(self.val), part(self.test), *facts)
+
     def split(self, name: str) -> SplitOutputs:
         if name not in HELD_OUT:
             raise ValueError(f"split must be one of {HELD_OUT}, got {name!r}")

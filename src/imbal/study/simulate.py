@@ -182,18 +182,4 @@ def scores_matrix(study: StudyOutputs, metric: str = "balanced_accuracy") -> np.
 
 def trained_part(study: StudyOutputs, seeds: dict[Config, int]) -> StudyOutputs:
     """The runs a race trained: each configuration's first ``seeds[c]`` seeds."""
-    keep = [i for i, (c, s) in enumerate(study.runs) if s < seeds.get(c, 0)]
-
-    def part(split: SplitOutputs) -> SplitOutputs:
-        return SplitOutputs(
-            split.labels, split.preds[keep], None if split.probs is None else split.probs[keep]
-        )
-
-    return StudyOutputs(
-        [study.runs[i] for i in keep],
-        part(study.val),
-        part(study.test),
-        study.num_classes,
-        study.minority,
-        study.baseline,
-    )
+    return study.select([i for i, (c, s) in enumerate(study.runs) if s < seeds.get(c, 0)])
