@@ -4,6 +4,8 @@ import importlib.util
 import shlex
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "reproduction"
 
@@ -15,9 +17,13 @@ def claims_module():
     return module
 
 
-def test_claims_are_recomputed_from_the_committed_predictions():
+def test_claims_are_recomputed_from_the_committed_predictions(data_root):
+    # predictions.json holds no labels: the claims pair it with the data sets' own (data_root: CI has them)
     claims = claims_module()
-    assert (DOCS / "study" / "outputs.npz").is_file()
+    assert all(
+        (DOCS / name / claims.PREDICTIONS).is_file() for _, *names in claims.DATASETS for name in names
+    )
+    assert not list(DOCS.rglob("*.npz"))
     text = claims.claims_markdown(DOCS)
     assert text == (DOCS / "claims.md").read_text()
 
@@ -44,10 +50,16 @@ def test_the_makefile_publishes_every_data_set_the_claims_read():
     assert published == expected
 
 
-def test_a_study_published_before_its_ablation_says_claim_6_is_pending(tmp_path):
+def test_a_study_published_before_its_ablation_says_claim_6_is_pending(data_root, tmp_path):
     claims = claims_module()
     measured, _ = claims.dataset_claims(DOCS / "study", tmp_path / "vessel_ablation", "RetinaMNIST")
     assert measured[5] == ("the batch-size ablation (vessel_ablation) is not published yet", "pending")
     assert [w for _, w in measured[:5]] == [
         w for _, w in claims.dataset_claims(DOCS / "study", DOCS / "batch_ablation", "RetinaMNIST")[0][:5]
     ]
+
+
+def test_predictions_paired_with_another_data_set_are_refused(data_root):
+    claims = claims_module()
+    with pytest.raises(ValueError, match=r"batch10 was not scored on retinamnist's val split"):
+        claims.load_predictions(DOCS / "vessel_ablation", "retinamnist")

@@ -3,9 +3,11 @@
     python docs/reproduction/claims.py                      # claims.md from the committed files
     python docs/reproduction/claims.py --publish runs/reproduction study --publish runs/batch_ablation batch_ablation
 
-``--publish`` first copies each finished study's report, tables, figures and prediction archive
-(``outputs.npz``, written by ``imbal report --archive``) under ``docs/reproduction``; the claims are
-then computed from those committed files only, so anyone can recompute every number without training.
+``--publish`` first copies each finished study's report, tables and figures under
+``docs/reproduction`` with its hard predictions (``predictions.json``, taken from the report's
+``outputs.npz``: no labels, no logits); the claims are then computed from those committed files and
+the data set's own labels (../shared/data or the md5-checked download), so anyone can recompute
+every number without training.
 
 Statistics as in every report (docs/method.md, "Statistics of a report"): a configuration that a
 claim has to pick ("the best CE+metric") is picked on validation, cross-fitted over seeds, and
@@ -18,7 +20,9 @@ excludes the study's effect (scaled to this baseline), or the effect is signific
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
+import json
 import shutil
 from pathlib import Path
 
@@ -27,11 +31,60 @@ import pandas as pd
 
 from imbal.study.archive import load_archive
 from imbal.study.decision import Grid, confirm
-from imbal.study.outputs import StudyOutputs
+from imbal.study.outputs import SplitOutputs, StudyOutputs
 from imbal.study.plan import Plan
 from imbal.study.race import Rules
 from imbal.study.stats import Estimate, Verdict, adjust_pvalues, paired_estimate, verdict
 from imbal.study.tables import RELATIVE_FLOOR
+
+PREDICTIONS = "predictions.json"
+# the MedMNIST set each title's labels come from (../shared/data or the md5-checked download)
+DATA = {"RetinaMNIST": "retinamnist", "VesselMNIST3D": "vesselmnist3d"}
+
+
+def _sha(labels: np.ndarray) -> str:
+    return hashlib.sha256(np.asarray(labels, dtype=np.int64).tobytes()).hexdigest()
+
+
+def write_predictions(archive: Path, dest: Path) -> None:
+    """A study archive's hard predictions as JSON digit strings: no labels (they are the data's) and
+    no logits (bulk the claims do not read), with each split's label checksum to pair them again."""
+    out = {}
+    for label, st in load_archive(archive).items():
+        if st.num_classes > 10:
+            raise ValueError(f"{label}: {st.num_classes} classes do not fit one digit per prediction")
+        facts = {"num_classes": st.num_classes, "minority": st.minority, "class_names": st.class_names}
+        runs = [[c[0], c[1], seed] for c, seed in st.runs]
+        splits = {
+            name: {
+                "labels_sha256": _sha(part.labels),
+                "preds": ["".join(map(str, row)) for row in part.preds],
+            }
+            for name, part in (("val", st.val), ("test", st.test))
+        }
+        out[label] = {**facts, "runs": runs, **splits}
+    dest.write_text(json.dumps(out, indent=1) + "\n")
+
+
+def load_predictions(folder: Path, data: str) -> dict[str, StudyOutputs]:
+    """``{data set: StudyOutputs}`` from a published folder's predictions and the labels of ``data``."""
+    from imbal.data import load_medmnist
+
+    splits = load_medmnist(data)
+    labels = {name: splits[name].labels.numpy().astype(np.int64) for name in ("val", "test")}
+    out = {}
+    for label, d in json.loads((folder / PREDICTIONS).read_text()).items():
+        parts = {}
+        for name in ("val", "test"):
+            if _sha(labels[name]) != d[name]["labels_sha256"]:
+                raise ValueError(f"{folder / PREDICTIONS}: {label} was not scored on {data}'s {name} split")
+            preds = np.array([[int(ch) for ch in row] for row in d[name]["preds"]], dtype=np.int64)
+            parts[name] = SplitOutputs(labels[name], preds, None)
+        runs = [((sampler, loss), seed) for sampler, loss, seed in d["runs"]]
+        facts = (d["num_classes"], d["minority"], BASE, d["class_names"])
+        out[label] = StudyOutputs(runs, parts["val"], parts["test"], *facts)
+    return out
+
 
 HERE = Path(__file__).resolve().parent
 CE_METRIC = ["ce+f1", "ce+mcc"]
@@ -62,22 +115,7 @@ def fmt(est: Estimate, v: Verdict, p_adj: float | None = None) -> str:
 
 def subset(study: StudyOutputs, configs: list[tuple[str, str]]) -> StudyOutputs:
     """The same runs, restricted to ``configs`` (the baseline always kept)."""
-    keep = [i for i, (c, _) in enumerate(study.runs) if c in configs or c == study.baseline]
-
-    def part(split):
-        return type(split)(
-            split.labels, split.preds[keep], None if split.probs is None else split.probs[keep]
-        )
-
-    return StudyOutputs(
-        [study.runs[i] for i in keep],
-        part(study.val),
-        part(study.test),
-        study.num_classes,
-        study.minority,
-        study.baseline,
-        study.class_names,
-    )
+    return study.select([i for i, (c, _) in enumerate(study.runs) if c in configs or c == study.baseline])
 
 
 def best_ce_metric(study: StudyOutputs, metric: str, relative: float) -> tuple[str, str]:
@@ -325,11 +363,11 @@ def dataset_claims(
     study_dir: Path, ablation_dir: Path, title: str
 ) -> tuple[list[tuple[str, str]], list[str]]:
     """The six claims on one data set (``title``, a key of CE_GAINS): measured text and word, detail lines."""
-    studies = load_archive(study_dir / "outputs.npz")
+    studies = load_predictions(study_dir, DATA[title])
     label, study = next(iter(studies.items()))
     tight = pd.read_csv(study_dir / "tables" / f"{label}_feature_tightness.csv")
-    if (ablation_dir / "outputs.npz").is_file():
-        table, effects, by_name = ablation(merged(load_archive(ablation_dir / "outputs.npz")))
+    if (ablation_dir / PREDICTIONS).is_file():
+        table, effects, by_name = ablation(merged(load_predictions(ablation_dir, DATA[title])))
         batch = batch_claim(by_name)
     else:  # the study is published before its ablation has finished
         table, effects = ["(not published yet)"], ["(not published yet)"]
@@ -369,12 +407,12 @@ def dataset_claims(
 
 
 def claims_markdown(root: Path) -> str:
-    present = [(t, root / a, root / b) for t, a, b in DATASETS if (root / a / "outputs.npz").is_file()]
+    present = [(t, root / a, root / b) for t, a, b in DATASETS if (root / a / PREDICTIONS).is_file()]
     results = [(t, *dataset_claims(a, b, t)) for t, a, b in present]
     lines = [
         "# The study's claims, re-tested on public data",
         "",
-        "Generated by `python docs/reproduction/claims.py` from the committed `outputs.npz` files.",
+        "Generated by `python docs/reproduction/claims.py` from the committed predictions (`predictions.json`) and the data sets' labels.",
         "",
         "| claim | study | " + " | ".join(t for t, *_ in results) + " |",
         "|---|---|" + "---|" * len(results),
@@ -389,17 +427,19 @@ def claims_markdown(root: Path) -> str:
 
 
 def publish(run: Path, dest: Path) -> None:
-    """Copy a finished study's report, tables, figures and archive (never checkpoints or data)."""
+    """Copy a finished study's report, tables and figures, and its predictions (never logits, labels,
+    checkpoints or data: the claims pair the predictions with the data set's own labels)."""
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for name in ("report.md", "runs.csv", "outputs.npz", "plan.json"):
+    for name in ("report.md", "runs.csv", "plan.json"):
         if (run / name).is_file():
             shutil.copy2(run / name, dest / name)
     for folder in ("tables", "figures"):
         shutil.copytree(run / folder, dest / folder)
     for png in run.glob("embedding_*.png"):
         shutil.copy2(png, dest / png.name)
+    write_predictions(run / "outputs.npz", dest / PREDICTIONS)
 
 
 def parser() -> argparse.ArgumentParser:
