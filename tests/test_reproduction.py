@@ -24,7 +24,7 @@ def test_claims_are_recomputed_from_the_committed_predictions(data_root):
         (DOCS / name / claims.PREDICTIONS).is_file() for _, *names in claims.DATASETS for name in names
     )
     assert not list(DOCS.rglob("*.npz"))
-    text = claims.claims_markdown(DOCS)
+    text = claims.claims_markdown(DOCS, data_root)
     assert text == (DOCS / "claims.md").read_text()
 
 
@@ -52,14 +52,19 @@ def test_the_makefile_publishes_every_data_set_the_claims_read():
 
 def test_a_study_published_before_its_ablation_says_claim_6_is_pending(data_root, tmp_path):
     claims = claims_module()
-    measured, _ = claims.dataset_claims(DOCS / "study", tmp_path / "vessel_ablation", "RetinaMNIST")
+    measured, _ = claims.dataset_claims(
+        DOCS / "study", tmp_path / "vessel_ablation", "RetinaMNIST", data_root
+    )
     assert measured[5] == ("the batch-size ablation (vessel_ablation) is not published yet", "pending")
     assert [w for _, w in measured[:5]] == [
-        w for _, w in claims.dataset_claims(DOCS / "study", DOCS / "batch_ablation", "RetinaMNIST")[0][:5]
+        w
+        for _, w in claims.dataset_claims(DOCS / "study", DOCS / "batch_ablation", "RetinaMNIST", data_root)[
+            0
+        ][:5]
     ]
 
 
 def test_predictions_paired_with_another_data_set_are_refused(data_root):
     claims = claims_module()
     with pytest.raises(ValueError, match=r"batch10 was not scored on retinamnist's val split"):
-        claims.load_predictions(DOCS / "vessel_ablation", "retinamnist")
+        claims.load_predictions(DOCS / "vessel_ablation", "retinamnist", data_root)

@@ -66,11 +66,11 @@ def write_predictions(archive: Path, dest: Path) -> None:
     dest.write_text(json.dumps(out, indent=1) + "\n")
 
 
-def load_predictions(folder: Path, data: str) -> dict[str, StudyOutputs]:
+def load_predictions(folder: Path, data: str, data_root: Path | None = None) -> dict[str, StudyOutputs]:
     """``{data set: StudyOutputs}`` from a published folder's predictions and the labels of ``data``."""
     from imbal.data import load_medmnist
 
-    splits = load_medmnist(data)
+    splits = load_medmnist(data, root=data_root)
     labels = {name: splits[name].labels.numpy().astype(np.int64) for name in ("val", "test")}
     out = {}
     for label, d in json.loads((folder / PREDICTIONS).read_text()).items():
@@ -360,14 +360,14 @@ DATASETS = [("RetinaMNIST", "study", "batch_ablation"), ("VesselMNIST3D", "vesse
 
 
 def dataset_claims(
-    study_dir: Path, ablation_dir: Path, title: str
+    study_dir: Path, ablation_dir: Path, title: str, data_root: Path | None = None
 ) -> tuple[list[tuple[str, str]], list[str]]:
     """The six claims on one data set (``title``, a key of CE_GAINS): measured text and word, detail lines."""
-    studies = load_predictions(study_dir, DATA[title])
+    studies = load_predictions(study_dir, DATA[title], data_root)
     label, study = next(iter(studies.items()))
     tight = pd.read_csv(study_dir / "tables" / f"{label}_feature_tightness.csv")
     if (ablation_dir / PREDICTIONS).is_file():
-        table, effects, by_name = ablation(merged(load_predictions(ablation_dir, DATA[title])))
+        table, effects, by_name = ablation(merged(load_predictions(ablation_dir, DATA[title], data_root)))
         batch = batch_claim(by_name)
     else:  # the study is published before its ablation has finished
         table, effects = ["(not published yet)"], ["(not published yet)"]
@@ -406,9 +406,9 @@ def dataset_claims(
     return measured, detail
 
 
-def claims_markdown(root: Path) -> str:
+def claims_markdown(root: Path, data_root: Path | None = None) -> str:
     present = [(t, root / a, root / b) for t, a, b in DATASETS if (root / a / PREDICTIONS).is_file()]
-    results = [(t, *dataset_claims(a, b, t)) for t, a, b in present]
+    results = [(t, *dataset_claims(a, b, t, data_root)) for t, a, b in present]
     lines = [
         "# The study's claims, re-tested on public data",
         "",
