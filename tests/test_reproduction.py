@@ -66,5 +66,44 @@ def test_a_study_published_before_its_ablation_says_claim_6_is_pending(data_root
 
 def test_predictions_paired_with_another_data_set_are_refused(data_root):
     claims = claims_module()
-    with pytest.raises(ValueError, match=r"batch10 was not scored on retinamnist's val split"):
+    with pytest.raises(ValueError, match=r"batch10: num_classes is 2; retinamnist has 5"):
         claims.load_predictions(DOCS / "vessel_ablation", "retinamnist", data_root)
+
+
+def _swap_seeds(d):
+    runs = d["runs"]
+    i = next(k for k, r in enumerate(runs) if r[:2] == ["uniform", "ce"] and r[2] == 0)
+    j = next(k for k, r in enumerate(runs) if r[:2] == ["uniform", "ce"] and r[2] == 1)
+    runs[i][2], runs[j][2] = 1, 0
+
+
+def _flip_prediction(d):
+    row = d["test"]["preds"][0]
+    d["test"]["preds"][0] = str((int(row[0]) + 1) % 5) + row[1:]
+
+
+EDITS = [
+    (lambda d: d.update(minority=0), r"minority is 0; retinamnist has 4"),
+    (
+        lambda d: d.update(class_names=["a", "b", "c", "d", "e"]),
+        r"class_names is \['a', .*retinamnist has \['0'",
+    ),
+    (_swap_seeds, r"run uniform/ce/[01] predicts a test balanced_accuracy of .* runs.csv records"),
+    (_flip_prediction, r"predicts a test \w+ of .* the predictions were edited"),
+    (lambda d: d["runs"][0].__setitem__(1, "focal+ce"), r"its runs are not the 80 runs its runs.csv lists"),
+]
+
+
+@pytest.mark.parametrize(("edit", "message"), EDITS)
+def test_edited_predictions_are_refused(data_root, tmp_path, edit, message):
+    import json
+    import shutil
+
+    claims = claims_module()
+    folder = tmp_path / "study"
+    shutil.copytree(DOCS / "study", folder)
+    data = json.loads((folder / claims.PREDICTIONS).read_text())
+    edit(data["retinamnist"])
+    (folder / claims.PREDICTIONS).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=message):
+        claims.load_predictions(folder, "retinamnist", data_root)

@@ -67,23 +67,71 @@ def write_predictions(archive: Path, dest: Path) -> None:
 
 
 def load_predictions(folder: Path, data: str, data_root: Path | None = None) -> dict[str, StudyOutputs]:
-    """``{data set: StudyOutputs}`` from a published folder's predictions and the labels of ``data``."""
+    """``{data set: StudyOutputs}`` from a published folder's predictions and the labels of ``data``.
+
+    Nothing in predictions.json is taken on trust: the labels' checksums, the class names, the
+    number of classes and the rarest class must be the data set's own, and every run's test
+    predictions must give the balanced accuracy its row of the report's runs.csv records (an edited
+    seed, configuration or prediction changes a run's score or its pairing).
+    """
     from imbal.data import load_medmnist
 
     splits = load_medmnist(data, root=data_root)
     labels = {name: splits[name].labels.numpy().astype(np.int64) for name in ("val", "test")}
+    recorded = pd.read_csv(folder / "runs.csv")
     out = {}
     for label, d in json.loads((folder / PREDICTIONS).read_text()).items():
+        where = f"{folder / PREDICTIONS}: {label}"
+        _check_facts(where, d, splits, data)
         parts = {}
         for name in ("val", "test"):
             if _sha(labels[name]) != d[name]["labels_sha256"]:
-                raise ValueError(f"{folder / PREDICTIONS}: {label} was not scored on {data}'s {name} split")
+                raise ValueError(f"{where} was not scored on {data}'s {name} split")
             preds = np.array([[int(ch) for ch in row] for row in d[name]["preds"]], dtype=np.int64)
+            if preds.shape != (len(d["runs"]), len(labels[name])) or preds.max(initial=0) >= d["num_classes"]:
+                raise ValueError(f"{where}: {name} predictions do not hold one class per run and image")
             parts[name] = SplitOutputs(labels[name], preds, None)
         runs = [((sampler, loss), seed) for sampler, loss, seed in d["runs"]]
+        _check_runs(where, label, runs, parts["test"], recorded[recorded.label == label], d["num_classes"])
         facts = (d["num_classes"], d["minority"], BASE, d["class_names"])
         out[label] = StudyOutputs(runs, parts["val"], parts["test"], *facts)
     return out
+
+
+def _check_facts(where: str, d: dict, splits, data: str) -> None:
+    train = splits["train"]
+    facts = {
+        "num_classes": train.num_classes,
+        "minority": train.minority_class,
+        "class_names": [str(c) for c in train.class_names],
+    }
+    for key, value in facts.items():
+        if d.get(key) != value:
+            raise ValueError(f"{where}: {key} is {d.get(key)!r}; {data} has {value!r}")
+
+
+def _check_runs(
+    where: str, label: str, runs: list, test: SplitOutputs, recorded: pd.DataFrame, k: int
+) -> None:
+    import torch
+
+    from imbal.metrics import confusion_matrices, metrics_from_confusion
+
+    keys = [(c[0], c[1], seed) for c, seed in runs]
+    listed = sorted(zip(recorded.sampler, recorded.loss, recorded.seed.astype(int)))
+    if len(set(keys)) != len(keys) or sorted(keys) != listed:
+        raise ValueError(f"{where}: its runs are not the {len(listed)} runs its runs.csv lists")
+    table = recorded.set_index(["sampler", "loss", "seed"])
+    cms = confusion_matrices(torch.from_numpy(test.labels), torch.from_numpy(test.preds), k)
+    for key, cm in zip(keys, cms):
+        scores = metrics_from_confusion(cm)
+        for metric in ("balanced_accuracy", "macro_f1", "mcc", "accuracy"):
+            score, stored = float(scores[metric]), float(table.loc[key, metric])
+            if abs(score - stored) > 1e-9:
+                raise ValueError(
+                    f"{where}: run {'/'.join(map(str, key))} predicts a test {metric} of {score:.4f}, runs.csv "
+                    f"records {stored:.4f}: the predictions were edited or belong to other runs"
+                )
 
 
 HERE = Path(__file__).resolve().parent

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 
 def pid_alive(pid: int) -> bool:
@@ -36,3 +41,23 @@ def die_with_parent(parent_pid: int, sig: int) -> None:
         return
     if os.getppid() != parent_pid:
         os._exit(128 + sig)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``, a scheduler's cancel) stops as Ctrl-C does: cleanly, resumable.
+
+    Only the main thread can set a handler; elsewhere (a library call from a thread) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

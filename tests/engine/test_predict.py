@@ -2,8 +2,10 @@
 kind), streamed in batches, post-hoc values applied as stored, and every mismatching input refused by name."""
 
 import json
+import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -122,7 +124,10 @@ def test_folder_streams_in_batches_and_lists_skipped_files(runs, tmp_path, monke
     run, _ = runs["folder"]
     folder = runs["root"] / "pngs"
     assert main(["predict", str(run), str(folder), "--out", str(tmp_path / "all.csv")]) == 0
-    assert "skipped 1 file(s) of other types in the input folders: labels.csv" in capsys.readouterr().out
+    assert (
+        "skipped 1 entry of the input folders:\n  labels.csv: not an image or NIfTI file\n"
+        in capsys.readouterr().out
+    )
     decoded, seen = [], []
     decode = predict_mod.decode
     monkeypatch.setattr(predict_mod, "decode", lambda item, want: decoded.append(1) or decode(item, want))
@@ -222,3 +227,157 @@ def test_unfinished_run_is_refused(runs, tmp_path, capsys):
     (half / rd.METRICS_FILE).unlink()
     assert main(["predict", str(half), *inputs, "--out", str(tmp_path / "p.csv")]) == 2
     assert "has not finished (no metrics.json); predict needs a finished run" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- nothing lost (issue 30)
+
+
+def test_out_never_replaces_an_input_or_a_run_file(runs, tmp_path, capsys):
+    run, inputs = runs["folder"]
+    image = tmp_path / "x.png"
+    shutil.copy(inputs[0], image)
+    before = image.read_bytes()
+    assert main(["predict", str(run), str(image), "--out", str(image)]) == 2
+    assert "x.png is one of the inputs; write to another file" in capsys.readouterr().err
+    assert image.read_bytes() == before
+    # a link to an input is the input
+    (tmp_path / "link.csv").symlink_to(image)
+    assert main(["predict", str(run), str(image), "--out", str(tmp_path / "link.csv")]) == 2
+    assert image.read_bytes() == before
+    # the cases CSV of NIfTI inputs, and the volumes it names
+    nifti_run, (cases,) = runs["nifti"]
+    text = Path(cases).read_text()
+    assert main(["predict", str(nifti_run), cases, "--out", cases]) == 2
+    assert "is one of the inputs" in capsys.readouterr().err and Path(cases).read_text() == text
+    # a run's own files
+    metrics = (run / rd.METRICS_FILE).read_text()
+    for target in (run / rd.METRICS_FILE, run / "evaluations" / "p.csv", run / "new.csv"):
+        assert main(["predict", str(run), str(image), "--out", str(target)]) == 2
+        assert f"lies inside the run folder {run}" in capsys.readouterr().err
+        assert not (run / "new.csv").exists()
+    assert (run / rd.METRICS_FILE).read_text() == metrics
+
+
+def test_out_must_be_a_regular_file_and_is_followed_through_a_link(runs, tmp_path, capsys):
+    run, inputs = runs["npz2d"]
+    for target, said in ((tmp_path, "is a folder, not a regular file"), ("/dev/full", "is a device, pipe or socket"),
+                         ("", "--out is empty")):  # fmt: skip
+        assert main(["predict", str(run), *inputs, "--out", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1, err
+    assert os.path.exists("/dev/full") and not os.path.isfile("/dev/full")
+    # a link is followed: its target gets the CSV, the link stays a link
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    (tmp_path / "link.csv").symlink_to(real)
+    assert main(["predict", str(run), *inputs, "--out", str(tmp_path / "link.csv")]) == 0
+    assert (tmp_path / "link.csv").is_symlink() and real.read_text().startswith("input,")
+    # - writes the CSV to standard output, the summary to standard error
+    capsys.readouterr()
+    assert main(["predict", str(run), *inputs, "--out", "-"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == real.read_text() and "input(s) -> standard output" in captured.err
+
+
+def test_an_unwritable_out_is_one_line(runs, tmp_path, capsys):
+    run, inputs = runs["npz2d"]
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    # root writes into a read-only folder; nobody creates files in /sys
+    target = Path("/sys") if os.geteuid() == 0 else locked
+    assert main(["predict", str(run), *inputs, "--out", str(target / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be written: Permission denied" in err and err.count("\n") == 1
+
+
+BAD_POSTHOC = [
+    ({"temperature": 1e-300}, r"temperature is 1e-300, not a number in \[0.05, 20\]"),
+    ({"temperature": -1.0}, r"temperature is -1.0, not a number in \[0.05, 20\]"),
+    ({"temperature": None}, r"temperature is None"),  # a NaN in JSON is written as null
+    ({"tau": -50}, r"tau is -50, not a number in \[0, 3\]"),
+    ({"tau": 1e308}, r"tau is 1e\+308, not a number in \[0, 3\]"),
+    ({"train_counts": [1]}, r"train_counts is \[1\], not 3 training counts"),
+    ({"tau_metric": 3}, r"tau_metric is 3, not a metric name"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_POSTHOC)
+def test_posthoc_values_outside_a_fits_range_are_refused(runs, tmp_path, change, message, capsys):
+    run, inputs = runs["npz2d"]
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    record = json.loads((copy / rd.POSTHOC).read_text())
+    (copy / rd.POSTHOC).write_text(json.dumps({**record, **change}))
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(copy), *inputs, "--posthoc", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "posthoc.json" in err and err.count("\n") == 1, err
+    assert not out.exists()
+    # a missing key is the same one line
+    del record["temperature"]
+    (copy / rd.POSTHOC).write_text(json.dumps(record))
+    assert main(["predict", str(copy), *inputs, "--posthoc", "--out", str(out)]) == 2
+    assert "temperature is None" in capsys.readouterr().err
+
+
+def test_an_npz_without_images_and_batch_size_zero_are_refused(runs, tmp_path, capsys):
+    run, inputs = runs["npz2d"]
+    np.savez(tmp_path / "empty.npz", images=np.zeros((0, 12, 12, 3), np.uint8))
+    assert main(["predict", str(run), str(tmp_path / "empty.npz"), "--out", str(tmp_path / "p.csv")]) == 2
+    assert "its 'images' array holds no images; nothing to predict" in capsys.readouterr().err
+    assert main(["predict", str(run), *inputs, "--batch-size", "0", "--out", str(tmp_path / "p.csv")]) == 2
+    assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_every_skipped_folder_entry_is_listed(runs, tmp_path, capsys):
+    run, inputs = runs["folder"]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(inputs[0], folder / "a.png")
+    (folder / "sub").mkdir()
+    shutil.copy(inputs[1], folder / "sub" / "b.png")
+    (folder / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    (folder / "loop.png").symlink_to(folder / "loop.png")
+    assert main(["predict", str(run), str(folder), "--out", str(tmp_path / "p.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 3 entries of the input folders:" in out
+    assert "  dangling.png: a link to nothing (dangling)" in out
+    assert "  loop.png: a link" in out and "loop" in out.split("loop.png:")[1].splitlines()[0]
+    assert "  sub: a folder (input folders are not searched recursively)" in out
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"hello\n", "best.ckpt is not a readable checkpoint"),
+        ("list", "best.ckpt is not a checkpoint imbal wrote (it has no model, model_config, config)"),
+        (
+            "code",
+            "it is not a checkpoint imbal wrote, and loading it could run its author's code; do not trust it",
+        ),
+    ],
+)
+def test_a_checkpoint_imbal_did_not_write_is_one_line(runs, tmp_path, content, message, capsys):
+    run, inputs = runs["npz2d"]
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    if content == "list":
+        torch.save([1, 2, 3], copy / rd.BEST)
+    elif content == "code":
+        torch.save({"model": warm_payload()}, copy / rd.BEST)
+    else:
+        (copy / rd.BEST).write_bytes(content)
+    assert main(["predict", str(copy), *inputs, "--out", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert "weights_only=False" not in err
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def warm_payload():
+    return _Payload()

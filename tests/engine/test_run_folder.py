@@ -53,21 +53,71 @@ def test_reused_out_is_refused_unless_overwrite(tmp_path, capsys):
         == 2
     )
     assert "already holds another run" in capsys.readouterr().err
-    stale = first / "old_note.txt"
-    stale.write_text("from the first run")
+    stale = first / "evaluations" / "old_test"
+    stale.mkdir(parents=True)
+    (stale / "evaluation.json").write_text("{}")
     train(cfg(tmp_path, loss="ce+mcc"), overwrite=True)
     assert not stale.exists()  # cleared first, so nothing of the old run survives
     m = json.loads((first / "metrics.json").read_text())
     assert m["config"]["loss"] == "ce+mcc"
 
 
-def test_foreign_folder_is_never_deleted(tmp_path):
+def test_overwrite_deletes_only_a_runs_own_files(tmp_path, capsys):
+    """--overwrite in a folder of the user's (a config.yaml, thesis.tex, data/) deletes nothing."""
     out = tmp_path / "mine"
-    out.mkdir()
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "images.npz").write_text("precious data")
     (out / "thesis.tex").write_text("precious")
-    with pytest.raises(RunFolderError, match="holds files that are not an imbal run; refusing to delete"):
-        train(cfg(tmp_path, "mine"), overwrite=True)
-    assert (out / "thesis.tex").read_text() == "precious"
+    (out / "config.yaml").write_text(yaml.safe_dump({"dataset": SYN, "epochs": 1, "widen_factor": 0.125}))
+    args = ["train", "--config", str(out / "config.yaml"), "--out", str(out), "--overwrite", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert (
+        "holds files that are not an imbal run's (data, thesis.tex" in err and "choose another --out" in err
+    )
+    assert (out / "thesis.tex").read_text() == "precious" and (out / "data" / "images.npz").is_file()
+    # a config.yaml alone is the user's, not a run: not deleted, not replaced
+    (out / "thesis.tex").unlink()
+    (out / "data" / "images.npz").unlink()
+    (out / "data").rmdir()
+    user_config = (out / "config.yaml").read_text()
+    assert main(args) == 2
+    assert "not an imbal run's (config.yaml)" in capsys.readouterr().err
+    assert (out / "config.yaml").read_text() == user_config
+    # a run folder with a user's note in it: refused too, the note kept
+    run = train(cfg(tmp_path, "run"))
+    (run / "notes.md").write_text("mine")
+    with pytest.raises(RunFolderError, match=r"not an imbal run's \(notes.md\)"):
+        train(cfg(tmp_path, "run", loss="ce+mcc"), overwrite=True)
+    assert (run / "notes.md").read_text() == "mine"
+
+
+def test_links_leaving_a_run_folder_are_never_written_through(tmp_path, capsys):
+    c = cfg(tmp_path, epochs=2, keep_last=True)
+    outside = tmp_path / "elsewhere.log"
+    outside.write_text("not the run's\n")
+    real = trainer.finish
+    trainer.finish = lambda run, started: None  # as if killed before the end
+    try:
+        run = train(c)
+    finally:
+        trainer.finish = real
+    (run / "train.log").unlink()
+    (run / "train.log").symlink_to(outside)
+    with pytest.raises(
+        RunFolderError, match=r"train.log is a link to .*elsewhere.log, outside the run folder"
+    ):
+        train(c, resume=True)
+    assert outside.read_text() == "not the run's\n"
+    (run / "train.log").unlink()
+    train(c, resume=True)
+    (tmp_path / "ev").mkdir()
+    (run / "evaluations").symlink_to(tmp_path / "ev")
+    assert main(["evaluate", str(run)]) == 2
+    assert "evaluations is a link to" in capsys.readouterr().err and not list((tmp_path / "ev").iterdir())
+    # evaluate --out never writes over a run's own outputs
+    assert main(["evaluate", str(run), "--out", str(run)]) == 2
+    assert "is a run folder: its outputs and predictions would be replaced" in capsys.readouterr().err
 
 
 def test_resume_with_changed_settings_is_refused(tmp_path, monkeypatch, capsys):

@@ -1,11 +1,11 @@
 """End-to-end training: run folders, determinism, resume after a kill, evaluate, non-finite stop."""
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -153,6 +153,35 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch):
     assert torch.load(out / "last.ckpt", weights_only=True)["state"]["epoch"] == 1
 
 
+# The run to resume is killed at a point fixed in advance: partway through epoch 2, when last.ckpt
+# holds epoch 1 and epoch 2 has taken optimiser steps that the resume must not keep. Killing from
+# outside when a poll sees last.ckpt is a race a fast machine loses (the run finishes between two
+# polls); here the process kills itself (SIGKILL: nothing flushed, nothing cleaned up, as kill -9)
+# from inside the training loop, so it cannot finish first, however fast or slow the machine.
+KILL_IN_EPOCH_2 = """
+import os, signal, sys
+import imbal.engine.trainer as trainer
+from imbal.cli.main import main
+
+train_epoch = trainer.train_epoch
+
+def dying_epoch(run, epoch, step_fn):
+    steps = 0
+
+    def step(x):
+        nonlocal steps
+        steps += 1
+        if steps == 3:  # epoch 2 of 6, after two of its 7 steps
+            os.kill(os.getpid(), signal.SIGKILL)
+        return step_fn(x)
+
+    return train_epoch(run, epoch, step if epoch == 1 else step_fn)
+
+trainer.train_epoch = dying_epoch
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
     # CPU results depend on the thread count: both runs use the same one
     args = [
@@ -174,21 +203,13 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     )
     run = tmp_path / "killed"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "imbal.cli.main", "train", *args, "--out", str(run)],
-        env=env,
-        start_new_session=True,
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_IN_EPOCH_2, "train", *args, "--out", str(run)], env=env, timeout=240
     )
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if (run / "last.ckpt").is_file():
-            break
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (run / "metrics.json").exists(), "the run finished before it could be killed"
-    done = torch.load(run / "last.ckpt", weights_only=True)["state"]["epoch"]
-    assert 1 <= done < 6
+    # a return code 0 would mean the wrapper never ran (the trainer's internals moved): nothing was tested
+    assert killed.returncode == -signal.SIGKILL, f"the run was not killed (exit code {killed.returncode})"
+    assert not (run / "metrics.json").exists()
+    assert torch.load(run / "last.ckpt", weights_only=True)["state"]["epoch"] == 1
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert strip_timing(run / "metrics.json") == strip_timing(ref / "metrics.json")
     assert len(pd.read_csv(run / "history.csv")) == 6
@@ -229,3 +250,12 @@ def test_checkpoint_every_writes_less_and_changes_nothing(tmp_path, monkeypatch)
     assert strip_timing(every1 / "metrics.json") == strip_timing(every3 / "metrics.json")
     assert len(pd.read_csv(every3 / "history.csv")) == 5
     assert torch.load(every3 / "last.ckpt", weights_only=True)["state"]["epoch"] == 5
+
+
+def test_history_records_the_learning_rate_each_epoch_trained_at(tmp_path):
+    """Cosine annealing over E epochs trains epoch e (from 0) at lr (1 + cos(pi e / E)) / 2: epoch 1 at lr."""
+    out = train(tiny(tmp_path, epochs=4, lr=1e-3))
+    history = pd.read_csv(out / "history.csv")
+    expected = [1e-3 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert history.lr.tolist() == pytest.approx(expected, rel=1e-12)
+    assert history.lr.iloc[0] == 1e-3 and history.lr.iloc[-1] > 0

@@ -281,3 +281,25 @@ def test_report_shows_calibration_and_the_kappa_of_ordinal_grades(grid_dir):
     assert (grid_dir / "figures" / "retinamnist_reliability.png").is_file()
     runs = pd.read_csv(grid_dir / "runs.csv")
     assert runs.qwk.notna().all() and runs.ece.notna().all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated", "nan logits"])
+def test_a_damaged_outputs_file_is_one_line_and_writes_nothing(grid_dir, tmp_path, capsys, damage):
+    copy = tmp_path / "study"
+    shutil.copytree(grid_dir, copy)
+    for name in ("runs.csv", "report.md", "outputs.npz"):
+        (copy / name).unlink(missing_ok=True)
+    target = sorted(copy.glob("runs/*/*/*/seed1"))[-1] / "outputs_test.npz"
+    if damage == "truncated":
+        target.write_bytes(target.read_bytes()[:100])
+    else:
+        with np.load(target) as z:
+            arrays = dict(z)
+        arrays["logits"][0, 0] = np.nan
+        np.savez(target, **arrays)
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert str(target) in err and err.count("\n") == 1, err
+    assert "damaged" in err
+    assert not any((copy / name).exists() for name in ("runs.csv", "report.md", "outputs.npz"))

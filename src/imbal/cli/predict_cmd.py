@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 DESCRIPTION = """\
 Score new, unlabelled images with a finished run's best checkpoint and write one CSV row per input:
@@ -11,7 +12,7 @@ Score new, unlabelled images with a finished run's best checkpoint and write one
 
 INPUT is any mix of image files (.png .jpg .jpeg .tif .tiff .bmp; converted to the run's gray or RGB
 and resized to its size, as the training folder loader does), folders of image or NIfTI files (not
-recursive; other files are listed as skipped), NIfTI volumes (.nii, .nii.gz; one channel each), a
+recursive; every other entry, subfolders and broken links included, is listed as skipped), NIfTI volumes (.nii, .nii.gz; one channel each), a
 CSV of cases with one column per sequence (like the training CSV; paths relative to the CSV), or an
 npz with an `images` array (labels ignored; used as they are, never resized). Preprocessing is the
 run's (intensity scaling, centre crop when it trained with crops; no augmentation), so the same images
@@ -36,7 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (best.ckpt, metrics.json)")
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="image / NIfTI / npz / CSV files or folders")
-    p.add_argument("--out", default="predictions.csv", help="the CSV to write (default predictions.csv)")
+    p.add_argument(
+        "--out",
+        default="predictions.csv",
+        help="the CSV to write (default predictions.csv; - for standard output). Never an input, a file "
+        "inside a run folder, a folder or a device; a link is followed",
+    )
     p.add_argument(
         "--posthoc",
         action="store_true",
@@ -71,15 +77,17 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         sequence_columns=columns,
     )
+    # with --out - the CSV is standard output: what is said about it goes to standard error
+    say = sys.stderr if result["out"] is None else sys.stdout
     if result["skipped"]:
-        names = ", ".join(p.name for p in result["skipped"][:5]) + (
-            " ..." if len(result["skipped"]) > 5 else ""
-        )
-        print(f"skipped {len(result['skipped'])} file(s) of other types in the input folders: {names}")
-    line = f"{result['rows']} input(s) -> {result['out']}"
+        n = len(result["skipped"])
+        print(f"skipped {n} {'entry' if n == 1 else 'entries'} of the input folders:", file=say)
+        for entry in result["skipped"]:
+            print(f"  {entry.path.name}: {entry.reason}", file=say)
+    line = f"{result['rows']} input(s) -> {result['out'] or 'standard output'}"
     if result["posthoc"]:
         r = result["posthoc"]
         source = "fit now from outputs_val.npz" if result["refit"] else "from posthoc.json"
         line += f" (post hoc {source}: temperature {r['temperature']:.3f}, tau {r['tau']:.1f} for {r['tau_metric']})"
-    print(line)
+    print(line, file=say)
     return 0

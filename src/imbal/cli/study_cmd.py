@@ -7,6 +7,7 @@ from pathlib import Path
 
 from imbal.cli.options import add_config_arguments, config_overrides
 from imbal.errors import ConfigError
+from imbal.processes import sigterm_as_interrupt
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -92,6 +93,7 @@ def _report_parsers(sub: argparse._SubParsersAction) -> None:
 def run_grid_cmd(args: argparse.Namespace) -> int:
     from imbal.engine import run_dir as rd
     from imbal.study.grid import parse_shard, run_grid, shard_cells
+    from imbal.study.locks import take_seat
     from imbal.study.spec import load_study
 
     if args.jobs < 1:
@@ -109,7 +111,13 @@ def run_grid_cmd(args: argparse.Namespace) -> int:
     args.resume_hint = lambda: (
         f"run the same command again to continue (finished cells are kept in {args.out})"
     )
-    status = run_grid(spec, args.out, jobs=args.jobs, shard=shard, live_every=0 if args.quiet else 30)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    seat = take_seat(Path(args.out), shard)  # shards of one grid agree on n
+    try:
+        with sigterm_as_interrupt():
+            status = run_grid(spec, args.out, jobs=args.jobs, shard=shard, live_every=0 if args.quiet else 30)
+    finally:
+        seat.release()
     if status["busy"]:
         print(
             f"grid: {len(status['busy'])} cell(s) were busy in another process; run again when it has finished "
@@ -133,7 +141,10 @@ def run_recommend(args: argparse.Namespace) -> int:
     )
     shard = parse_shard(args.shard)
     args.resume_hint = lambda: f"run the same command again to continue the race in {args.out}"
-    state = run_race(spec, args.out, rules, jobs=args.jobs, shard=shard, live_every=0 if args.quiet else 30)
+    with sigterm_as_interrupt():
+        state = run_race(
+            spec, args.out, rules, jobs=args.jobs, shard=shard, live_every=0 if args.quiet else 30
+        )
     if shard[0] != 0:
         print(f"race finished; shard 0 writes the report: imbal report {args.out}")
         return 0

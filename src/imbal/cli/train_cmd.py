@@ -8,6 +8,7 @@ from pathlib import Path
 from imbal.cli.options import add_config_arguments, config_overrides
 from imbal.engine import run_dir as rd
 from imbal.naming import SPLITS
+from imbal.processes import sigterm_as_interrupt
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +46,8 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.config, overrides)
     args.resume_hint = lambda: f"resume with: imbal train --resume {cfg.out}"
-    out = train(cfg, resume=bool(args.resume), overwrite=args.overwrite)
+    with sigterm_as_interrupt():  # `kill` stops as Ctrl-C does: the resume hint, no half-written file
+        out = train(cfg, resume=bool(args.resume), overwrite=args.overwrite)
     from lightning_fabric.utilities.rank_zero import rank_zero_only
 
     if getattr(rank_zero_only, "rank", 0) != 0:

@@ -10,6 +10,7 @@ refused with the file's name.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,19 +37,34 @@ class Expected:
 
     @property
     def spatial_dims(self) -> int:
+        """2 for images, 3 for volumes."""
         return len(self.spatial_size)
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """One decoded input's shape ``(in_channels, *spatial_size)``."""
         return (self.in_channels, *self.spatial_size)
 
 
 @dataclass(frozen=True)
 class Item:
-    """One input: its name in the output (a path, ``file.npz[7]``, ``cases.csv line 3``) and its decoder."""
+    """One input: its name in the output, its decoder and the files it reads.
+
+    The name is a path, ``file.npz[7]`` or ``cases.csv line 3``; the files are kept so that an
+    output is never written over an input.
+    """
 
     name: str
     decode: Callable[[], np.ndarray]
+    sources: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry of an input folder that predict does not read, and why."""
+
+    path: Path
+    reason: str
 
 
 def _suffix(path: Path) -> str:
@@ -68,7 +84,7 @@ def _image_item(path: Path, want: Expected) -> Item:
             "pass the images as an npz"
         )
     size = (want.spatial_size[0], want.spatial_size[1])
-    return Item(str(path), lambda: read_image(path, size, want.in_channels))
+    return Item(str(path), lambda: read_image(path, size, want.in_channels), (path,))
 
 
 def _volume_item(path: Path, want: Expected) -> Item:
@@ -81,7 +97,7 @@ def _volume_item(path: Path, want: Expected) -> Item:
             "list each case's volumes in a CSV with one column per sequence"
         )
     size = (want.spatial_size[0], want.spatial_size[1], want.spatial_size[2])
-    return Item(str(path), lambda: read_channel(path, size, str(path))[None])
+    return Item(str(path), lambda: read_channel(path, size, str(path))[None], (path,))
 
 
 def _csv_items(csv: Path, want: Expected) -> list[Item]:
@@ -113,7 +129,7 @@ def _csv_items(csv: Path, want: Expected) -> list[Item]:
         def decode(paths: list[Path] = paths, where: list[str] = where) -> np.ndarray:
             return np.stack([read_channel(p, size, w) for p, w in zip(paths, where)])
 
-        items.append(Item(f"{csv} line {i + 2}", decode))
+        items.append(Item(f"{csv} line {i + 2}", decode, (csv, *paths)))
     return items
 
 
@@ -140,7 +156,9 @@ def _npz_items(path: Path, want: Expected) -> list[Item]:
     def row(k: int) -> Callable[[], np.ndarray]:
         return lambda: images[k].numpy()
 
-    return [Item(f"{path}[{k}]", row(k)) for k in range(len(images))]
+    if not len(images):
+        raise DataError(f"{path}: its 'images' array holds no images; nothing to predict")
+    return [Item(f"{path}[{k}]", row(k), (path,)) for k in range(len(images))]
 
 
 def _file_items(path: Path, want: Expected) -> list[Item]:
@@ -157,20 +175,44 @@ def _file_items(path: Path, want: Expected) -> list[Item]:
     raise DataError(f"{path}: not an input predict reads (files ending in {kinds}, or a folder of them)")
 
 
-def collect_inputs(paths: Sequence[str | Path], want: Expected) -> tuple[list[Item], list[Path]]:
+def _folder_entry(entry: Path) -> str | None:
+    """Why an entry of an input folder is not read (None: it is an image or NIfTI file)."""
+    if entry.is_symlink() and not entry.exists():
+        try:
+            entry.resolve(strict=True)
+        except RuntimeError:
+            return "a link that points to itself (a loop)"
+        except OSError as exc:
+            return "a link in a loop" if exc.errno == errno.ELOOP else "a link to nothing (dangling)"
+        return "a link to nothing (dangling)"
+    if entry.is_dir():
+        return "a folder (input folders are not searched recursively)"
+    if not entry.is_file():
+        return "not a regular file"
+    if _suffix(entry) not in (*IMAGE_SUFFIXES, *NIFTI_SUFFIXES):
+        return "not an image or NIfTI file"
+    return None
+
+
+def collect_inputs(paths: Sequence[str | Path], want: Expected) -> tuple[list[Item], list[Skipped]]:
     """Every input of ``paths`` (files, or folders of image / NIfTI files), checked before any is decoded.
 
-    Returns the items in the given order (a folder's files sorted by name) and the files of folders
-    that were left out for their type (reported, never dropped silently).
+    Returns the items in the given order (a folder's files sorted by name) and every entry of the
+    folders that was left out, with the reason (subfolders, dangling or looping links, other types):
+    reported, never dropped silently.
     """
     items: list[Item] = []
-    skipped: list[Path] = []
+    skipped: list[Skipped] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.is_file())
-            usable = [p for p in files if _suffix(p) in (*IMAGE_SUFFIXES, *NIFTI_SUFFIXES)]
-            skipped += [p for p in files if p not in usable]
+            usable = []
+            for entry in sorted(path.iterdir()):
+                reason = _folder_entry(entry)
+                if reason is None:
+                    usable.append(entry)
+                else:
+                    skipped.append(Skipped(entry, reason))
             if not usable:
                 raise DataError(f"{path} holds no image or NIfTI files")
             for p in usable:

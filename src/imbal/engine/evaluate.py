@@ -26,8 +26,17 @@ from imbal.naming import SPLITS
 def load_model(checkpoint: str | Path) -> tuple[Classifier, dict[str, Any]]:
     """The model of a checkpoint, rebuilt from the file alone (no config file, no code edits)."""
     ckpt = rd.load_torch(Path(checkpoint))
-    model = Classifier(**ckpt["model_config"])
-    model.load_state_dict(ckpt["model"])
+    try:
+        model = Classifier(**ckpt["model_config"])
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunFolderError(
+            f"{checkpoint}: its model_config and weights do not rebuild a model ({first}); the file is damaged "
+            "or was not written by imbal"
+        ) from None
+    if not isinstance(ckpt["config"], dict):
+        raise RunFolderError(f"{checkpoint}: its config is not a mapping; the file is damaged")
     return model.eval(), ckpt
 
 
@@ -82,6 +91,8 @@ def evaluate_run(
     cfg = stored_config(ckpt)
     if dataset is not None:
         cfg = dataclasses.replace(cfg, dataset=dataset, train_subset=0)
+    label = rd.dataset_label(cfg.dataset)
+    target = evaluation_target(run_dir, label, split, out)
     splits = prepare_data(cfg)
     data = splits[split]
     check_fits(model, data)
@@ -105,8 +116,6 @@ def evaluate_run(
         collect=True,
         ordinal=splits.ordinal,
     )
-    label = rd.dataset_label(cfg.dataset)
-    target = Path(out) if out else rd.evaluation_dir(run_dir, label, split)
     if outputs is not None:
         write_outputs(target, split, data, outputs)
     result = {
@@ -121,6 +130,20 @@ def evaluate_run(
     }
     rd.write_json(target / rd.EVALUATION_FILE, result)
     return {**result, "out": target}
+
+
+def evaluation_target(run_dir: Path, label: str, split: str, out: str | Path | None) -> Path:
+    """Where an evaluation writes: ``--out`` unless it is a run folder, else inside the run (no link leads out)."""
+    if out:
+        if rd.looks_like_run(Path(out)):
+            raise RunFolderError(
+                f"--out {out} is a run folder: its outputs and predictions would be replaced; choose another --out"
+            )
+        return Path(out)
+    rd.check_no_links_out(run_dir)
+    if (run_dir / rd.EVALUATIONS).is_dir():
+        rd.check_no_links_out(run_dir / rd.EVALUATIONS)
+    return rd.evaluation_dir(run_dir, label, split)
 
 
 def check_fits(model: Classifier, data: Split) -> None:

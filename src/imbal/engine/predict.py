@@ -30,7 +30,8 @@ from imbal.data.inputs import Expected, Item, collect_inputs, decode
 from imbal.engine import run_dir as rd
 from imbal.engine.build import resolve_accelerator
 from imbal.engine.evaluate import load_model, stored_config
-from imbal.engine.scoring import posthoc_record
+from imbal.engine.scoring import check_posthoc, posthoc_record
+from imbal.engine.user_output import output_target, write_output
 from imbal.errors import ConfigError, RunFolderError
 from imbal.models import Classifier
 from imbal.posthoc import adjust_logits
@@ -55,10 +56,10 @@ def expected_input(run_dir: Path, ckpt: dict[str, Any], sequence_columns: Sequen
     return Expected(int(mc["in_channels"]), size, tuple(columns))
 
 
-def load_posthoc(run_dir: Path) -> tuple[dict[str, Any], bool]:
-    """The run's ``posthoc.json``, or the same record fit now from ``outputs_val.npz`` (never written)."""
+def load_posthoc(run_dir: Path, num_classes: int) -> tuple[dict[str, Any], bool]:
+    """The run's ``posthoc.json`` (checked), or the same record fit now from ``outputs_val.npz`` (never written)."""
     if (run_dir / rd.POSTHOC).is_file():
-        return rd.read_json(run_dir / rd.POSTHOC), False
+        return check_posthoc(rd.read_json(run_dir / rd.POSTHOC), run_dir / rd.POSTHOC, num_classes), False
     val = run_dir / rd.outputs_file("val")
     if not val.is_file():
         raise RunFolderError(
@@ -131,20 +132,22 @@ def predict_run(
 ) -> dict[str, Any]:
     """Write ``out`` (CSV) for every input; returns what was done (rows, skipped files, post-hoc values)."""
     run_dir = Path(run_dir)
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     model, ckpt = load_model(run_dir / rd.BEST)
     cfg = stored_config(ckpt)
     want = expected_input(run_dir, ckpt, sequence_columns)
     items, skipped = collect_inputs(inputs, want)  # every input checked before any is decoded
-    record, refit = load_posthoc(run_dir) if posthoc else (None, False)
+    target = output_target(out, inputs=[p for item in items for p in item.sources])
+    num_classes = int(ckpt["model_config"]["num_classes"])
+    record, refit = load_posthoc(run_dir, num_classes) if posthoc else (None, False)
     size = batch_size or cfg.eval_batch_size
-    if size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {size}")
     fabric = Fabric(
         accelerator=resolve_accelerator(dataclasses.replace(cfg, accelerator=accelerator)), devices=1
     )
     aug = Augmentation(want.spatial_dims, enabled=False, crop_size=cfg.crop_size or None)
     names, logits = predict_logits(model.to(fabric.device), batches(items, want, size), aug, fabric)
-    class_names = [str(c) for c in ckpt.get("class_names") or range(int(ckpt["model_config"]["num_classes"]))]
+    class_names = [str(c) for c in ckpt.get("class_names") or range(num_classes)]
     frame = predictions_frame(names, logits, class_names, record)
-    rd.atomic_write_text(Path(out), frame.to_csv(index=False))
-    return {"rows": len(frame), "out": Path(out), "skipped": skipped, "posthoc": record, "refit": refit}
+    write_output(target, frame.to_csv(index=False))
+    return {"rows": len(frame), "out": target, "skipped": skipped, "posthoc": record, "refit": refit}

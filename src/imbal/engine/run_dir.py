@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from imbal.errors import ConfigError, MissingFileError, RunFolderError
+from imbal.naming import SPLITS
 
 CONFIG = "config.yaml"  # the resolved TrainConfig
 HISTORY = "history.csv"  # one row per epoch, rewritten every epoch
@@ -53,6 +54,56 @@ def predictions_file(split: str) -> str:
 def outputs_file(split: str) -> str:
     """Per-sample index, label, logits and penultimate features of a split (npz, for programs)."""
     return f"outputs_{split}.npz"
+
+
+# every name imbal writes into a run folder: --overwrite deletes these and nothing else
+RUN_ENTRIES = (CONFIG, HISTORY, METRICS_FILE, BEST, LAST, LOG, POSTHOC, ERROR, LOCK, TENSORBOARD, EVALUATIONS)
+# what marks a folder as a run (a config.yaml alone does not: a user's own folder may hold one)
+RUN_MARKERS = (METRICS_FILE, BEST, LAST, HISTORY)
+# ``imbal embed RUN`` without --out writes embedding_<method>.png beside the run's files
+_EMBEDDING = re.compile(r"embedding_[a-z]+\.png")
+
+
+def is_run_entry(name: str) -> bool:
+    """Whether a run folder's entry of this name is one imbal writes (or an atomic write's leftover)."""
+    return (
+        name in RUN_ENTRIES
+        or name in {f(s) for s in SPLITS for f in (predictions_file, outputs_file)}
+        or name.startswith(LOCK_TEMP_PREFIX)
+        or (name.startswith(".") and name.endswith(".tmp"))
+        or _EMBEDDING.fullmatch(name) is not None
+    )
+
+
+def looks_like_run(folder: Path) -> bool:
+    """A folder holding a run's own results or checkpoints (not merely a config.yaml)."""
+    return any((Path(folder) / f).exists() for f in RUN_MARKERS)
+
+
+def foreign_entries(folder: Path) -> list[Path]:
+    """Entries of ``folder`` that imbal did not write there: --overwrite never deletes a folder holding one."""
+    return sorted(p for p in Path(folder).iterdir() if not is_run_entry(p.name))
+
+
+def links_leaving(folder: Path) -> list[Path]:
+    """Entries of ``folder`` that are links to somewhere outside it: writing through them would change
+    files that are not the run's (a linked train.log, a linked evaluations/)."""
+    inside = Path(os.path.realpath(folder))
+    out = []
+    for p in sorted(Path(folder).iterdir()) if Path(folder).is_dir() else []:
+        if p.is_symlink() and not Path(os.path.realpath(p)).is_relative_to(inside):
+            out.append(p)
+    return out
+
+
+def check_no_links_out(folder: Path) -> None:
+    """One line naming the first link of a run folder that leads out of it (see :func:`links_leaving`)."""
+    links = links_leaving(folder)
+    if links:
+        raise RunFolderError(
+            f"{links[0]} is a link to {os.path.realpath(links[0])}, outside the run folder; imbal writes only "
+            "inside a run's folder: replace the link by a file or folder of the run's own"
+        )
 
 
 def evaluation_dir(run: Path, data_label: str, split: str) -> Path:
@@ -175,7 +226,18 @@ def save_torch(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+# the keys every checkpoint of its kind holds (a file without them is not one imbal wrote)
+CHECKPOINT_KEYS = {
+    BEST: ("model", "model_config", "config"),
+    LAST: ("model", "optimizer", "scheduler", "loss", "state"),
+}
+
+
 def load_torch(path: Path) -> Any:
+    """A checkpoint imbal wrote (``best.ckpt``, ``last.ckpt``: the keys of :data:`CHECKPOINT_KEYS`).
+
+    Loaded with ``weights_only``: a file holding other objects is refused, never unpickled.
+    """
     import torch
 
     path = Path(path)
@@ -183,12 +245,39 @@ def load_torch(path: Path) -> Any:
         raise MissingFileError(f"{path} does not exist")
     try:
         # our own files hold tensors, numbers, strings and dicts only
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch names what it refused to build: a GLOBAL (a class or function, code) vs a garbled byte
+        if "GLOBAL" not in str(exc):
+            raise RunFolderError(
+                f"{path} is not a readable checkpoint (empty, truncated or corrupt: not a pickle of tensors)"
+            ) from None
         raise RunFolderError(
-            f"{path} is not a readable checkpoint (empty, truncated or corrupt: {reason})"
+            f"{path} holds objects other than tensors, numbers and strings: it is not a checkpoint imbal "
+            "wrote, and loading it could run its author's code; do not trust it"
         ) from None
+    # torch's legacy reader raises KeyError/IndexError/TypeError on a file that is not a checkpoint at all
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        UnicodeDecodeError,
+    ) as exc:
+        raise RunFolderError(
+            f"{path} is not a readable checkpoint (empty, truncated or corrupt: {_first_line(exc)})"
+        ) from None
+    missing = [k for k in CHECKPOINT_KEYS.get(path.name, ()) if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise RunFolderError(f"{path} is not a checkpoint imbal wrote (it has no {', '.join(missing)})")
+    return ckpt
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:

@@ -8,12 +8,27 @@ from pathlib import Path
 from lightning_fabric import Fabric
 
 from imbal.engine import run_dir as rd
-from imbal.engine.config import TrainConfig, config_differences, read_yaml_mapping
-from imbal.errors import RunFolderError
+from imbal.engine.config import FIELDS, TrainConfig, config_differences, read_yaml_mapping
+from imbal.errors import ConfigError, RunFolderError
+from imbal.losses import LOSS_OPTIONS
 
 
-def _looks_like_run(out: Path) -> bool:
-    return any((out / f).exists() for f in (rd.CONFIG, rd.METRICS_FILE, rd.BEST, rd.LAST, rd.HISTORY))
+def written_by_a_run(config_file: Path) -> bool:
+    """A config.yaml that a run wrote: the whole resolved config (a user's own file sets a few keys)."""
+    try:
+        keys = set(read_yaml_mapping(config_file, "run config"))
+    except ConfigError:
+        return False
+    return set(FIELDS) - set(LOSS_OPTIONS) <= keys
+
+
+def not_a_runs(out: Path) -> list[Path]:
+    """What in ``out`` no run wrote: never deleted, never trained into (a lone config.yaml may be the user's)."""
+    foreign = rd.foreign_entries(out)
+    config = out / rd.CONFIG
+    if config.is_file() and not rd.looks_like_run(out) and not written_by_a_run(config):
+        foreign.append(config)
+    return foreign
 
 
 def check_folder(cfg: TrainConfig, *, resume: bool, overwrite: bool) -> None:
@@ -22,6 +37,7 @@ def check_folder(cfg: TrainConfig, *, resume: bool, overwrite: bool) -> None:
     if resume:
         if not (out / rd.CONFIG).is_file():
             raise RunFolderError(f"--resume {out}: no {rd.CONFIG} there, nothing to resume")
+        rd.check_no_links_out(out)
         stored = read_yaml_mapping(out / rd.CONFIG, "run config")
         wanted = cfg.to_dict()
         diff = config_differences(stored, wanted)
@@ -34,15 +50,17 @@ def check_folder(cfg: TrainConfig, *, resume: bool, overwrite: bool) -> None:
     elif out.is_file():
         raise RunFolderError(f"--out {out} is a file, not a folder")
     elif out.is_dir() and rd.run_contents(out):
-        if not overwrite:
-            what = "another run" if _looks_like_run(out) else "other files"
+        foreign = not_a_runs(out)
+        if foreign:
+            names = ", ".join(p.name for p in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
             raise RunFolderError(
-                f"--out {out} already holds {what}; --resume to continue it, --overwrite to replace it, "
-                "or choose another --out"
+                f"--out {out} holds files that are not an imbal run's ({names}); imbal never deletes or "
+                "mixes into them: choose another --out"
             )
-        if not _looks_like_run(out):
+        if not overwrite:
             raise RunFolderError(
-                f"--out {out} holds files that are not an imbal run; refusing to delete them"
+                f"--out {out} already holds another run; --resume to continue it, --overwrite to replace it, "
+                "or choose another --out"
             )
 
 
@@ -56,8 +74,14 @@ def take_folder(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bo
     fabric.barrier()  # every rank checked and built before rank 0 changes anything
     if fabric.is_global_zero:
         if overwrite and not resume and out.is_dir():
+            # only a run's own entries: check_folder refused a folder holding anything else
+            foreign = not_a_runs(out)
+            if foreign:
+                raise RunFolderError(
+                    f"--out {out} now holds {foreign[0].name}, which is not a run's; nothing deleted"
+                )
             for p in rd.run_contents(out):
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

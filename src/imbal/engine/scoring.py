@@ -10,12 +10,13 @@ import pandas as pd
 import torch
 from lightning_fabric import Fabric
 
-from imbal.calibration import calibration_scores, fit_temperature
+from imbal.calibration import TEMPERATURE_RANGE, calibration_scores, fit_temperature
 from imbal.data import Augmentation
 from imbal.data.stream import AnyDataset, iterate_batches
 from imbal.engine import run_dir as rd
+from imbal.errors import RunFolderError
 from imbal.evaluator import Evaluator
-from imbal.posthoc import fit_tau, tuned_for
+from imbal.posthoc import DEFAULT_TAUS, fit_tau, tuned_for
 
 
 def shard(n: int, fabric: Fabric) -> torch.Tensor:
@@ -122,3 +123,38 @@ def posthoc_record(
             "brier_scaled": scaled["brier"],
         },
     }
+
+
+def _posthoc_value(record: dict[str, Any], key: str, low: float, high: float, path: Path) -> None:
+    value = record.get(key)
+    if not _in_range(value, low, high):
+        raise RunFolderError(
+            f"{path}: {key} is {value!r}, not a number in [{low:g}, {high:g}] (the range a fit gives); the file "
+            f"is damaged or was edited: delete it, and --posthoc fits it again from {rd.outputs_file('val')}"
+        )
+
+
+def _in_range(value: object, low: float, high: float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and low <= value <= high
+
+
+def check_posthoc(record: dict[str, Any], path: Path, num_classes: int) -> dict[str, Any]:
+    """A ``posthoc.json`` read back: temperature and tau within the ranges a fit gives, one count per class."""
+    _posthoc_value(record, "temperature", *TEMPERATURE_RANGE, path)
+    _posthoc_value(record, "tau", float(DEFAULT_TAUS.min()), float(DEFAULT_TAUS.max()), path)
+    counts = record.get("train_counts")
+    if (
+        not isinstance(counts, list)
+        or len(counts) != num_classes
+        or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+        or not sum(counts)
+    ):
+        raise RunFolderError(
+            f"{path}: train_counts is {counts!r}, not {num_classes} training counts >= 0; the file is damaged or "
+            "was edited: delete it to fit it again"
+        )
+    if not isinstance(record.get("tau_metric"), str):
+        raise RunFolderError(f"{path}: tau_metric is {record.get('tau_metric')!r}, not a metric name")
+    return record

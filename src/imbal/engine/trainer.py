@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -237,9 +238,17 @@ def build_run(fabric: Fabric, cfg: TrainConfig, *, resume: bool) -> Run:
     )
 
 
-def train_epoch(run: Run, epoch: int, step_fn: Callable[[torch.Tensor], torch.Tensor]) -> tuple[float, int]:
+@dataclass(frozen=True)
+class EpochResult:
+    loss: float  # mean training loss over ranks
+    samples: int  # samples trained on, all ranks
+    lr: float  # the learning rate the epoch trained at (the scheduler steps after it)
+
+
+def train_epoch(run: Run, epoch: int, step_fn: Callable[[torch.Tensor], torch.Tensor]) -> EpochResult:
     """One pass over the sampler's batches; the mean loss over ranks and the samples of all ranks (read once)."""
     fabric, cfg = run.fabric, run.cfg
+    lr = float(run.optimizer.param_groups[0]["lr"])
     run.fmodel.train()
     run.loss_fn.train()  # metric losses with a soft-count memory update it in training mode only
     run.sampler.set_epoch(epoch)
@@ -271,7 +280,7 @@ def train_epoch(run: Run, epoch: int, step_fn: Callable[[torch.Tensor], torch.Te
         ]
     )
     total = torch.as_tensor(fabric.all_reduce(local, reduce_op="sum")).cpu()
-    return float(total[0]) / fabric.world_size, int(total[1])
+    return EpochResult(float(total[0]) / fabric.world_size, int(total[1]), lr)
 
 
 def remember_best(run: Run, val: dict[str, Any]) -> None:
@@ -392,15 +401,13 @@ def finish(run: Run, started: float) -> None:
         (run.out / rd.LAST).unlink(missing_ok=True)
 
 
-def validate_and_record(
-    run: Run, epoch: int, train_loss: float, samples: int, t0: float, t1: float
-) -> dict[str, Any]:
+def validate_and_record(run: Run, epoch: int, result: EpochResult, t0: float, t1: float) -> dict[str, Any]:
     """After an epoch's training: score validation, keep the best epoch, record the epoch; its history row."""
     val, _ = evaluate(run, run.val_set)
-    row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": run.optimizer.param_groups[0]["lr"]}
+    row = {"epoch": epoch + 1, "train_loss": result.loss, "lr": result.lr}
     row.update({f"val_{k}": v for k, v in val.items() if isinstance(v, float)})
-    row.update(train_seconds=t1 - t0, train_samples=samples, epoch_seconds=time.perf_counter() - t0)
-    curves = {"train/loss": train_loss, "train/lr": row["lr"]}
+    row.update(train_seconds=t1 - t0, train_samples=result.samples, epoch_seconds=time.perf_counter() - t0)
+    curves = {"train/loss": result.loss, "train/lr": result.lr}
     run.fabric.log_dict(
         curves | {f"val/{k}": v for k, v in val.items() if isinstance(v, float)}, step=epoch + 1
     )
@@ -445,6 +452,10 @@ def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bool) -
     take_folder(fabric, cfg, resume=resume, overwrite=overwrite)
     state = run.state
     step_fn = torch.compile(run.fmodel) if cfg.compile else run.fmodel
+    if not hasattr(tqdm, "_lock"):
+        # tqdm's default lock holds a multiprocessing semaphore, which a killed run leaks (the resource
+        # tracker then warns); one process draws one bar, so a thread lock is all it needs
+        tqdm.set_lock(threading.RLock())
     bar = tqdm(
         range(state.epoch, cfg.epochs),
         initial=state.epoch,
@@ -455,7 +466,8 @@ def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bool) -
     )
     for epoch in bar:
         t0 = time.perf_counter()
-        train_loss, samples = train_epoch(run, epoch, step_fn)
+        result = train_epoch(run, epoch, step_fn)
+        train_loss = result.loss
         if not math.isfinite(train_loss):
             bar.close()
             save_checkpoints(run, last=False)  # the best weights so far are good; the current ones are not
@@ -463,7 +475,7 @@ def _train(fabric: Fabric, cfg: TrainConfig, *, resume: bool, overwrite: bool) -
                 f"non-finite training loss ({train_loss}) in epoch {epoch + 1}; stopped. The last good checkpoint "
                 f"(epoch {run.saved_epoch}) is in {out}"
             )
-        validate_and_record(run, epoch, train_loss, samples, t0, time.perf_counter())
+        validate_and_record(run, epoch, result, t0, time.perf_counter())
         stop = bool(cfg.early_stopping) and state.stale >= cfg.early_stopping
         if stop or state.epoch % cfg.checkpoint_every == 0 or state.epoch == cfg.epochs:
             save_checkpoints(run)

@@ -18,7 +18,7 @@ import pandas as pd
 from imbal.engine import run_dir as rd
 from imbal.errors import DataError, MissingFileError
 from imbal.naming import HELD_OUT
-from imbal.study.outputs import BASELINE, SplitOutputs, StudyOutputs, _load, _softmax
+from imbal.study.outputs import BASELINE, SplitOutputs, StudyOutputs, _softmax, load_outputs
 
 FORMAT = 1
 
@@ -37,7 +37,7 @@ def write_archive(runs: pd.DataFrame, path: str | Path) -> Path:
         key = f"d{len(datasets)}"
         datasets[dataset] = {"key": key, **info}
         for split in HELD_OUT:
-            loaded = [_load(Path(r.run_dir), split) for r in grp.itertuples()]
+            loaded = [load_outputs(Path(r.run_dir), split) for r in grp.itertuples()]
             labels = loaded[0]["labels"]
             if any(not np.array_equal(o["labels"], labels) for o in loaded):
                 raise DataError(

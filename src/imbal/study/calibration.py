@@ -15,18 +15,18 @@ import pandas as pd
 import torch
 
 from imbal.calibration import fit_temperature, scale_logits, temperature_scores
-from imbal.engine import run_dir as rd
 from imbal.metrics import ECE_BINS, calibration_bins
 from imbal.study import figures
 from imbal.study.collect import loss_order, sampler_order
+from imbal.study.outputs import load_outputs
 from imbal.study.render import Block
 
 COLUMNS = ("temperature", "ece", "ece_scaled", "brier", "brier_scaled")
 
 
 def _outputs(run_dir: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    with np.load(Path(run_dir) / rd.outputs_file(split)) as z:
-        return torch.from_numpy(z["logits"]), torch.from_numpy(z["labels"])
+    out = load_outputs(Path(run_dir), split)
+    return torch.from_numpy(out["logits"]), torch.from_numpy(out["labels"])
 
 
 def calibration_table(runs: pd.DataFrame) -> pd.DataFrame:

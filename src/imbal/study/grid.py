@@ -26,7 +26,15 @@ from imbal.errors import ConfigError
 from imbal.study.locks import acquire, release
 from imbal.study.plan import write_plan
 from imbal.study.spec import Cell, StudySpec
-from imbal.study.warm import CellFailed, error_text, run_in_child, server_ready, start_server
+from imbal.study.warm import (
+    CellFailed,
+    CellStopped,
+    Children,
+    error_text,
+    run_in_child,
+    server_ready,
+    start_server,
+)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -77,12 +85,14 @@ def record_failure(run: Path, exc: Exception) -> str:
 @dataclass
 class Outcome:
     cell: Cell
-    state: str  # done | failed | busy | skipped
+    state: str  # done | failed | busy | skipped | stopped (by an interrupt: resumable)
     seconds: float = 0.0
     detail: str = ""
 
 
-def run_cell(spec: StudySpec, cell: Cell, root: Path, threads: int) -> Outcome:
+def run_cell(
+    spec: StudySpec, cell: Cell, root: Path, threads: int, children: Children | None = None
+) -> Outcome:
     run = cell.run_dir(root)
     busy = acquire(run)
     if busy:
@@ -92,11 +102,13 @@ def run_cell(spec: StudySpec, cell: Cell, root: Path, threads: int) -> Outcome:
         if rd.is_finished(run):  # finished by another process between our check and the lock
             return Outcome(cell, "skipped")
         cfg, resume = cell_config(spec, cell, root, threads)
-        run_in_child(train_cell, cfg, resume)
+        run_in_child(train_cell, cfg, resume, children=children)
         (run / rd.ERROR).unlink(missing_ok=True)
         return Outcome(cell, "done", time.perf_counter() - t)
     except KeyboardInterrupt:
         raise
+    except CellStopped as exc:  # not a failure: the next run resumes it
+        return Outcome(cell, "stopped", time.perf_counter() - t, str(exc))
     except Exception as exc:  # a failed cell must not stop the grid
         return Outcome(cell, "failed", time.perf_counter() - t, record_failure(run, exc))
     finally:
@@ -188,6 +200,7 @@ def _train_cells(
     """Train ``todo`` with ``jobs`` cells at once (cores / jobs threads each), a live line every ``live_every`` s."""
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     progress = Progress(len(todo), jobs, log)
+    children = Children()
     stop = threading.Event()
     if live_every > 0:
         threading.Thread(target=_monitor, args=(progress, stop, live_every), daemon=True).start()
@@ -195,19 +208,48 @@ def _train_cells(
     def start(cell: Cell) -> Outcome:
         with progress.lock:
             progress.running[cell.key] = (cell.run_dir(root), int(spec.config_for(cell, root).epochs))
-        return run_cell(spec, cell, root, threads)
+        return run_cell(spec, cell, root, threads, children)
 
     try:
         if jobs == 1:
             for cell in todo:
                 progress.record(start(cell), root)
         else:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                for fut in as_completed([pool.submit(start, c) for c in todo]):
-                    progress.record(fut.result(), root)
+            _in_pool(todo, jobs, start, children, lambda o: progress.record(o, root))
+    except KeyboardInterrupt:
+        children.stop_all()
+        stopped = list(progress.running)
+        log(
+            f"grid: interrupted: {len(stopped)} running cell(s) stopped ({', '.join(stopped) or 'none'}; they resume "
+            f"from their last checkpoint), {len(todo) - len(progress.outcomes) - len(progress.running)} not "
+            "started; nothing is marked failed"
+        )
+        raise
     finally:
         stop.set()
     return progress
+
+
+def _in_pool(
+    todo: list[Cell],
+    jobs: int,
+    start: Callable[[Cell], Outcome],
+    children: Children,
+    record: Callable[[Outcome], None],
+) -> None:
+    """``start`` every cell on ``jobs`` threads; on an interrupt no queued cell starts and the running ones stop."""
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        for fut in as_completed([pool.submit(start, c) for c in todo]):
+            record(fut.result())
+    except KeyboardInterrupt:
+        children.stop_all()
+        pool.shutdown(
+            wait=True, cancel_futures=True
+        )  # the running cells return at once: their process is gone
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def run_grid(
@@ -233,7 +275,7 @@ def run_grid(
     if todo:
         start_server()  # it imports the training stack while the finished cells are checked
     warn_changed_settings(spec, cells, root, log)
-    status: dict[str, list[str]] = {"done": [], "failed": [], "busy": [], "skipped": []}
+    status: dict[str, list[str]] = {"done": [], "failed": [], "busy": [], "skipped": [], "stopped": []}
     status["skipped"] = [c.key for c in cells if c not in todo]
     log(
         f"grid: {len(cells)} cells in shard {shard[0]}/{shard[1]}, {len(status['skipped'])} already finished, "

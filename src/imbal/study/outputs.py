@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from imbal.engine import run_dir as rd
-from imbal.errors import DataError, MissingFileError
+from imbal.errors import DataError, MissingFileError, RunFolderError
 from imbal.losses import parse_loss_name
 from imbal.metrics import confusion_matrices
 from imbal.naming import HELD_OUT
@@ -146,15 +146,28 @@ def simplicity(config: Config, baseline: Config) -> tuple[bool, int]:
     return (config != baseline, extra_parts(config, baseline))
 
 
-def _load(run: Path, split: str) -> dict[str, np.ndarray]:
-    path = run / rd.outputs_file(split)
+def load_outputs(run: Path, split: str) -> dict[str, np.ndarray]:
+    """A finished run's ``outputs_<split>.npz``: labels ``(N,)`` and logits ``(N, C)``, checked (one line if not)."""
+    path = Path(run) / rd.outputs_file(split)
     if not path.is_file():
         raise MissingFileError(
             f"{path} is missing: the report's statistics need every run's {split} outputs "
             "(train the run again, or remove the run folder)"
         )
-    with np.load(path) as z:
-        return {"labels": z["labels"], "logits": z["logits"]}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            labels, logits = np.asarray(z["labels"]), np.asarray(z["logits"])
+    except Exception as exc:  # numpy and zipfile raise many types for a damaged file
+        raise RunFolderError(
+            f"{path} is not readable ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+            "the file is damaged: train the run again, or remove the run folder"
+        ) from None
+    if labels.ndim != 1 or logits.ndim != 2 or len(labels) != len(logits) or not np.isfinite(logits).all():
+        raise RunFolderError(
+            f"{path} holds labels {labels.shape} and logits {logits.shape}, not (N,) and finite (N, C); the file is "
+            "damaged: train the run again, or remove the run folder"
+        )
+    return {"labels": labels, "logits": logits}
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -173,7 +186,7 @@ def from_run_folders(
     """Reads ``outputs_{val,test}.npz`` of finished runs ``(config, seed, folder)`` of ONE data set."""
     splits = {}
     for split in HELD_OUT:
-        loaded = [_load(folder, split) for _, _, folder in runs]
+        loaded = [load_outputs(folder, split) for _, _, folder in runs]
         labels = loaded[0]["labels"]
         for (_, _, folder), out in zip(runs, loaded):
             if not np.array_equal(out["labels"], labels):

@@ -50,6 +50,9 @@ class Rules:
     max_runs: int | None = None
 
     def __post_init__(self) -> None:
+        for key, value, high in (("margin", self.margin, math.inf), ("alpha", self.alpha, 0.5)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < high:
+                raise ValueError(f"{key} must be a number in (0, {high:g}), got {value!r}")
         if isinstance(self.min_seeds, bool) or not isinstance(self.min_seeds, int) or self.min_seeds < 2:
             raise ValueError(
                 f"min_seeds must be an integer >= 2 (a paired spread needs two seeds), got {self.min_seeds!r}"

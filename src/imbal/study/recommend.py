@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from imbal.engine import run_dir as rd
-from imbal.engine.config import config_differences
+from imbal.engine.config import NEUTRAL_KEYS, config_differences
 from imbal.errors import ConfigError, RunFolderError
-from imbal.study.grid import run_grid, shard_cells
+from imbal.study.grid import run_grid
+from imbal.study.locks import ShardSeat, lock_holder, take_seat
 from imbal.study.outputs import Config, StudyOutputs
 from imbal.study.plan import Plan, write_plan
 from imbal.study.race import Outcome, Rules, State, advance, replay
@@ -27,6 +28,7 @@ from imbal.study.spec import PAPER_GRID, Cell, StudySpec
 
 # without a `grid:` the race runs the paper's 15 configurations and logit-adjusted CE
 RACE_GRID = [*PAPER_GRID, {"samplers": ["uniform"], "losses": ["la-ce"]}]
+CELL_KEYS = ("sampler", "loss", "seed")  # what a race varies from cell to cell
 BUDGET_KEYS = ("min_seeds", "max_seeds", "max_runs")
 POLL_SECONDS = float(__import__("os").environ.get("IMBAL_RACE_POLL", 30.0))
 
@@ -38,11 +40,27 @@ def race_configs(spec: StudySpec) -> list[Config]:
 
 
 def race_rules(spec: StudySpec, cli: dict[str, Any]) -> Rules:
-    """The study file's ``budget:`` with the command line's limits on top."""
+    """The study file's ``budget:`` with the command line's limits on top.
+
+    A study file's ``seeds:`` is the race's seed limit (a race trains seeds 0, 1, ... in order): a
+    count, or the list 0..k-1; it may not contradict ``max_seeds``.
+    """
     unknown = sorted(set(spec.budget) - set(BUDGET_KEYS))
     if unknown:
         raise ConfigError(f"unknown budget keys {unknown}; expected {', '.join(BUDGET_KEYS)}")
     values = {**spec.budget, **{k: v for k, v in cli.items() if v is not None}}
+    if spec.seeds_given:
+        if spec.seeds != list(range(len(spec.seeds))):
+            raise ConfigError(
+                f"seeds {spec.seeds} in the study file: a race trains seeds 0, 1, ... in order, so its seeds are a "
+                "count (seeds: 5, the most a configuration gets) or budget max_seeds"
+            )
+        if values.get("max_seeds", len(spec.seeds)) != len(spec.seeds):
+            raise ConfigError(
+                f"the study file says seeds: {len(spec.seeds)} and the race's max_seeds is {values['max_seeds']}; "
+                "a race has one seed limit: give one of them"
+            )
+        values["max_seeds"] = len(spec.seeds)
     try:
         return Rules(margin=spec.plan.margin, alpha=spec.plan.alpha, **values)
     except ValueError as exc:
@@ -56,23 +74,47 @@ def _identity(spec: StudySpec, rules: Rules, configs: list[Config]) -> dict[str,
     return {"label": label, "configs": [list(c) for c in configs], "rules": rules_dict, **spec.plan.stored()}
 
 
+def training_settings(spec: StudySpec) -> dict[str, Any]:
+    """Every setting that changes a race cell's result, but for what the race varies (sampler, loss, seed)."""
+    (label,) = spec.entries
+    cell = Cell(label, *spec.plan.baseline, 0, spec.entries[label])
+    values = spec.config_for(cell, Path(".")).to_dict()
+    return {k: v for k, v in values.items() if k not in (*CELL_KEYS, *NEUTRAL_KEYS)}
+
+
 def claim_folder(root: Path, spec: StudySpec, rules: Rules, configs: list[Config]) -> None:
-    """Writes race.json, or checks the folder's own: another race, or a grid of other settings, is refused."""
+    """Writes race.json, or checks the folder's own: another race, or other training settings, are refused.
+
+    race.json pins every training setting (epochs, lr, data, ...): a race decides on runs of one
+    setting, so a rerun whose study file or command line changes one is refused, naming it.
+    """
     ident = _identity(spec, rules, configs)
+    training = training_settings(spec)
     path = root / rd.RACE_FILE
     if path.is_file():
         old = rd.read_json(path)
         old.pop("max_runs", None)
+        pinned = old.pop("training", None)
         if old != ident:
             changed = sorted(k for k in ident if old.get(k) != ident[k])
             raise RunFolderError(
                 f"{root} holds a race with other settings ({', '.join(changed)}); use another --out, or the same "
                 "study file and limits (only --max-runs may change, to continue a race that ran out of runs)"
             )
+        if pinned is None:  # a race started before its settings were pinned: its runs are the record
+            _check_plain_grid(root, spec)
+        elif config_differences(pinned, training):
+            changes = ", ".join(
+                f"{k} {pinned.get(k)!r} -> {training.get(k)!r}" for k in config_differences(pinned, training)
+            )
+            raise RunFolderError(
+                f"{root} holds a race trained with other settings ({changes}); a race decides on runs of one "
+                "setting: rerun it with the settings it was started with, or use another --out"
+            )
     else:
         _check_plain_grid(root, spec)
     write_plan(root, spec.plan)
-    rd.write_json(path, {**ident, "max_runs": rules.max_runs})
+    rd.write_json(path, {**ident, "training": training, "max_runs": rules.max_runs})
 
 
 def _check_plain_grid(root: Path, spec: StudySpec) -> None:
@@ -128,6 +170,44 @@ def round_cells(spec: StudySpec, state: State) -> list[Cell]:
     return [Cell(label, c[0], c[1], s, spec.entries[label]) for c in configs for s in range(state.seeds)]
 
 
+def cells_to_train(cells: list[Cell], seat: ShardSeat) -> list[Cell]:
+    """This shard's cells of a round, then those of shards that are not running (never started, or died)."""
+    n = seat.count
+    own = cells[seat.index :: n]
+    return own + [c for k, c in enumerate(cells) if k % n != seat.index and not seat.live(k % n)]
+
+
+@dataclass
+class Waiting:
+    """What a shard with nothing left to train in a round waits for, said when it changes (not every poll)."""
+
+    log: Callable[[str], None]
+    since: float = 0.0
+    said: tuple[str, ...] = ()
+
+    def report(self, root: Path, pending: list[Cell]) -> None:
+        keys = tuple(c.key for c in pending)
+        if keys == self.said:
+            return
+        if not self.said:
+            self.since = time.time()
+        self.said = keys
+        parts = [f"{c.key} ({_holder(c.run_dir(root))})" for c in pending[:6]]
+        more = f" and {len(pending) - 6} more" if len(pending) > 6 else ""
+        self.log(
+            f"race: waiting since {time.strftime('%H:%M:%S', time.localtime(self.since))} for {len(pending)} cell(s) "
+            f"of this round that other processes train: {'; '.join(parts)}{more}"
+        )
+
+    def done(self) -> None:
+        self.said = ()
+
+
+def _holder(run: Path) -> str:
+    holder = lock_holder(run / rd.LOCK)
+    return f"training: pid {holder[1]} on {holder[0]}" if holder else "not started by its shard yet"
+
+
 def run_race(
     spec: StudySpec,
     root: str | Path,
@@ -154,16 +234,38 @@ def run_race(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     claim_folder(root, spec, rules, configs)
+    seat = take_seat(root, shard)
+    try:
+        return _rounds(spec, root, rules, configs, seat, jobs, log, poll, live_every)
+    finally:
+        seat.release()
+
+
+def _rounds(
+    spec: StudySpec,
+    root: Path,
+    rules: Rules,
+    configs: list[Config],
+    seat: ShardSeat,
+    jobs: int,
+    log: Callable[[str], None],
+    poll: float,
+    live_every: float,
+) -> State:
+    waiting = Waiting(log)
+    said = None
     while True:
         state = race_state(root, spec, rules, configs)
         if state.outcome is not None:
             return state
-        mine = [
-            c for c in shard_cells(round_cells(spec, state), shard) if not rd.is_finished(c.run_dir(root))
-        ]
-        log(
-            f"race: round with {state.seeds} seeds, {len(state.alive)} configurations in the race, {len(mine)} cells here"
-        )
+        cells = round_cells(spec, state)
+        mine = [c for c in cells_to_train(cells, seat) if not rd.is_finished(c.run_dir(root))]
+        if (state.seeds, len(state.alive), len(mine)) != said:
+            said = (state.seeds, len(state.alive), len(mine))
+            log(
+                f"race: round with {state.seeds} seeds, {len(state.alive)} configurations in the race, "
+                f"{len(mine)} cells here"
+            )
         status = run_grid(spec, root, jobs=jobs, cells=mine, log=log, live_every=live_every) if mine else None
         if status and status["failed"]:
             raise RunFolderError(
@@ -171,7 +273,11 @@ def run_race(
                 "cause and run the same command again"
             )
         if status is None or not status["done"]:
-            time.sleep(poll)  # the round's other cells are another shard's, or busy in another process
+            # the round's other cells are another shard's, or busy in another process
+            waiting.report(root, [c for c in cells if not rd.is_finished(c.run_dir(root))])
+            time.sleep(poll)
+        else:
+            waiting.done()
 
 
 def history_rows(state: State) -> list[dict[str, Any]]:
@@ -210,7 +316,11 @@ def replay_study(study: StudyOutputs, plan: Plan, rules: Rules) -> Outcome:
 
 
 def race_from_folder(root: Path) -> tuple[State, Rules, list[Config]] | None:
-    """A race folder's state, recomputed from its race.json and finished runs (None: not a race folder)."""
+    """A race folder's state, recomputed from its race.json and finished runs (None: not a race folder).
+
+    Every value of race.json is checked as ``imbal recommend`` checks its own: an edited or damaged
+    file is one line, never a wrong "still running" or a traceback.
+    """
     path = Path(root) / rd.RACE_FILE
     if not path.is_file():
         return None
@@ -218,9 +328,25 @@ def race_from_folder(root: Path) -> tuple[State, Rules, list[Config]] | None:
     try:
         plan = Plan(data["primary_metric"], data["equivalence_margin"], data["harm_margin"])
         rules = Rules(**data["rules"], max_runs=data.get("max_runs"))
-        configs = [tuple(c) for c in data["configs"]]
+        configs = _configs(data["configs"], plan)
         label = data["label"]
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"label must be a data-set label, got {label!r}")
     except (KeyError, TypeError, ValueError) as exc:
-        raise RunFolderError(f"{path} is damaged ({exc}); run the race again into a new --out") from None
+        raise RunFolderError(
+            f"{path} is damaged or was edited ({exc}); run the race again into a new --out"
+        ) from None
     state = advance(configs, plan.baseline, rules, score_reader(Path(root), label, plan))
     return state, rules, configs
+
+
+def _configs(raw: Any, plan: Plan) -> list[Config]:
+    ok = isinstance(raw, list) and all(
+        isinstance(c, list) and len(c) == 2 and all(isinstance(v, str) and v for v in c) for c in raw
+    )
+    if not ok:
+        raise ValueError(f"configs must be a list of [sampler, loss] pairs, got {raw!r}")
+    configs = [(c[0], c[1]) for c in raw]
+    if len(set(configs)) != len(configs) or plan.baseline not in configs:
+        raise ValueError(f"configs must be distinct and hold the baseline {list(plan.baseline)}, got {raw!r}")
+    return configs

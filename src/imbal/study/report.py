@@ -289,8 +289,8 @@ def make_report(
     runs = collect_runs(root)
     frame = runs.drop(columns=["class_names", "f1_per_class", "confusion_matrix", "config", "dataset_info"])
     frame["run_dir"] = [_relative(p, root) for p in frame.run_dir]
+    write_archive(runs, out / ARCHIVE)  # reads (and checks) every run's outputs before anything is written
     frame.to_csv(out / RUNS_CSV, index=False)
-    write_archive(runs, out / ARCHIVE)
     blocks = _header(root, runs, plan, plan_note)
     race = race_from_folder(root)
     if race is not None:

@@ -64,6 +64,7 @@ class StudySpec:
     plan: Plan = field(default_factory=Plan)  # the analysis, fixed before the runs (imbal.study.plan)
     grid_given: bool = True  # False: the study file named no grid (the paper's was used)
     budget: dict[str, Any] = field(default_factory=dict)  # `imbal recommend` limits (imbal.study.recommend)
+    seeds_given: bool = False  # the study file named its seeds (a race takes them as its seed limit)
 
     def cells(self) -> list[Cell]:
         out = []
@@ -187,5 +188,11 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
             f"budget in {path} must be a mapping like {{max_runs: 60, max_seeds: 5}}, got {budget!r}"
         )
     return StudySpec(
-        entries, grid, _seeds(data, str(path)), plan_from(data, str(path)), "grid" in data, dict(budget)
+        entries,
+        grid,
+        _seeds(data, str(path)),
+        plan_from(data, str(path)),
+        "grid" in data,
+        dict(budget),
+        "seeds" in data,
     )

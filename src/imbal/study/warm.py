@@ -53,6 +53,42 @@ class CellFailed(Exception):
         self.text = text
 
 
+class CellStopped(Exception):
+    """The grid stopped this cell's process (an interrupt): the cell is resumable, not failed."""
+
+
+class Children:
+    """The cell processes of one grid, so that one interrupt stops them all.
+
+    A cell's process ignores SIGINT (the terminal sends Ctrl-C to the whole process group): the grid
+    alone decides, and stops every running cell with SIGTERM. A run's files are written atomically, so
+    a stopped cell resumes from its last checkpoint.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[Any] = set()
+        self.stopping = threading.Event()
+
+    def add(self, child: Any) -> None:
+        with self._lock:
+            self._live.add(child)
+            stop = self.stopping.is_set()
+        if stop:  # started while the grid was being stopped
+            child.terminate()
+
+    def discard(self, child: Any) -> None:
+        with self._lock:
+            self._live.discard(child)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            self.stopping.set()
+            live = list(self._live)
+        for child in live:
+            child.terminate()
+
+
 def error_text(exc: BaseException) -> str:
     """A failure as error.txt holds it: type and message, then the traceback (a user error: the message)."""
     if isinstance(exc, UserError):
@@ -88,11 +124,13 @@ def server_ready() -> float:
     return time.perf_counter() - t
 
 
-def run_in_child(target: Callable[..., Any], *args: Any) -> None:
-    """``target(*args)`` in a fresh process forked from the warm server; :class:`CellFailed` if it did not return.
+def run_in_child(target: Callable[..., Any], *args: Any, children: Children | None = None) -> None:
+    """``target(*args)`` in a fresh process forked from the warm server; :class:`CellFailed` if it did not return,
+    :class:`CellStopped` if ``children`` were stopped meanwhile (and on an interrupt here: the child is stopped).
 
     ``target`` must be importable by name (it travels pickled, as a reference).
     """
+    children = children or Children()
     ctx = context()
     fd, output = tempfile.mkstemp(prefix="imbal-cell-", suffix=".out")
     os.close(fd)
@@ -106,11 +144,21 @@ def run_in_child(target: Callable[..., Any], *args: Any) -> None:
         )
         with _turns:
             child.start()
+        children.add(child)
         send.close()  # the child holds the only writer now: EOF means it is gone
         try:
             kind, text = receive.recv()
         except EOFError:
             kind, text = "died", ""
+        except KeyboardInterrupt:  # the interrupt reached this thread: stop the child before leaving
+            children.stop_all()
+            _reap(child)
+            raise
+        finally:
+            children.discard(child)
+        if kind == "died" and children.stopping.is_set():
+            _reap(child)
+            raise CellStopped(f"stopped by the grid ({how_it_ended(child.exitcode)})")
         if kind == "died":
             text = f"CellDied: the cell's process {how_it_ended(_reap(child))}\n\n{_tail(output)}"
         else:
@@ -165,6 +213,8 @@ def child_main(
 ) -> None:
     """A cell's process: run ``target(*args)`` and report whether it returned or what it raised."""
     _prctl(PR_SET_NAME, CHILD_NAME)
+    # Ctrl-C reaches the whole process group: the grid decides, and stops this process itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if die_with_parent() and not pid_alive(grid_pid):
         os._exit(137)  # the grid, and so the server, died before prctl took effect: no signal would come
     os.environ.clear()
