@@ -64,6 +64,14 @@ def fit_temperature(
     The NLL is convex in ``1 / T`` (a log-sum-exp of a linear function minus a linear term), hence
     unimodal in ``log T``: a golden-section search over ``log T`` in float64 finds the minimum
     without step sizes or random starts (80 steps narrow the range to about 1e-16 of its width).
+
+    Example:
+        >>> import torch
+        >>> from imbal.calibration import fit_temperature
+        >>> z = torch.tensor([[4.0, 0.0], [4.0, 0.0], [0.0, 4.0], [0.0, 4.0]])
+        >>> fit = fit_temperature(z, torch.tensor([0, 1, 1, 1]))  # one confident mistake: T > 1 softens
+        >>> round(fit.temperature, 2), round(fit.nll_before, 4), round(fit.nll, 4)
+        (3.64, 1.0181, 0.5623)
     """
     labels = _check(val_logits, val_labels, "val")
     z = val_logits.detach().double()

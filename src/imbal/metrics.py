@@ -85,6 +85,15 @@ def confusion_matrices(labels: torch.Tensor, preds: torch.Tensor, num_classes: i
     ``preds`` ``(..., N)`` are hard predictions of the ``N`` samples whose ``labels`` are ``(N,)``;
     the leading dimensions (runs, taus) become matrices of a batch, which :func:`confusion_scores`
     scores in one call.
+
+    Example:
+        >>> import torch
+        >>> from imbal.metrics import confusion_matrices
+        >>> labels = torch.tensor([0, 0, 0, 1, 1, 2])
+        >>> confusion_matrices(labels, torch.tensor([0, 0, 1, 1, 1, 0]), num_classes=3)
+        tensor([[2, 1, 0],
+                [0, 2, 0],
+                [1, 0, 0]])
     """
     c, batch = num_classes, preds.shape[:-1]
     rows = math.prod(batch)
@@ -142,7 +151,16 @@ def confusion_scores(cm: torch.Tensor, minority: int | None = None) -> dict[str,
 
 
 def metrics_from_confusion(cm: torch.Tensor, minority: int | None = None) -> dict[str, float | list[float]]:
-    """:func:`confusion_scores` of one ``(C, C)`` matrix as plain Python numbers (for JSON and tables)."""
+    """:func:`confusion_scores` of one ``(C, C)`` matrix as plain Python numbers (for JSON and tables).
+
+    Example:
+        >>> import torch
+        >>> from imbal.metrics import metrics_from_confusion
+        >>> cm = torch.tensor([[2, 1, 0], [0, 2, 0], [1, 0, 0]])  # rows true, columns predicted
+        >>> m = metrics_from_confusion(cm, minority=2)
+        >>> round(m["balanced_accuracy"], 4), round(m["mcc"], 4), m["minority_f1"], m["support"]
+        (0.5556, 0.4523, 0.0, [3, 2, 1])
+    """
     if cm.ndim != 2:
         raise ValueError(f"confusion matrix must be square (C, C), got shape={tuple(cm.shape)}")
     scores = confusion_scores(cm, minority)
@@ -193,17 +211,36 @@ def ece_from_bins(bins: torch.Tensor) -> float:
 
 
 def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = ECE_BINS) -> float:
-    """Expected calibration error of the top-class confidence over ``n_bins`` equal-width bins."""
+    """Expected calibration error of the top-class confidence over ``n_bins`` equal-width bins.
+
+    ``probs (N, C)`` are probabilities (not logits), ``labels (N,)`` integer; in [0, 1], NaN for N = 0.
+
+    Example:
+        >>> import torch
+        >>> from imbal.metrics import expected_calibration_error
+        >>> probs = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]])
+        >>> round(expected_calibration_error(probs, torch.tensor([0, 1, 1, 1])), 4)
+        0.3
+    """
     return ece_from_bins(calibration_bins(probs, labels, n_bins))
 
 
 def summed_squared_error(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``sum_i sum_k (p_ik - y_ik)^2`` in float64, unchecked: the Brier sum, which adds over batches."""
     p = probs.double()
     # sum_k (p_k - y_k)^2 = sum_k p_k^2 - 2 p_y + 1, summed over samples
     return (p.square().sum(-1) - 2 * p.gather(-1, labels[:, None].long())[:, 0] + 1).sum()
 
 
 def brier_score(probs: torch.Tensor, labels: torch.Tensor) -> float:
-    """Multi-class Brier score ``mean_i sum_k (p_ik - y_ik)^2`` in [0, 2] (0 is perfect); NaN for N = 0."""
+    """Multi-class Brier score ``mean_i sum_k (p_ik - y_ik)^2`` in [0, 2] (0 is perfect); NaN for N = 0.
+
+    Example:
+        >>> import torch
+        >>> from imbal.metrics import brier_score
+        >>> probs = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]])
+        >>> round(brier_score(probs, torch.tensor([0, 1, 1, 1])), 4)
+        0.25
+    """
     _check_probs(probs, labels)
     return float(summed_squared_error(probs, labels)) / len(labels) if len(labels) else math.nan

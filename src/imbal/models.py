@@ -17,6 +17,17 @@ class Classifier(nn.Module):
     """``backbone`` (MONAI ResNet without its fc) -> ``features (N, D)`` -> ``head`` -> ``logits (N, C)``.
 
     ``config`` holds the constructor arguments, so a checkpoint rebuilds the model from the file alone.
+
+    Args:
+        arch: ``resnet18``, ``resnet34`` or ``resnet50``.
+        spatial_dims: 2 (images) or 3 (volumes).
+        in_channels: channels ``C`` of the input.
+        num_classes: classes of the head, >= 2.
+        small_input: a 3x3 stride-1 stem without max-pool (for 28-64 px inputs).
+        widen_factor: channel multiplier of every stage (at least one stem channel).
+        norm: ``batch`` or ``group`` (GroupNorm: batch-size independent).
+
+    Raises ``ValueError`` for any argument outside these ranges.
     """
 
     def __init__(
@@ -84,6 +95,7 @@ class Classifier(nn.Module):
         return self.backbone(x).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` of images ``(N, in_channels, *spatial)``."""
         return self.head(self.features(x))
 
 

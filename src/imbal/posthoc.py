@@ -83,6 +83,13 @@ def adjust_logits(
 
     Priors are normalised first (counts are fine). The result keeps the logits' dtype and device.
     ``tau = 0`` returns an unchanged copy, bit for bit.
+
+    Example:
+        >>> import torch
+        >>> from imbal.posthoc import adjust_logits
+        >>> logits = torch.tensor([[2.0, 1.0], [1.0, 0.5]])
+        >>> adjust_logits(logits, [90, 10], tau=1.0).argmax(-1)  # the rare class 1 now wins both
+        tensor([1, 1])
     """
     _check_logits(logits)
     log_p = _priors(class_priors, logits.shape[1]).log()

@@ -5,8 +5,8 @@ set, all three splits non-empty, two or more training classes, one shape) or rai
 :class:`UserError` on one line; any other exception type is a bug.
 
 Each example starts from a healthy source and applies up to two faults drawn from a catalogue
-(some harmless, such as float pixels in [0, 1] or a 16-bit PNG, most not). ``test_zz_report``
-prints how many examples each loader saw and how they ended.
+(some harmless, such as float pixels in [0, 1] or a 16-bit PNG, most not). Each loader's test
+counts its own examples' outcomes, prints them, and asserts that both kinds occurred.
 """
 
 import collections
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,7 +24,6 @@ from imbal.data import load_dataset, load_image_folder, load_nifti_csv, load_npz
 from imbal.errors import UserError
 from imbal.naming import SPLITS
 
-COUNTS: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 # examples per loader: sized for ~20 s on a laptop core; IMBAL_FUZZ_SCALE=10 for a deeper local hunt
 SCALE = float(os.environ.get("IMBAL_FUZZ_SCALE", "1"))
 FUZZ = settings(
@@ -51,16 +49,30 @@ def assert_valid(splits) -> None:
     assert len(torch.unique(splits.train.labels)) == k >= 2
 
 
-def outcome(loader: str, load) -> None:
+def outcome(counts: collections.Counter, load) -> None:
     """Run ``load``: a returned value must be valid, an exception must be a one-line UserError."""
     try:
         splits = load()
     except UserError as exc:
         assert "\n" not in str(exc), str(exc)  # the CLI prints user errors on one line
-        COUNTS[loader][type(exc).__name__] += 1
+        counts[type(exc).__name__] += 1
         return
     assert_valid(splits)
-    COUNTS[loader]["valid"] += 1
+    counts["valid"] += 1
+
+
+def run_and_report(loader: str, fuzz, capsys) -> None:
+    """Run the hypothesis function ``fuzz`` with a counter of its own; print and check the counts.
+
+    The counter lives in this call, not in the module, so each test checks its own examples
+    whichever tests ran before it (or did not run at all).
+    """
+    counts: collections.Counter = collections.Counter()
+    fuzz(counts)
+    with capsys.disabled():
+        print(f"\nfuzz {loader}: {sum(counts.values())} examples: {dict(sorted(counts.items()))}")
+    # both outcomes seen: the generators reach past the first check
+    assert counts["valid"] > 0 and sum(counts.values()) > counts["valid"], dict(counts)
 
 
 def faults(draw, catalogue: list[str]) -> set[str]:
@@ -172,8 +184,8 @@ def npz_label_fault(f: set[str], y: np.ndarray, k: int) -> np.ndarray:
 
 
 @FUZZ
-@given(st.data())
-def test_fuzz_npz(data):
+@given(data=st.data())
+def fuzz_npz(counts: collections.Counter, data) -> None:
     draw = data.draw
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     f = faults(draw, NPZ_FAULTS)
@@ -197,9 +209,13 @@ def test_fuzz_npz(data):
                 damage(path, how, rng)
                 break
         if draw(st.booleans()):
-            outcome("npz", lambda: load_npz(path, **kwargs))
+            outcome(counts, lambda: load_npz(path, **kwargs))
         else:
-            outcome("npz", lambda: load_dataset({"kind": "npz", "path": str(path), **kwargs}))
+            outcome(counts, lambda: load_dataset({"kind": "npz", "path": str(path), **kwargs}))
+
+
+def test_fuzz_npz(capsys):
+    run_and_report("npz", fuzz_npz, capsys)
 
 
 # --- CSVs (shared by the folder and NIfTI loaders) -------------------------------------------------
@@ -294,8 +310,8 @@ def write_png(path: Path, rng, mode: str) -> None:
 
 
 @settings(FUZZ, max_examples=int(250 * SCALE))
-@given(st.data())
-def test_fuzz_image_folder(data):
+@given(data=st.data())
+def fuzz_image_folder(counts: collections.Counter, data) -> None:
     draw = data.draw
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     f = faults(draw, [*CSV_FAULTS, "png_16bit"])
@@ -317,7 +333,11 @@ def test_fuzz_image_folder(data):
             "size": draw(st.sampled_from([4, 6])),
             "channels": draw(st.sampled_from([1, 3])),
         }
-        outcome("folder", lambda: load_image_folder(root / "labels.csv", **kwargs))
+        outcome(counts, lambda: load_image_folder(root / "labels.csv", **kwargs))
+
+
+def test_fuzz_image_folder(capsys):
+    run_and_report("folder", fuzz_image_folder, capsys)
 
 
 # --- NIfTI + CSV -----------------------------------------------------------------------------------
@@ -347,8 +367,8 @@ def write_volume(path: Path, rng, shape: tuple[int, ...], dtype, poison: str | N
 
 
 @settings(FUZZ, max_examples=int(200 * SCALE))
-@given(st.data())
-def test_fuzz_nifti_csv(data):
+@given(data=st.data())
+def fuzz_nifti_csv(counts: collections.Counter, data) -> None:
     draw = data.draw
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     f = faults(draw, CSV_FAULTS + VOLUME_FAULTS)
@@ -379,17 +399,10 @@ def test_fuzz_nifti_csv(data):
         write_csv(root / "x.csv", rows, f)
         kwargs = csv_kwargs(f, k) | {"sequence_columns": sequences, "size": 4}
         if draw(st.booleans()):
-            outcome("nifti", lambda: load_nifti_csv(root / "x.csv", **kwargs))
+            outcome(counts, lambda: load_nifti_csv(root / "x.csv", **kwargs))
         else:
-            outcome("nifti", lambda: load_dataset({"kind": "nifti", "csv": str(root / "x.csv"), **kwargs}))
+            outcome(counts, lambda: load_dataset({"kind": "nifti", "csv": str(root / "x.csv"), **kwargs}))
 
 
-def test_zz_report(capsys):
-    """How many examples ran per loader and how each ended (valid, or which user error)."""
-    if not COUNTS:
-        pytest.skip("run with the fuzz tests above")
-    with capsys.disabled():
-        for loader, counts in sorted(COUNTS.items()):
-            print(f"\nfuzz {loader}: {sum(counts.values())} examples: {dict(sorted(counts.items()))}")
-    for counts in COUNTS.values():  # both outcomes seen: the generators reach past the first check
-        assert counts["valid"] > 0 and sum(counts.values()) > counts["valid"]
+def test_fuzz_nifti_csv(capsys):
+    run_and_report("nifti", fuzz_nifti_csv, capsys)

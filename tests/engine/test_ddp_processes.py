@@ -86,7 +86,8 @@ def test_a_killed_parent_takes_its_ranks_with_it(tmp_path):
             time.sleep(0.05)
         assert ranks, "the parent started no rank"
         os.kill(parent.pid, signal.SIGKILL)  # during start-up, as a user's kill -9 or an OOM kill would
-        parent.wait()
+        # a parent that ended on its own before the kill would leave its ranks to end on their own too
+        assert parent.wait() == -signal.SIGKILL, "the parent ended before it was killed"
         deadline = time.monotonic() + 300  # a generous bound: the rank needs its imports first
         while any(_alive(r) for r in ranks) and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -27,6 +27,7 @@ def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def random_gamma(
     x: torch.Tensor, g: torch.Generator, p: float = 0.5, gamma: tuple[float, float] = (0.5, 1.5)
 ) -> torch.Tensor:
+    """Gamma ``x ** gamma`` with a per-sample gamma from ``gamma``; ``x`` ``(N, C, *spatial)`` in [0, 1]."""
     gam = _uniform(x.shape[0], gamma[0], gamma[1], g, x.device)
     gam = torch.where(_per_sample(x.shape[0], g, x.device, p), gam, torch.ones_like(gam))
     return x.clamp_min(0).pow(_bcast(gam, x))
@@ -98,6 +99,7 @@ def random_crop(x: torch.Tensor, g: torch.Generator, size: tuple[int, ...]) -> t
 
 
 def centre_crop(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """The centre window of ``size`` (a length <= the image's per spatial axis) of ``(N, C, *spatial)``."""
     slices = [slice(None), slice(None)]
     for want, have in zip(size, x.shape[2:]):
         start = (have - want) // 2
@@ -125,6 +127,11 @@ class Augmentation:
         return None if self.crop_size is None else (self.crop_size,) * self.spatial_dims
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """The training transform of images ``(N, C, *spatial)`` in [0, 1], drawn from ``g``.
+
+        Returns images in [0, 1] (cropped to ``crop_size`` when set); images with another number
+        of spatial dims raise ``ValueError``.
+        """
         if x.ndim != self.spatial_dims + 2:
             raise ValueError(
                 f"expected images (N, C, *spatial) with {self.spatial_dims} spatial dims, got shape={tuple(x.shape)}"
@@ -139,5 +146,6 @@ class Augmentation:
         return x
 
     def eval(self, x: torch.Tensor) -> torch.Tensor:
+        """The evaluation transform: the centre crop when ``crop_size`` is set, else ``x`` unchanged."""
         crop = self._crop()
         return x if crop is None else centre_crop(x, crop)

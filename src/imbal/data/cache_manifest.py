@@ -32,23 +32,28 @@ _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.f
 
 
 def images_file(split: str) -> str:
+    """The cache's file of a split's uint8 images ``(N, C, *spatial)``."""
     return f"{split}_images.npy"
 
 
 def labels_file(split: str) -> str:
+    """The cache's file of a split's int64 labels ``(N,)``."""
     return f"{split}_labels.npy"
 
 
 def cache_files() -> set[str]:
+    """Every file name a complete cache holds: the manifest and two files per split."""
     return {MANIFEST} | {f(s) for s in SPLITS for f in (images_file, labels_file)}
 
 
 def manifest_checksum(manifest: dict[str, Any]) -> str:
+    """The sha256 (hex) of the manifest's entries other than its checksum, as canonical JSON."""
     body = {k: v for k, v in manifest.items() if k != CHECKSUM}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in 16 MiB blocks (memory stays flat for any file size)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(_CHUNK):

@@ -53,9 +53,11 @@ class Split:
         raise NotImplementedError
 
     def subset(self, index: torch.Tensor | list[int]) -> Split:
+        """The samples ``index`` as a split of the same type, name and classes."""
         raise NotImplementedError
 
     def to(self, device: torch.device | str) -> Split:
+        """A copy whose :meth:`batch` returns tensors on ``device``."""
         raise NotImplementedError
 
     def __len__(self) -> int:
@@ -63,22 +65,27 @@ class Split:
 
     @property
     def spatial_dims(self) -> int:
+        """2 for images, 3 for volumes."""
         return self.images.ndim - 2
 
     @property
     def in_channels(self) -> int:
+        """Channels ``C`` of the images."""
         return self.images.shape[1]
 
     @property
     def spatial_size(self) -> tuple[int, ...]:
+        """``(H, W)`` or ``(D, H, W)``."""
         return tuple(self.images.shape[2:])
 
     @property
     def class_counts(self) -> torch.Tensor:
+        """Samples per class, int64 ``(num_classes,)`` on the CPU (0 for an absent class)."""
         return torch.bincount(self.labels.cpu(), minlength=self.num_classes)
 
     @property
     def imbalance_ratio(self) -> float:
+        """Largest over smallest class count (an absent class counts as 1)."""
         counts = self.class_counts.float()
         return float(counts.max() / counts.clamp_min(1).min())
 
@@ -114,6 +121,7 @@ class ImageDataset(Split):
         return self.images[index].float().div_(255.0), self.labels[index]
 
     def subset(self, index: torch.Tensor | list[int]) -> ImageDataset:
+        """The samples ``index`` (a copy, on the data's device)."""
         index = torch.as_tensor(index, dtype=torch.long)
         return ImageDataset(
             self.images[index],
@@ -125,6 +133,7 @@ class ImageDataset(Split):
         )
 
     def to(self, device: torch.device | str) -> ImageDataset:
+        """The images and labels moved to ``device`` (where :meth:`batch` then gathers)."""
         return ImageDataset(
             self.images.to(device),
             self.labels.to(device),
@@ -156,6 +165,7 @@ class Splits:
 
     @property
     def synthetic(self) -> bool:
+        """The data are generated (``imbal.data.synthetic_set``), not a real data set."""
         return self.train.synthetic
 
     def check(self) -> Splits:

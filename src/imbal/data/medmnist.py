@@ -24,6 +24,7 @@ def cache_dir() -> Path:
 
 
 def md5sum(path: Path, chunk: int = 1 << 20) -> str:
+    """The hex MD5 of a file, read in ``chunk``-byte blocks (MedMNIST publishes MD5s, not sha256)."""
     h = hashlib.md5()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -32,6 +33,7 @@ def md5sum(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def medmnist_info(name: str, size: int = 28) -> MedMNISTInfo:
+    """The table entry of a MedMNIST set (any case); an unknown name or size is a :class:`DataError`."""
     key = name.lower()
     if key not in MEDMNIST:
         raise DataError(f"unknown MedMNIST set {name!r}; known: {', '.join(sorted(MEDMNIST))}")
@@ -53,6 +55,7 @@ def candidate_paths(info: MedMNISTInfo, size: int, root: str | Path | None) -> l
 
 
 def verify(path: Path, expected_md5: str) -> None:
+    """Raise :class:`DataError` unless the file's MD5 is ``expected_md5`` (a corrupt or unofficial file)."""
     got = md5sum(path)
     if got != expected_md5:
         raise DataError(

@@ -16,6 +16,12 @@ ZENODO_RECORD = "https://zenodo.org/records/10519652/files"
 
 @dataclass(frozen=True)
 class MedMNISTInfo:
+    """One MedMNIST set: shape, classes, the MD5 of each image size and the official split sizes.
+
+    ``md5`` maps an image size (28, 64, 128, 224) to its file's MD5; ``n_samples`` maps each split
+    to its sample count; ``task`` is the ``INFO`` task (``multi-label`` sets are refused on load).
+    """
+
     name: str
     spatial_dims: int
     channels: int
@@ -27,6 +33,7 @@ class MedMNISTInfo:
 
     @property
     def sizes(self) -> tuple[int, ...]:
+        """The image sizes with an official file, ascending."""
         return tuple(sorted(self.md5))
 
     @property
@@ -35,9 +42,11 @@ class MedMNISTInfo:
         return self.task == "ordinal-regression"
 
     def filename(self, size: int = 28) -> str:
+        """The official file name (``name.npz`` for 28 px, ``name_64.npz`` etc. otherwise)."""
         return f"{self.name}.npz" if size == 28 else f"{self.name}_{size}.npz"
 
     def url(self, size: int = 28) -> str:
+        """The Zenodo download URL of the file of ``size``."""
         return f"{ZENODO_RECORD}/{self.filename(size)}?download=1"
 
 

@@ -34,6 +34,7 @@ def normalise_in_mask(volume: np.ndarray) -> np.ndarray:
 
 
 def centre_crop_or_pad(volume: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
+    """The centre ``size`` window of a 3D volume, each axis cropped or zero-padded symmetrically."""
     out = np.zeros(size, dtype=volume.dtype)
     src, dst = [], []
     for have, want in zip(volume.shape, size):

@@ -40,6 +40,13 @@ class DiskImages:
     The file is reopened by path for each read, so each read checks that it is still the file
     first opened (device, inode, size, modification time): a cache rebuilt (``prepare --force``)
     or changed while a run reads it stops the run instead of mixing two data sets into one.
+
+    Args:
+        path: the ``.npy`` file.
+        offset: byte offset of its data (after the header).
+        file_shape: the array's shape ``(N, C, *spatial)`` in the file.
+        rows: the file rows this view holds, in view order (None: all, in file order).
+        stamp: the file identity to hold reads to (None: taken from the file now).
     """
 
     dtype = torch.uint8
@@ -62,11 +69,13 @@ class DiskImages:
 
     @property
     def shape(self) -> torch.Size:
+        """``(len(rows), C, *spatial)``, as a tensor's ``shape``."""
         n = self.file_shape[0] if self.rows is None else len(self.rows)
         return torch.Size((n, *self.file_shape[1:]))
 
     @property
     def ndim(self) -> int:
+        """Dimensions of :attr:`shape` (4 for images, 5 for volumes)."""
         return len(self.file_shape)
 
     def __len__(self) -> int:
@@ -112,6 +121,7 @@ class DiskImages:
         return torch.from_numpy(out.reshape(*index.shape, *self.file_shape[1:]))
 
     def select(self, index: np.ndarray) -> DiskImages:
+        """A view of the samples ``index`` (view positions) of this view; nothing is read."""
         return DiskImages(
             self.path, self.offset, self.file_shape, self._rows(np.asarray(index, dtype=np.int64)), self.stamp
         )
@@ -167,12 +177,14 @@ class DiskDataset(Split):
         return x.float().div_(255.0), self.labels[index.to(self.labels.device)]
 
     def subset(self, index: torch.Tensor | list[int]) -> DiskDataset:
+        """The samples ``index``: a narrower view of the same file, nothing is read."""
         index = torch.as_tensor(index, dtype=torch.long).cpu()
         return replace(
             self, images=self.images.select(index.numpy()), labels=self.labels[index.to(self.labels.device)]
         )
 
     def to(self, device: torch.device | str) -> DiskDataset:
+        """Labels moved to ``device``, and :meth:`batch` output there; the images stay on disk."""
         return replace(self, labels=self.labels.to(device), device=torch.device(device))
 
     def load(self, chunk_bytes: int = 64 << 20) -> ImageDataset:
@@ -233,6 +245,12 @@ class Prefetcher:
     asynchronous); each is moved with ``non_blocking`` and converted to float on the device.
     A CUDA event per buffer keeps the reader from overwriting a batch still being copied. The
     yielded ``(x, y)`` equal ``dataset.batch(idx)`` for each ``idx`` of ``index_batches``, in order.
+
+    Args:
+        dataset: an :class:`ImageDataset` or :class:`DiskDataset`.
+        index_batches: a ``(steps, batch)`` index tensor or a list of 1-D index tensors.
+        device: where the batches go.
+        depth: batches read ahead, >= 1 (``ValueError`` otherwise).
     """
 
     def __init__(
@@ -334,11 +352,11 @@ def _take(free: queue.Queue, stop: threading.Event) -> Any:
 def iterate_batches(
     dataset: AnyDataset, index_batches: IndexBatches, device: torch.device | str, *, depth: int = 2
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``(x, y)`` per row of ``index_batches`` (a ``(steps, batch)`` tensor or a list of 1-D index
-    tensors): float images in [0, 1] and labels on ``device``.
+    """``(x, y)`` per batch of ``index_batches``: float images in [0, 1] and labels on ``device``.
 
-    A set already on ``device`` is gathered in place; a disk-backed set, or one held in host memory
-    for a CUDA device, goes through the :class:`Prefetcher`. The tensors are equal either way.
+    ``index_batches`` is a ``(steps, batch)`` tensor or a list of 1-D index tensors. A set already
+    on ``device`` is gathered in place; a disk-backed set, or one held in host memory for a CUDA
+    device, goes through the :class:`Prefetcher`. The tensors are equal either way.
     """
     device = torch.device(device)
     if isinstance(dataset, ImageDataset) and _same_device(dataset.images.device, device):

@@ -24,6 +24,19 @@ class CombinedLoss(nn.Module):
     and each batch-level metric term is scaled by the batch's mean weight ``mean_i w_{y_i}``: what a
     per-sample weight does to a batch-level term (docs/method.md, "Class weights"). Without weights every term is a
     plain mean, so ``ce`` alone equals ``F.cross_entropy``.
+
+    Args:
+        terms: ``(coefficient, name, module)`` per term; names from :data:`LOSS_TERMS`, at least one
+            (``ValueError`` otherwise). :func:`build_loss` builds them from a loss name.
+        class_weights: optional per-class weights ``(C,)``.
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import CombinedLoss, CrossEntropy, SoftMCCLoss
+        >>> loss = CombinedLoss([(1.0, "ce", CrossEntropy()), (0.5, "mcc", SoftMCCLoss())])
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> round(float(loss(logits, torch.tensor([0, 0, 1, 1]))), 4)
+        0.5868
     """
 
     class_weights: torch.Tensor | None
@@ -47,6 +60,7 @@ class CombinedLoss(nn.Module):
         )
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The weighted sum of the terms for ``logits (N, C)`` and ``target (N,)``, a scalar."""
         weights = None
         if self.class_weights is not None:
             weights = self.class_weights.to(logits.device)[target]
@@ -63,11 +77,21 @@ class CombinedLoss(nn.Module):
         return total
 
     def extra_repr(self) -> str:
+        """The sum as written in a loss name, e.g. ``1*ce + 0.5*mcc`` (shown in ``repr``)."""
         return " + ".join(f"{c:g}*{n}" for c, n in zip(self.coefficients, self.names))
 
 
 def parse_loss_name(name: str) -> list[tuple[float, str]]:
-    """``"ce+0.5*mcc"`` -> ``[(1.0, "ce"), (0.5, "mcc")]``; unknown terms raise ``ValueError``."""
+    """``"ce+0.5*mcc"`` -> ``[(1.0, "ce"), (0.5, "mcc")]``; unknown terms raise ``ValueError``.
+
+    So do a coefficient that is negative or not finite, a term named twice, and a sum whose
+    coefficients are all 0.
+
+    Example:
+        >>> from imbal.losses import parse_loss_name
+        >>> parse_loss_name("CE + 0.5*mcc")
+        [(1.0, 'ce'), (0.5, 'mcc')]
+    """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"loss name must be a non-empty string like 'ce+mcc', got {name!r}")
     out = []
@@ -124,6 +148,21 @@ def build_loss(
             pass ``inverse_frequency_weights(class_counts)`` for the study's "+Weights" rows.
         fields: :class:`LossSettings` fields by name, replacing those of ``settings``
             (``build_loss("mcc", metric_memory=4, num_classes=5)``): the dataclass stays their one home.
+
+    Raises ``ValueError`` for an unknown term or a setting that fails its check, ``TypeError`` for
+    an unknown field.
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import build_loss, inverse_frequency_weights
+        >>> loss = build_loss("ce+0.5*mcc")
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> target = torch.tensor([0, 0, 1, 1])
+        >>> loss.extra_repr(), round(float(loss(logits, target)), 4)
+        ('1*ce + 0.5*mcc', 0.5868)
+        >>> weighted = build_loss("ce+mcc", class_weights=inverse_frequency_weights([90, 10]))
+        >>> round(float(weighted(logits, target)), 4)
+        2.3577
     """
     known = [f.name for f in dataclasses.fields(LossSettings)]
     unknown = sorted(set(fields) - set(known))

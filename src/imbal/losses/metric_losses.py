@@ -18,6 +18,11 @@ F1_AVERAGES: tuple[F1Average, ...] = ("macro", "positive")
 
 
 def with_memory(counts: torch.Tensor, memory_counts: torch.Tensor | None) -> torch.Tensor:
+    """``counts + memory_counts`` with the memory detached: the ratio sees both, the gradient this batch only.
+
+    Both are ``(4, C)`` soft counts (:func:`imbal.losses.soft_counts`); ``None`` returns ``counts``.
+    A memory of another shape raises ``ValueError``.
+    """
     if memory_counts is None:
         return counts
     if memory_counts.shape != counts.shape:
@@ -54,6 +59,10 @@ def f1_from_counts(
 
 
 def check_f1_settings(average: str, positive_class: int, num_classes: int | None) -> None:
+    """Raise ``ValueError`` unless ``average`` is macro or positive, and positive is binary (class 0 or 1).
+
+    ``num_classes=None`` skips the binary check (the number of classes is not known yet).
+    """
     if average not in F1_AVERAGES:
         raise ValueError(f"average must be 'macro' or 'positive', got {average!r}")
     if average == "positive":
@@ -82,6 +91,13 @@ def soft_mcc(
     mass on one class), as ``sklearn.metrics.matthews_corrcoef`` does. The gradient is then 0,
     never NaN. For C = 2 this equals the binary ``(TP TN - FP FN) / sqrt(...)``.
     ``memory_counts`` ``(4, C)`` are detached counts of earlier batches added before the ratio.
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import soft_mcc
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> round(float(soft_mcc(logits, torch.tensor([0, 0, 1, 1]))), 4)
+        0.4882
     """
     counts = soft_counts(logits, target, sync=sync, validate=validate)
     return mcc_from_counts(with_memory(counts, memory_counts), eps)
@@ -110,6 +126,17 @@ def soft_mcc_loss(
 
     Reference: Gorodkin, "Comparing two K-category assignments by a K-category correlation
     coefficient", Comput. Biol. Chem. 2004; Scholz et al., MIDL 2024.
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import soft_mcc_loss
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]], requires_grad=True)
+        >>> loss = soft_mcc_loss(logits, torch.tensor([0, 0, 1, 1]))
+        >>> round(loss.item(), 4)
+        0.5118
+        >>> loss.backward()  # gradients reach every logit of the batch
+        >>> logits.grad.shape
+        torch.Size([4, 2])
     """
     return 1.0 - soft_mcc(logits, target, memory_counts=memory_counts, eps=eps, sync=sync, validate=validate)
 
@@ -131,6 +158,13 @@ def soft_f1(
     ``F1_k = 2 P_k R_k / (P_k + R_k + eps)``; ``macro`` averages over all C classes (a class absent
     from the batch and never predicted scores 0), ``positive`` returns ``F1`` of ``positive_class``
     (binary only; imbal's training loop passes the training set's minority class).
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import soft_f1
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> round(float(soft_f1(logits, torch.tensor([0, 0, 1, 1]))), 4)
+        0.7441
     """
     check_f1_settings(average, positive_class, logits.shape[1] if logits.ndim == 2 else None)
     counts = soft_counts(logits, target, sync=sync, validate=validate)
@@ -148,7 +182,20 @@ def soft_f1_loss(
     sync: bool = True,
     validate: bool = True,
 ) -> torch.Tensor:
-    """``1 - soft_f1(...)``; see :func:`soft_f1`. Softmax is applied inside; ``sync`` as in MCC."""
+    """``1 - soft_f1(...)`` in [0, 1]; see :func:`soft_f1`. Softmax is applied inside; ``sync`` as in MCC.
+
+    Raises ``ValueError`` for an unknown ``average``, or ``average="positive"`` with more than two classes.
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import soft_f1_loss
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> target = torch.tensor([0, 0, 1, 1])
+        >>> round(float(soft_f1_loss(logits, target)), 4)  # 1 - mean of both classes' F1
+        0.2559
+        >>> round(float(soft_f1_loss(logits, target, average="positive", positive_class=1)), 4)
+        0.2577
+    """
     return 1.0 - soft_f1(
         logits,
         target,

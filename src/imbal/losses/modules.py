@@ -66,7 +66,28 @@ class _MetricLoss(nn.Module):
 
 
 class SoftMCCLoss(_MetricLoss):
-    """Module form of :func:`imbal.losses.soft_mcc_loss`, with the optional soft-count memory."""
+    """Module form of :func:`imbal.losses.soft_mcc_loss`, with the optional soft-count memory.
+
+    Args:
+        eps: floor of the squared denominator.
+        sync: sum the soft counts over DDP ranks before the ratio.
+        validate: check label range and finiteness in every call (a host sync).
+        memory: batches of detached counts to remember (0: the plain batch loss).
+        num_classes: ``C``; required when ``memory > 0`` (it sizes the queue).
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import SoftMCCLoss, soft_mcc_loss
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> target = torch.tensor([0, 0, 1, 1])
+        >>> loss = SoftMCCLoss(memory=2, num_classes=2)
+        >>> round(float(loss(logits, target)), 4)
+        0.5118
+        >>> round(float(soft_mcc_loss(logits[:2], target[:2])), 4)  # one class: no MCC, loss 1
+        1.0
+        >>> round(float(loss(logits[:2], target[:2])), 4)  # the remembered batch gives it an MCC
+        0.5323
+    """
 
     def __init__(
         self,
@@ -80,12 +101,31 @@ class SoftMCCLoss(_MetricLoss):
         self.eps = eps
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``1 - R_K`` of ``logits (N, C)`` and ``target (N,)``, a scalar in [0, 2]."""
         counts, remembered = self.counts(logits, target)
         return 1.0 - mcc_from_counts(with_memory(counts, remembered), self.eps)
 
 
 class SoftF1Loss(_MetricLoss):
-    """Module form of :func:`imbal.losses.soft_f1_loss`, with the optional soft-count memory."""
+    """Module form of :func:`imbal.losses.soft_f1_loss`, with the optional soft-count memory.
+
+    Args:
+        average: ``"macro"`` (mean over classes) or ``"positive"`` (binary: ``positive_class``'s F1).
+        eps: floor of the precision, recall and F1 denominators.
+        sync: sum the soft counts over DDP ranks before the ratio.
+        validate: check label range and finiteness in every call (a host sync).
+        positive_class: 0 or 1, read with ``average="positive"`` only.
+        memory: batches of detached counts to remember (0: the plain batch loss).
+        num_classes: ``C``; required when ``memory > 0`` (it sizes the queue).
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import SoftF1Loss
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> loss = SoftF1Loss(average="positive", positive_class=1)
+        >>> round(float(loss(logits, torch.tensor([0, 0, 1, 1]))), 4)
+        0.2577
+    """
 
     def __init__(
         self,
@@ -102,6 +142,7 @@ class SoftF1Loss(_MetricLoss):
         self.average, self.positive_class, self.eps = average, positive_class, eps
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``1 - F1`` of ``logits (N, C)`` and ``target (N,)``, a scalar in [0, 1]."""
         check_f1_settings(self.average, self.positive_class, logits.shape[1] if logits.ndim == 2 else None)
         counts, remembered = self.counts(logits, target)
         return 1.0 - f1_from_counts(
@@ -110,7 +151,17 @@ class SoftF1Loss(_MetricLoss):
 
 
 class CrossEntropy(nn.Module):
-    """Module form of :func:`imbal.losses.cross_entropy`; ``reduction='none'`` gives ``(N,)``."""
+    """Module form of :func:`imbal.losses.cross_entropy`; ``reduction='none'`` gives ``(N,)``.
+
+    ``validate``: check label range and finiteness in every call (a host sync).
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import CrossEntropy
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> CrossEntropy()(logits, torch.tensor([0, 0, 1, 1]), reduction="none").shape
+        torch.Size([4])
+    """
 
     def __init__(self, validate: bool = True) -> None:
         super().__init__()
@@ -119,11 +170,26 @@ class CrossEntropy(nn.Module):
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, reduction: Reduction = "mean"
     ) -> torch.Tensor:
+        """Cross-entropy of ``logits (N, C)`` and ``target (N,)``: a scalar, or ``(N,)`` for ``"none"``."""
         return cross_entropy(logits, target, reduction=reduction, validate=self.validate)
 
 
 class FocalLoss(nn.Module):
-    """Module form of :func:`imbal.losses.focal_loss`; ``alpha`` is kept as a buffer."""
+    """Module form of :func:`imbal.losses.focal_loss`; ``alpha`` is kept as a buffer.
+
+    Args:
+        gamma: focusing parameter, >= 0 (``ValueError`` otherwise); 0 without ``alpha`` is cross-entropy.
+        alpha: optional per-class weights ``(C,)``.
+        validate: check label range and finiteness in every call (a host sync).
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import FocalLoss
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> loss = FocalLoss(gamma=2.0, alpha=torch.tensor([0.25, 0.75]))
+        >>> round(float(loss(logits, torch.tensor([0, 0, 1, 1]))), 4)
+        0.0304
+    """
 
     alpha: torch.Tensor | None
 
@@ -138,13 +204,28 @@ class FocalLoss(nn.Module):
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, reduction: Reduction = "mean"
     ) -> torch.Tensor:
+        """Focal loss of ``logits (N, C)`` and ``target (N,)``: a scalar, or ``(N,)`` for ``"none"``."""
         return focal_loss(
             logits, target, gamma=self.gamma, alpha=self.alpha, reduction=reduction, validate=self.validate
         )
 
 
 class LogitAdjustedCE(nn.Module):
-    """Module form of :func:`imbal.losses.logit_adjusted_ce`; the priors are a buffer."""
+    """Module form of :func:`imbal.losses.logit_adjusted_ce`; the priors are a buffer.
+
+    Args:
+        class_priors: ``(C,)`` positive class priors (normalised to sum to 1 in every call).
+        tau: weight of ``log(prior)`` added to the logits; 0 is cross-entropy.
+        validate: check label range, finiteness and the priors in every call (a host sync).
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import LogitAdjustedCE
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> loss = LogitAdjustedCE(torch.tensor([0.9, 0.1]), tau=1.0)
+        >>> round(float(loss(logits, torch.tensor([0, 0, 1, 1]))), 4)
+        0.6926
+    """
 
     class_priors: torch.Tensor
 
@@ -156,6 +237,7 @@ class LogitAdjustedCE(nn.Module):
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, reduction: Reduction = "mean"
     ) -> torch.Tensor:
+        """Logit-adjusted CE of ``logits (N, C)``, ``target (N,)``: a scalar, or ``(N,)`` for ``"none"``."""
         return logit_adjusted_ce(
             logits, target, self.class_priors, self.tau, reduction=reduction, validate=self.validate
         )

@@ -25,7 +25,17 @@ def _reduce(per_sample: torch.Tensor, reduction: Reduction) -> torch.Tensor:
 def cross_entropy(
     logits: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean", validate: bool = True
 ) -> torch.Tensor:
-    """Softmax cross-entropy ``-log p_t`` (validated ``F.cross_entropy``)."""
+    """Softmax cross-entropy ``-log p_t`` (validated ``F.cross_entropy``).
+
+    ``logits (N, C)``, integer ``target (N,)``; ``reduction="none"`` gives ``(N,)`` losses.
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import cross_entropy
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> round(float(cross_entropy(logits, torch.tensor([0, 0, 1, 1]))), 4)
+        0.3309
+    """
     check_logits_target(logits, target, validate)
     per_sample = F.cross_entropy(logits.to(compute_dtype(logits)), target, reduction="none")
     return _reduce(per_sample, reduction)
@@ -47,7 +57,20 @@ def focal_loss(
         target: ``(N,)`` integer labels.
         gamma: focusing parameter; ``gamma = 0`` and no ``alpha`` is cross-entropy.
         alpha: optional per-class weights ``(C,)``.
-        reduction: ``mean``, ``sum`` or ``none``.
+        reduction: ``mean``, ``sum`` or ``none`` (``(N,)`` losses).
+        validate: check label range and finiteness (a host sync per call).
+
+    Raises ``ValueError`` for ``gamma < 0`` or an ``alpha`` that is not ``(C,)``.
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import focal_loss
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> target = torch.tensor([0, 0, 1, 1])
+        >>> round(float(focal_loss(logits, target)), 4)  # confident, correct samples weigh almost nothing
+        0.0607
+        >>> round(float(focal_loss(logits, target, gamma=0.0)), 4)  # cross-entropy
+        0.3309
     """
     c = check_logits_target(logits, target, validate)
     if gamma < 0:
@@ -73,7 +96,16 @@ def logit_adjusted_ce(
 ) -> torch.Tensor:
     """Logit-adjusted cross-entropy: ``CE(logits + tau * log(prior), target)`` (Menon et al., ICLR 2021).
 
-    ``class_priors`` is ``(C,)``, positive; it is normalised to sum to 1 here.
+    ``class_priors`` is ``(C,)``, positive; it is normalised to sum to 1 here. A wrong shape or a
+    prior <= 0 raises ``ValueError``.
+
+    Example:
+        >>> import torch
+        >>> from imbal.losses import logit_adjusted_ce
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.2, 0.4]])
+        >>> priors = torch.tensor([0.9, 0.1])  # class 1 is rare: its margin must be larger
+        >>> round(float(logit_adjusted_ce(logits, torch.tensor([0, 0, 1, 1]), priors)), 4)
+        0.6926
     """
     c = check_logits_target(logits, target, validate)
     if class_priors.shape != (c,):
@@ -88,7 +120,13 @@ def logit_adjusted_ce(
 def inverse_frequency_weights(class_counts: torch.Tensor | list[int]) -> torch.Tensor:
     """Normalised inverse class frequency ``w_c = N / (C n_c)`` (docs/method.md, "Class weights"), float32 ``(C,)``.
 
-    A balanced set gives all ones; the expected weight of a training sample is 1.
+    A balanced set gives all ones; the expected weight of a training sample is 1. Fewer than two
+    classes, or a class without samples, raises ``ValueError``.
+
+    Example:
+        >>> from imbal.losses import inverse_frequency_weights
+        >>> inverse_frequency_weights([70, 20, 10])
+        tensor([0.4762, 1.6667, 3.3333])
     """
     counts = torch.as_tensor(class_counts, dtype=torch.float64)
     if counts.ndim != 1 or counts.numel() < 2:
