@@ -67,7 +67,7 @@ def warm_up(jobs: int) -> float:
     (old code, whose --jobs 1 trains in this process; its --jobs 2 cells import for themselves)."""
     t = time.perf_counter()
     try:
-        from imbal.study.warm import run_in_child, start_server
+        from imbal.study.run.warm import run_in_child, start_server
     except ImportError:  # the old code
         if jobs == 1:
             import imbal.engine.trainer  # noqa: F401
@@ -81,8 +81,8 @@ def measure_grid(jobs: int, out: Path) -> dict:
     import yaml
 
     from imbal.engine import run_dir as rd
-    from imbal.study import grid
-    from imbal.study.spec import load_study
+    from imbal.study.run import grid
+    from imbal.study.run.spec import load_study
 
     out.mkdir(parents=True)
     (out / "study.yaml").write_text(yaml.safe_dump(STUDY))

@@ -32,8 +32,8 @@ from sklearn.metrics import balanced_accuracy_score
 from imbal.data import Augmentation, load_dataset
 from imbal.engine import run_dir as rd
 from imbal.models import build_model
-from imbal.study.grid import run_grid
-from imbal.study.spec import load_study
+from imbal.study.run.grid import run_grid
+from imbal.study.run.spec import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "configs/study_full.yaml"  # both public sets, each with its own train config

@@ -5,7 +5,7 @@ import pytest
 from imbal.cli.main import main
 from imbal.engine.config import coerce, load_config
 from imbal.errors import ConfigError
-from imbal.study.spec import load_study
+from imbal.study.run.spec import load_study
 from imbal.yaml_read import load_yaml
 
 

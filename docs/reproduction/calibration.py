@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from imbal.study.calibration import COLUMNS, calibration_table
-from imbal.study.collect import collect_runs, loss_order, sampler_order
+from imbal.study.report.collect import collect_runs, loss_order, sampler_order
+from imbal.study.report.sections.reliability import COLUMNS, calibration_table
 
 
 def main() -> None:

@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imbal.study.archive import load_archive
-from imbal.study.decision import Grid, confirm
-from imbal.study.outputs import SplitOutputs, StudyOutputs
-from imbal.study.plan import Plan
-from imbal.study.race import Rules
-from imbal.study.stats import Estimate, Verdict, adjust_pvalues, paired_estimate, verdict
-from imbal.study.tables import RELATIVE_FLOOR
+from imbal.study.analysis.decision import Grid, confirm
+from imbal.study.analysis.outputs import SplitOutputs, StudyOutputs
+from imbal.study.analysis.plan import Plan
+from imbal.study.analysis.stats import Estimate, Verdict, adjust_pvalues, paired_estimate, verdict
+from imbal.study.race.rules import Rules
+from imbal.study.report.archive import load_archive
+from imbal.study.report.tables import RELATIVE_FLOOR
 
 PREDICTIONS = "predictions.json"
 # the MedMNIST set each title's labels come from (../shared/data or the md5-checked download)
@@ -358,9 +358,9 @@ def batch_claim(effects: dict[str, tuple[Estimate, Verdict]]) -> tuple[str, str]
 
 def race_replay(study: StudyOutputs) -> list[str]:
     """`imbal recommend` replayed on the finished grid (seeds in order), next to the grid's own answer."""
-    from imbal.study.decision import decide
-    from imbal.study.recommend import replay_study
-    from imbal.study.simulate import trained_part
+    from imbal.study.analysis.decision import decide
+    from imbal.study.race.runner import replay_study
+    from imbal.study.simulation.studies import trained_part
 
     # the race up to the grid's own seeds (the committed studies have 5, the default limit)
     plan, rules = Plan(), Rules(max_seeds=len(study.seeds_of(study.baseline)))

@@ -77,8 +77,8 @@ def test_grid_folder_is_one_tensorboard_view_with_runs_named_by_cell(tmp_path):
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
     from imbal.engine.config import config_differences
-    from imbal.study.grid import run_grid
-    from imbal.study.spec import StudySpec
+    from imbal.study.run.grid import run_grid
+    from imbal.study.run.spec import StudySpec
 
     train = {"dataset": {"kind": "synthetic", "n": 200, "size": 8}, "widen_factor": 0.125, "epochs": 2}
     spec = StudySpec(

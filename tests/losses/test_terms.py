@@ -77,7 +77,7 @@ from imbal.data import synthetic
 from imbal.engine.build import loss_for
 from imbal.engine.config import ConfigError, config_differences, load_config
 from imbal.losses import loss_sort_key
-from imbal.study.findings import context_blocks
+from imbal.study.report.sections.findings import context_blocks
 
 # config: a key with its default, its type and its check
 cfg = load_config(None, {"loss": "ce+0.5*toy", "toy_scale": "3"})

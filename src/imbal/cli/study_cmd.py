@@ -92,9 +92,9 @@ def _report_parsers(sub: argparse._SubParsersAction) -> None:
 
 def run_grid_cmd(args: argparse.Namespace) -> int:
     from imbal.engine import run_dir as rd
-    from imbal.study.grid import parse_shard, run_grid, shard_cells
-    from imbal.study.locks import take_seat
-    from imbal.study.spec import load_study
+    from imbal.study.run.grid import parse_shard, run_grid, shard_cells
+    from imbal.study.run.locks import take_seat
+    from imbal.study.run.spec import load_study
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
@@ -128,10 +128,10 @@ def run_grid_cmd(args: argparse.Namespace) -> int:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
-    from imbal.study.grid import parse_shard
-    from imbal.study.recommend import race_rules, run_race
-    from imbal.study.report import make_report
-    from imbal.study.spec import load_study
+    from imbal.study.race.runner import race_rules, run_race
+    from imbal.study.report.build import make_report
+    from imbal.study.run.grid import parse_shard
+    from imbal.study.run.spec import load_study
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
@@ -158,7 +158,7 @@ def run_recommend(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from imbal.study.report import make_report
+    from imbal.study.report.build import make_report
 
     overrides = {
         "primary_metric": args.primary_metric,
@@ -176,7 +176,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from imbal.study.embed import best_worst, embed_runs
+    from imbal.study.report.embed import best_worst, embed_runs
 
     if args.best_worst:
         if len(args.runs) != 1:

@@ -36,14 +36,14 @@ LOG = "train.log"  # a line per epoch, for following a run while it trains
 POSTHOC = "posthoc.json"  # tau and temperature fit on validation at the end (what `imbal predict --posthoc` applies)
 ERROR = "error.txt"  # a failed run's exception and traceback
 LOCK = "run.lock"  # held by the process training a study cell
-LOCK_TEMP_PREFIX = ".lock."  # a lock being written (see imbal.study.grid.acquire)
+LOCK_TEMP_PREFIX = ".lock."  # a lock being written (see imbal.study.run.grid.acquire)
 TENSORBOARD = "tensorboard"  # event files of `logger: tensorboard` (one TensorBoard run per run folder)
 EVALUATIONS = "evaluations"  # `imbal evaluate` outputs, one folder per data set and split
 # an evaluation's result; not METRICS_FILE, whose presence marks a folder as a finished run
 EVALUATION_FILE = "evaluation.json"
 RUNS = "runs"  # a study's cells live under <study>/runs
-RACE_FILE = "race.json"  # an `imbal recommend` race's settings (imbal.study.recommend)
-PLAN_FILE = "plan.json"  # a study's analysis plan (imbal.study.plan), fixed before its first cell
+RACE_FILE = "race.json"  # an `imbal recommend` race's settings (imbal.study.race.runner)
+PLAN_FILE = "plan.json"  # a study's analysis plan (imbal.study.analysis.plan), fixed before its first cell
 
 
 def predictions_file(split: str) -> str:

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from imbal.errors import UserError
-from imbal.study.grid import run_grid
-from imbal.study.spec import StudySpec
+from imbal.study.run.grid import run_grid
+from imbal.study.run.spec import StudySpec
 
 GRID = [{"samplers": ["uniform", "oversample"], "losses": ["ce", "ce+f1", "ce+mcc"]}]
 SYNTHETIC = {
@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     status = run_grid(spec, args.out, jobs=args.jobs)
     # imported here: every cell's process re-imports this module (multiprocessing re-runs __main__),
     # and the report's modules would cost each of them matplotlib's plotting
-    from imbal.study.embed import best_worst
-    from imbal.study.report import REPORT_MD, make_report
+    from imbal.study.report.build import REPORT_MD, make_report
+    from imbal.study.report.embed import best_worst
 
     best_worst(args.out, k=2)
     paths = make_report(args.out)

@@ -1,0 +1,359 @@
+"""Which configuration to use: chosen on validation, confirmed once on test (docs/method.md, "Statistics of a report").
+
+1. **Screens, on validation**: a configuration is out if it zeroed a class (validation F1 0 for a
+   class present) in more than half of its seeds (a rare class has few validation images, so one
+   seed's zero is weak evidence; a majority is a pattern), or if it is worse than the baseline on a
+   secondary metric by more than the harm margin with 95% confidence (its upper one-sided bound
+   below ``-harm_margin``).
+2. **Choice, on validation**: the best mean validation primary among the rest; ties go to the
+   simplest (the baseline, then the fewest extra parts). The *alternative* is the best one that is
+   not the baseline; it is what the test confirms.
+3. **Confirmation, on test, once**: the alternative against the baseline on the primary metric,
+   with both sources of noise. Its choice is cross-fitted over seeds: for each seed, the alternative
+   chosen without that seed's validation outputs is scored on that seed's test outputs, so the test
+   effect carries no selection bias from the luck that a run shares between its validation and test
+   scores (simulated in :mod:`imbal.study.simulation.studies`). Verdict at level alpha: better / worse /
+   equivalent (TOST within the margin) / inconclusive.
+4. **Every other configuration, on test** (exploratory): the primary is tested only when the
+   confirmation said better or worse (fixed sequence), then with Holm over the rest, so all primary
+   verdicts together keep the family-wise error at alpha. Secondary metrics are their own families
+   (Holm or Benjamini-Hochberg each) and carry a non-inferiority check against the harm margin.
+
+Only configurations with every seed of the baseline take part (pairs need the same seeds); the
+others are listed as left out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from imbal.metrics import METRICS
+from imbal.naming import class_names
+from imbal.study.analysis.outputs import Config, StudyOutputs, simplicity
+from imbal.study.analysis.plan import Plan, _sign
+from imbal.study.analysis.stats import (
+    Estimate,
+    Verdict,
+    adjust_pvalues,
+    paired_estimates,
+    seeds_needed,
+    verdict,
+)
+
+TIE = 1e-12  # validation means this close are ties (equal ratios can differ in the last bits)
+
+
+class Grid:
+    """The complete part of a study as arrays: configuration x seed, the baseline in row 0."""
+
+    def __init__(self, study: StudyOutputs) -> None:
+        self.study = study
+        self.configs, self.seeds, self.rows, self.left_out = study.grid()
+
+    def scores(self, split: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """Scores ``(K, S)`` and influence values ``(K, S, n)``."""
+        s, g = self.study.scores(split, metric)
+        return s[self.rows], g[self.rows]
+
+    def estimates(self, split: str, metric: str, seeds: np.ndarray | None = None) -> list[Estimate]:
+        """Every configuration but the baseline (rows 1..K-1) minus the baseline, over seed columns ``seeds``."""
+        s, g = self.scores(split, metric)
+        cols = np.arange(len(self.seeds)) if seeds is None else np.asarray(seeds)
+        d = s[1:][:, cols] - s[0][cols][None]
+        infl = g[1:][:, cols] - g[0][cols][None]
+        return paired_estimates(d, infl, self.study.split(split).labels)
+
+    def zeroed(self, split: str = "val") -> np.ndarray:
+        """``(K, S, C)``: the run had F1 0 on a class present in the split."""
+        return self.study.zeroed(split)[self.rows]
+
+
+@dataclass
+class Screen:
+    """One configuration's validation screens over some seeds."""
+
+    zeroed: list[tuple[int, list[str]]] = field(default_factory=list)  # (seed, class names)
+    harmed: list[tuple[str, Estimate]] = field(default_factory=list)  # (secondary metric, estimate)
+    seeds: int = 0
+
+    @property
+    def unstable(self) -> bool:
+        """Zeroed a class in more than half of its seeds."""
+        return 2 * len(self.zeroed) > self.seeds
+
+    @property
+    def passed(self) -> bool:
+        return not self.unstable and not self.harmed
+
+
+def _harmed(est: Estimate, metric: str, plan: Plan) -> bool:
+    """Worse than the baseline by more than the harm margin with 1 - alpha confidence (one-sided)."""
+    if est.se == 0:
+        return _sign(metric) * est.difference < -plan.harm_margin
+    if _sign(metric) > 0:
+        return est.upper_bound(1 - plan.alpha) < -plan.harm_margin
+    return -est.lower_bound(1 - plan.alpha) < -plan.harm_margin
+
+
+def screen(grid: Grid, plan: Plan, cols: np.ndarray) -> list[Screen]:
+    """The validation screens of every configuration (grid order) over seed columns ``cols``."""
+    names = class_names(grid.study.class_names, grid.study.num_classes)
+    zero = grid.zeroed("val")[:, cols]  # (K, S', C)
+    out = [Screen([], [], len(cols)) for _ in grid.configs]
+    for k, i in zip(*np.nonzero(zero.any(-1))):
+        out[k].zeroed.append((grid.seeds[cols[i]], [names[j] for j in np.flatnonzero(zero[k, i])]))
+    for metric in plan.secondary:  # the baseline is never 'harmed': it is the reference
+        for k, est in enumerate(grid.estimates("val", metric, cols), start=1):
+            if _harmed(est, metric, plan):
+                out[k].harmed.append((metric, est))
+    return out
+
+
+def choose(
+    grid: Grid, plan: Plan, cols: np.ndarray, screens: list[Screen], baseline_allowed: bool
+) -> int | None:
+    """Grid index of the best mean validation primary among configurations that passed; ties to the simplest."""
+    means = grid.scores("val", plan.primary)[0][:, cols].mean(1)
+    pool = [k for k in range(len(grid.configs)) if screens[k].passed and (baseline_allowed or k > 0)]
+    if not pool:
+        return None
+    best = max(plan.sign * means[k] for k in pool)
+    tied = [k for k in pool if plan.sign * means[k] >= best - TIE]
+    return min(tied, key=lambda k: simplicity(grid.configs[k], grid.configs[0]))
+
+
+@dataclass
+class Confirmation:
+    estimate: Estimate
+    verdict: Verdict
+    fold_choices: list[Config]  # the alternative chosen without each seed (one entry with 1 seed)
+    seeds: list[int]
+
+    @property
+    def stable(self) -> bool:
+        return len(set(self.fold_choices)) == 1
+
+
+def confirm(grid: Grid, plan: Plan, screens: bool = True) -> Confirmation | None:
+    """The cross-fitted test comparison of the validation alternative with the baseline (step 3).
+
+    ``screens=False`` chooses by the validation primary alone (a claim about "the best X", not a
+    recommendation).
+    """
+    s, g = grid.scores("test", plan.primary)
+    n_seeds = len(grid.seeds)
+    diffs, infl, folds, used = [], [], [], []
+    for i in range(n_seeds):
+        # with one seed the choice and the test share the run (the report says so)
+        cols = np.array([j for j in range(n_seeds) if j != i] or [i])
+        passed = screen(grid, plan, cols) if screens else [Screen([], [], len(cols)) for _ in grid.configs]
+        alt = choose(grid, plan, cols, passed, baseline_allowed=False)
+        if alt is None:
+            continue
+        diffs.append(s[alt, i] - s[0, i])
+        infl.append(g[alt, i] - g[0, i])
+        folds.append(grid.configs[alt])
+        used.append(grid.seeds[i])
+    if not diffs:
+        return None
+    est = paired_estimates(np.array(diffs)[None], np.array(infl)[None], grid.study.test.labels)[0]
+    v = verdict(est, plan.alpha, plan.margin, higher_is_better=plan.sign > 0)
+    return Confirmation(est, v, folds, used)
+
+
+def _planning(est: Estimate, alpha: float, margin: float | None) -> str:
+    if est.seeds < 2:
+        return "unknown from 1 seed: run at least 3 seeds"
+    goal, n = seeds_needed(est, alpha, margin)
+    return f"{goal}: {n}" if n is not None else f"{goal}: more than 30"
+
+
+def non_inferiority(est: Estimate, margin: float, alpha: float, higher_is_better: bool) -> str:
+    """Against the harm margin, one-sided at 1 - alpha: 'non-inferior', 'worse by more than the margin' or 'not shown'."""
+    sign = 1.0 if higher_is_better else -1.0
+    if est.se == 0:
+        return "non-inferior" if sign * est.difference > -margin else "worse by more than the margin"
+    low, high = est.lower_bound(1 - alpha), est.upper_bound(1 - alpha)
+    if sign < 0:
+        low, high = -high, -low
+    if low > -margin:
+        return "non-inferior"
+    if high < -margin:
+        return "worse by more than the margin"
+    return "not shown"
+
+
+def _rows(
+    configs: list[Config], metric: str, roles: list[str], ests: list[Estimate], alpha: float
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "sampler": [c[0] for c in configs],
+            "loss": [c[1] for c in configs],
+            "metric": metric,
+            "role": roles,
+            "difference": [e.difference for e in ests],
+            "ci_low": [e.interval(1 - alpha)[0] for e in ests],
+            "ci_high": [e.interval(1 - alpha)[1] for e in ests],
+            "se": [e.se for e in ests],
+            "seed_sd": [e.seed_sd if e.seeds >= 2 else math.nan for e in ests],
+            "image_se": [math.sqrt(e.image_var) for e in ests],
+            "p_value": [e.p_value for e in ests],
+            "seeds": [e.seeds for e in ests],
+            "n": [e.n for e in ests],
+        }
+    )
+
+
+def _family(
+    grid: Grid, plan: Plan, metric: str, confirmation: Confirmation | None, planning: bool
+) -> pd.DataFrame:
+    """One metric's rows: every configuration but the baseline against it, on test."""
+    primary = metric == plan.primary
+    ests = grid.estimates("test", metric)
+    confirmed = confirmation.fold_choices[0] if confirmation is not None and confirmation.stable else None
+    roles = [
+        "confirmatory" if primary and c == confirmed else ("primary" if primary else "secondary")
+        for c in grid.configs[1:]
+    ]
+    frame = _rows(grid.configs[1:], metric, roles, ests, plan.alpha)
+    family = np.array([r != "confirmatory" for r in roles])
+    p_adj = np.full(len(frame), np.nan)
+    p_adj[family] = adjust_pvalues(
+        frame.p_value.to_numpy(dtype=float)[family], "holm" if primary else plan.correction
+    )
+    p_eq = np.array([e.p_equivalence(plan.margin) for e in ests]) if primary else np.full(len(frame), np.nan)
+    p_eq_adj = np.full(len(frame), np.nan)
+    if primary:
+        p_eq_adj[family] = adjust_pvalues(p_eq[family], "holm")
+    gate_open = confirmation is not None and confirmation.verdict in (Verdict.BETTER, Verdict.WORSE)
+    higher = METRICS[metric].higher_is_better
+
+    def judge(i: int, est: Estimate) -> Verdict:
+        if roles[i] == "confirmatory":
+            return confirmation.verdict  # type: ignore[union-attr]
+        if primary and not gate_open:
+            return Verdict.NOT_TESTED  # the fixed sequence: tested only after the confirmation rejected
+        return verdict(
+            est,
+            plan.alpha,
+            plan.margin if primary else None,
+            p_adj[i],
+            p_eq_adj[i] if primary else None,
+            higher,
+        )
+
+    frame["p_adjusted"] = p_adj
+    frame["p_equivalence"] = p_eq
+    frame["family_size"] = int(family.sum())
+    frame["verdict"] = [str(judge(i, e)) for i, e in enumerate(ests)]
+    frame["non_inferiority"] = [
+        "" if primary else non_inferiority(e, plan.harm_margin, plan.alpha, higher) for e in ests
+    ]
+    level = plan.alpha / max(int(family.sum()), 1)  # Holm's strictest step: a planning level
+    frame["seeds_needed"] = (
+        [_planning(e, level, plan.margin if primary else None) for e in ests] if planning else ""
+    )
+    return frame
+
+
+def exploratory_table(
+    grid: Grid,
+    plan: Plan,
+    confirmation: Confirmation | None,
+    metrics: list[str] | None = None,
+    planning: bool = True,
+) -> pd.DataFrame:
+    """Every configuration against the baseline on test (step 4), one row per configuration and metric.
+
+    ``planning`` adds the seeds that would decide each row (a power search per row).
+    """
+    if len(grid.configs) < 2:
+        return pd.DataFrame()
+    frames = [
+        _family(grid, plan, m, confirmation, planning) for m in metrics or [plan.primary, *plan.secondary]
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def recommendation(
+    baseline: Config, baseline_stable: bool, chosen: Config | None, alt: Config | None, v: Verdict | None
+) -> Config | None:
+    """The configuration to use after the test's verdict (None: the evidence does not decide)."""
+    fallback = baseline if baseline_stable else None
+    if alt is None or v is None:
+        return fallback
+    if v is Verdict.BETTER:
+        return alt
+    if v is Verdict.WORSE:
+        return fallback
+    if v is Verdict.EQUIVALENT:
+        return fallback or alt  # as good on the primary: the simpler one
+    if not baseline_stable:
+        return alt  # the baseline zeroes a class and the alternative is not shown different
+    return baseline  # for now: a change needs evidence (the findings say what is unknown)
+
+
+@dataclass
+class Decision:
+    plan: Plan
+    grid: Grid
+    screens: dict[Config, Screen]  # on validation, all seeds
+    validation_means: dict[Config, float]
+    chosen: Config | None  # the rule's choice on validation, the baseline allowed
+    alternative: Config | None  # the best non-baseline configuration on validation
+    confirmation: Confirmation | None
+    table: pd.DataFrame
+    recommendation: Config | None
+    planning: str  # seeds that would decide the confirmation
+
+    @property
+    def baseline(self) -> Config:
+        return self.grid.configs[0]
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.grid.seeds
+
+    @property
+    def one_seed(self) -> bool:
+        return len(self.grid.seeds) < 2
+
+
+def decide(study: StudyOutputs, plan: Plan, planning: bool = True) -> Decision:
+    """Steps 1-4 of the module doc on one data set's runs."""
+    grid = Grid(study)
+    if len(grid.configs) < 2:
+        raise ValueError(
+            f"a study needs the baseline {study.baseline} and >= 1 other configuration with the same seeds, "
+            f"got {grid.configs} (left out for missing seeds: {grid.left_out})"
+        )
+    cols = np.arange(len(grid.seeds))
+    screens = screen(grid, plan, cols)
+    means = grid.scores("val", plan.primary)[0].mean(1)
+    k_chosen = choose(grid, plan, cols, screens, baseline_allowed=True)
+    k_alt = choose(grid, plan, cols, screens, baseline_allowed=False)
+    chosen = grid.configs[k_chosen] if k_chosen is not None else None
+    alt = grid.configs[k_alt] if k_alt is not None else None
+    conf = confirm(grid, plan)
+    table = exploratory_table(grid, plan, conf, planning=planning)
+    rec = recommendation(
+        grid.configs[0], not screens[0].unstable, chosen, alt, conf.verdict if conf else None
+    )
+    plan_text = _planning(conf.estimate, plan.alpha, plan.margin) if conf is not None and planning else ""
+    return Decision(
+        plan,
+        grid,
+        dict(zip(grid.configs, screens)),
+        dict(zip(grid.configs, map(float, means))),
+        chosen,
+        alt,
+        conf,
+        table,
+        rec,
+        plan_text,
+    )

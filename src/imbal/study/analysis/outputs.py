@@ -1,0 +1,207 @@
+"""A study's per-run predictions on validation and test, as arrays (read from run folders or simulated).
+
+Every statistic of a report is computed from these arrays, so the simulation that checks the report's
+error rates (:mod:`imbal.study.simulation.studies`) and the report itself run one code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imbal.engine import run_dir as rd
+from imbal.errors import DataError, MissingFileError, RunFolderError
+from imbal.losses import parse_loss_name
+from imbal.metrics import confusion_matrices
+from imbal.naming import HELD_OUT
+from imbal.study.analysis.influence import scores_and_influence
+
+Config = tuple[str, str]  # (sampler, loss)
+# the comparator of every study (the plan's; imbal.study.plan re-exports it)
+BASELINE: Config = ("uniform", "ce")
+
+
+@dataclass
+class SplitOutputs:
+    """One split: true labels ``(n,)``, each run's hard predictions ``(R, n)``, optional probabilities ``(R, n, C)``."""
+
+    labels: np.ndarray
+    preds: np.ndarray
+    probs: np.ndarray | None = None
+
+
+@dataclass
+class StudyOutputs:
+    """Runs ``(config, seed)`` in row order, their validation and test outputs, and the data's facts."""
+
+    runs: list[tuple[Config, int]]
+    val: SplitOutputs
+    test: SplitOutputs
+    num_classes: int
+    minority: int
+    baseline: Config = BASELINE
+    class_names: list[str] | None = None
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.row = {run: i for i, run in enumerate(self.runs)}
+        self._seeds: dict[Config, list[int]] = {}
+        for c, s in self.runs:
+            self._seeds.setdefault(c, []).append(s)
+        if len(self.row) != len(self.runs):
+            raise ValueError("runs must be distinct (config, seed) pairs")
+        for name in HELD_OUT:
+            split = self.split(name)
+            if split.preds.shape != (len(self.runs), len(split.labels)):
+                raise ValueError(
+                    f"{name} preds must have shape (runs, images)=({len(self.runs)}, {len(split.labels)}), "
+                    f"got {split.preds.shape}"
+                )
+
+    @property
+    def configs(self) -> list[Config]:
+        return list(self._seeds)
+
+    def seeds_of(self, config: Config) -> list[int]:
+        return sorted(self._seeds.get(config, []))
+
+    def grid(self) -> tuple[list[Config], list[int], np.ndarray, list[Config]]:
+        """The complete part of the study: configurations with every seed of the baseline.
+
+        Returns ``(configs, seeds, rows, left_out)``: the baseline first, then the others in run
+        order; the baseline's seeds; run rows ``(K, S)``; configurations lacking one of those seeds.
+        """
+        seeds = self.seeds_of(self.baseline)
+        if not seeds:
+            raise ValueError(
+                f"the baseline {' / '.join(self.baseline)} has no runs in this study (a comparison needs it)"
+            )
+        configs = [self.baseline] + [c for c in self.configs if c != self.baseline]
+        full = [c for c in configs if set(seeds) <= set(self._seeds[c])]
+        rows = np.array([[self.row[(c, s)] for s in seeds] for c in full])
+        return full, seeds, rows, [c for c in configs if c not in full]
+
+    def select(self, keep: list[int]) -> StudyOutputs:
+        """The same study with only the runs at rows ``keep`` (a race's runs, a family of configurations)."""
+
+        def part(split: SplitOutputs) -> SplitOutputs:
+            probs = None if split.probs is None else split.probs[keep]
+            return SplitOutputs(split.labels, split.preds[keep], probs)
+
+        runs = [self.runs[i] for i in keep]
+        facts = (self.num_classes, self.minority, self.baseline, self.class_names)
+        return StudyOutputs(runs, part(self.val), part(self.test), *facts)
+
+    def split(self, name: str) -> SplitOutputs:
+        if name not in HELD_OUT:
+            raise ValueError(f"split must be one of {HELD_OUT}, got {name!r}")
+        return self.val if name == "val" else self.test
+
+    def scores(self, split: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per-run scores ``(R,)`` and per-image influence values ``(R, n)`` (computed once)."""
+        key = (split, metric)
+        if key not in self._cache:
+            s = self.split(split)
+            self._cache[key] = scores_and_influence(
+                metric, s.labels, s.preds, self.num_classes, self.minority, s.probs
+            )
+        return self._cache[key]
+
+    def class_f1(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per-run class F1 ``(R, C)`` and the split's class support ``(C,)``."""
+        key = (split, "f1_per_class")
+        if key not in self._cache:
+            s = self.split(split)
+            c = self.num_classes
+            labels, preds = (torch.from_numpy(np.asarray(a, dtype=np.int64)) for a in (s.labels, s.preds))
+            cm = confusion_matrices(labels, preds, c).numpy().astype(float)
+            tp, support, predicted = cm.diagonal(axis1=1, axis2=2), cm.sum(2), cm.sum(1)
+            den = support + predicted
+            f1 = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
+            self._cache[key] = (f1, np.bincount(s.labels, minlength=c))
+        return self._cache[key]
+
+    def zeroed(self, split: str) -> np.ndarray:
+        """``(R, C)``: run r had F1 0 on class k, a class present in ``split``."""
+        f1, support = self.class_f1(split)
+        return (f1 == 0) & (support > 0)[None, :]
+
+
+def extra_parts(config: Config, baseline: Config) -> int:
+    """How much a configuration adds to the baseline: its loss terms (coefficient > 0) that the baseline lacks, plus a sampler change."""
+    sampler, loss = config
+    try:
+        terms = {t for c, t in parse_loss_name(loss) if c > 0}
+        base = {t for c, t in parse_loss_name(baseline[1]) if c > 0}
+    except ValueError:
+        return 99
+    return len(terms - base) + (sampler != baseline[0])
+
+
+def simplicity(config: Config, baseline: Config) -> tuple[bool, int]:
+    """Sort key, simplest first: the baseline itself, then the fewest extra parts."""
+    return (config != baseline, extra_parts(config, baseline))
+
+
+def load_outputs(run: Path, split: str) -> dict[str, np.ndarray]:
+    """A finished run's ``outputs_<split>.npz``: labels ``(N,)`` and logits ``(N, C)``, checked (one line if not)."""
+    path = Path(run) / rd.outputs_file(split)
+    if not path.is_file():
+        raise MissingFileError(
+            f"{path} is missing: the report's statistics need every run's {split} outputs "
+            "(train the run again, or remove the run folder)"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            labels, logits = np.asarray(z["labels"]), np.asarray(z["logits"])
+    except Exception as exc:  # numpy and zipfile raise many types for a damaged file
+        raise RunFolderError(
+            f"{path} is not readable ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+            "the file is damaged: train the run again, or remove the run folder"
+        ) from None
+    if labels.ndim != 1 or logits.ndim != 2 or len(labels) != len(logits) or not np.isfinite(logits).all():
+        raise RunFolderError(
+            f"{path} holds labels {labels.shape} and logits {logits.shape}, not (N,) and finite (N, C); the file is "
+            "damaged: train the run again, or remove the run folder"
+        )
+    return {"labels": labels, "logits": logits}
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def from_run_folders(
+    runs: list[tuple[Config, int, Path]],
+    num_classes: int,
+    minority: int,
+    class_names: list[str] | None = None,
+    baseline: Config = BASELINE,
+) -> StudyOutputs:
+    """Reads ``outputs_{val,test}.npz`` of finished runs ``(config, seed, folder)`` of ONE data set."""
+    splits = {}
+    for split in HELD_OUT:
+        loaded = [load_outputs(folder, split) for _, _, folder in runs]
+        labels = loaded[0]["labels"]
+        for (_, _, folder), out in zip(runs, loaded):
+            if not np.array_equal(out["labels"], labels):
+                raise DataError(
+                    f"{folder}: its {split} labels differ from {runs[0][2]}'s; runs of different data sets "
+                    "cannot be compared (report them from separate folders)"
+                )
+        logits = np.stack([out["logits"].astype(np.float64) for out in loaded])
+        splits[split] = SplitOutputs(labels.astype(np.int64), logits.argmax(-1), _softmax(logits))
+    return StudyOutputs(
+        [(c, s) for c, s, _ in runs],
+        splits["val"],
+        splits["test"],
+        num_classes,
+        minority,
+        baseline,
+        class_names,
+    )

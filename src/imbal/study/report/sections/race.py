@@ -1,0 +1,89 @@
+"""The race's part of a report: how it ended, who left when and by how much, and the runs it saved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imbal.study.race.rules import Rules, State
+from imbal.study.race.runner import history_rows
+from imbal.study.report import figures
+from imbal.study.report.render import Block
+from imbal.study.report.sections.findings import name
+
+REASONS = {
+    "last one": "it was the last configuration left",
+    "equivalent": "every configuration left was equivalent to the leader within the margin, and it is the simplest of them",
+    "seeds spent": "the seed limit was reached with several configurations still in the race; it leads on validation",
+    "runs spent": "the run budget was spent with several configurations still in the race; it leads on validation",
+}
+
+
+def race_blocks(state: State, rules: Rules, configs: list, figures_dir: Path, key: str) -> list[Block]:
+    """A race section; a race still running says which round it is in."""
+    grid_runs = len(configs) * rules.max_seeds
+    blocks = [Block("h2", "The race (imbal recommend)")]
+    if state.outcome is None:
+        blocks.append(
+            Block(
+                "note",
+                f"The race is still running: the next round needs {state.seeds} seeds of {len(state.alive)} configurations. "
+                "Run the same `imbal recommend` command to continue.",
+            )
+        )
+        return blocks
+    o = state.outcome
+    text = (
+        f"The race chose {name(o.choice)} on validation: {REASONS[o.reason]}. It trained {o.runs} runs, "
+        f"{o.runs / grid_runs:.0%} of the full grid ({len(configs)} configurations x {rules.max_seeds} seeds = {grid_runs}). "
+        f"A configuration left the race when it could not beat the round's leader by the margin ({rules.margin:g}) "
+        f"at the round's level ({rules.round_alpha(rules.min_seeds):.4f}, alpha {rules.alpha:g} over the "
+        f'{rules.testing_rounds} rounds before the last); docs/method.md, "The race".'
+    )
+    if o.undecided:
+        text += f" Still undecided: {', '.join(name(c) for c in o.undecided)}."
+    blocks.append(Block("p", text))
+    blocks += _history(state, figures_dir, key)
+    return blocks
+
+
+def _history(state: State, figures_dir: Path, key: str) -> list[Block]:
+    """Configurations x rounds: the difference to each round's leader, who left when; a table and a figure."""
+    o = state.outcome
+    frame = pd.DataFrame(history_rows(state))
+    table = frame.pivot_table(
+        index=["sampler", "loss"], columns="round", values="difference_to_leader", sort=False
+    )
+    dropped = frame[frame.dropped].set_index(["sampler", "loss"])["round"].to_dict()
+    rows = []
+    for (sampler, loss), vals in table.iterrows():
+        left = dropped.get((sampler, loss))
+        cells = [("-" if pd.isna(v) else f"{v:+.3f}") for v in vals]
+        status = (
+            f"dropped in round {left}"
+            if left
+            else ("choice" if o and (sampler, loss) == o.choice else "to the end")
+        )
+        rows.append([f"{sampler} / {loss}", *cells, status])
+    seeds = [r.seeds for r in state.rounds]
+    header = ["configuration", *[f"round {r} ({s} seeds)" for r, s in zip(table.columns, seeds)], "status"]
+    values = table.to_numpy(dtype=float)
+    path = figures.heatmap(
+        table.set_axis([f"{s} / {lo}" for s, lo in table.index])
+        .astype(float)
+        .rename(columns=lambda r: f"round {r}"),
+        "race: validation primary minus the round's leader",
+        figures_dir / f"{key}_race.png",
+        float(np.nanmin(values)) if np.isfinite(values).any() else -0.1,
+        0.0,
+    )
+    return [
+        Block(
+            "p",
+            "Validation primary minus the round's leader (a configuration's last column is the round it left in):",
+        ),
+        Block("table", header=header, rows=rows),
+        Block("image", "The race, round by round", path=path),
+    ]

@@ -1,0 +1,200 @@
+"""Study configuration: which cells (data set x sampler x loss x seed) a grid holds, with which settings.
+
+A study YAML::
+
+    config: retinamnist.yaml        # shared train settings (optional)
+    train: {epochs: 18}             # shared overrides (optional)
+    datasets:                       # a data-set spec, or an entry with its own settings
+      - retinamnist
+      - {config: vesselmnist3d.yaml, train: {epochs: 60}, label: vessel}
+    grid: [{samplers: [uniform, oversample], losses: [ce, ce+mcc]}]   # default: the paper's 15
+    seeds: 5                        # or a list of seeds
+    primary_metric: balanced_accuracy   # the analysis plan (imbal.study.analysis.plan), fixed before the runs
+    equivalence_margin: 0.02
+    harm_margin: 0.02
+
+Settings are layered: the study's ``config`` <- its ``train`` <- an entry's ``config`` <- the entry's
+``train`` <- command-line overrides. Every name and value is checked before any cell runs, and two
+entries never share a label (their cells would share folders).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imbal.engine import run_dir as rd
+from imbal.engine.config import TrainConfig, load_config, read_yaml_mapping
+from imbal.errors import ConfigError
+from imbal.study.analysis.plan import KEYS as PLAN_KEYS
+from imbal.study.analysis.plan import Plan, plan_from
+
+# the study's 15 configurations (Scholz et al., MIDL 2024, tables 1-2; docs/method.md, "Study design")
+PAPER_GRID = [
+    {"samplers": ["uniform", "oversample"], "losses": ["ce", "ce+f1", "ce+mcc", "f1", "focal", "mcc"]},
+    {"samplers": ["weights"], "losses": ["ce", "ce+f1", "ce+mcc"]},
+]
+STUDY_KEYS = ("config", "train", "datasets", "grid", "seeds", "budget", *PLAN_KEYS)
+ENTRY_KEYS = ("config", "train", "dataset", "label")
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str  # the entry's label, used in paths and tables
+    sampler: str
+    loss: str
+    seed: int
+    # the entry's train settings; labels are unique per study, so they need not take part in equality
+    settings: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.sampler}/{self.loss}/seed{self.seed}"
+
+    def run_dir(self, root: Path) -> Path:
+        return rd.cell_dir(root, self.dataset, self.sampler, self.loss, self.seed)
+
+
+@dataclass
+class StudySpec:
+    entries: dict[str, dict[str, Any]]  # label -> resolved train settings (dataset included)
+    grid: list[dict[str, list[str]]]
+    seeds: list[int]
+    plan: Plan = field(
+        default_factory=Plan
+    )  # the analysis, fixed before the runs (imbal.study.analysis.plan)
+    grid_given: bool = True  # False: the study file named no grid (the paper's was used)
+    budget: dict[str, Any] = field(default_factory=dict)  # `imbal recommend` limits (imbal.study.race.runner)
+    seeds_given: bool = False  # the study file named its seeds (a race takes them as its seed limit)
+
+    def cells(self) -> list[Cell]:
+        out = []
+        for label, settings in self.entries.items():
+            for block in self.grid:
+                for sampler in block["samplers"]:
+                    for loss in block["losses"]:
+                        for seed in self.seeds:
+                            out.append(Cell(label, sampler, loss, seed, settings))
+        # a configuration listed in two blocks is one cell
+        return list(dict.fromkeys(out))
+
+    def config_for(self, cell: Cell, root: Path, **extra: Any) -> TrainConfig:
+        values = dict(cell.settings)
+        values.update(
+            sampler=cell.sampler, loss=cell.loss, seed=cell.seed, out=str(cell.run_dir(root)), quiet=True
+        )
+        values.update(extra)
+        return load_config(None, values)
+
+
+def _relative(path: Any, base: Path) -> Path:
+    p = Path(str(path))
+    return p if p.is_absolute() or not (base / p).is_file() else base / p
+
+
+def _layer(base: Path, block: dict[str, Any], where: str) -> dict[str, Any]:
+    """``config`` (a train YAML, relative to ``base``) then ``train`` of one block, as plain values."""
+    values: dict[str, Any] = {}
+    if block.get("config") is not None:
+        values.update(read_yaml_mapping(_relative(block["config"], base), f"train config of {where}"))
+    train = block.get("train") or {}
+    if not isinstance(train, dict):
+        raise ConfigError(f"'train' of {where} must be a mapping of config keys, got {train!r}")
+    values.update(train)
+    return values
+
+
+def _entry(raw: Any, index: int) -> dict[str, Any]:
+    """A ``datasets`` item as ``{config, train, dataset, label}``."""
+    if isinstance(raw, dict) and "kind" not in raw:
+        unknown = sorted(set(raw) - set(ENTRY_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"datasets[{index}] has unknown keys {unknown}; an entry takes {', '.join(ENTRY_KEYS)} "
+                "(or is a data-set mapping with 'kind')"
+            )
+        return dict(raw)
+    if isinstance(raw, dict):  # a data-set mapping; its `label` names the entry
+        return {"dataset": {k: v for k, v in raw.items() if k != "label"}, "label": raw.get("label")}
+    return {"dataset": raw}
+
+
+def _grid(data: dict[str, Any], where: str) -> list[dict[str, list[str]]]:
+    if "grid" not in data:
+        return PAPER_GRID
+    grid = data["grid"]
+    if not isinstance(grid, list) or not grid:
+        raise ConfigError(
+            f"grid in {where} must be a non-empty list of {{samplers, losses}} blocks, got {grid!r}"
+        )
+    for block in grid:
+        if not isinstance(block, dict) or set(block) != {"samplers", "losses"}:
+            raise ConfigError(f"each grid block needs exactly 'samplers' and 'losses', got {block!r}")
+        for key in ("samplers", "losses"):
+            if not isinstance(block[key], list) or not block[key]:
+                raise ConfigError(f"grid block {key} must be a non-empty list, got {block[key]!r}")
+    return grid
+
+
+def _seeds(data: dict[str, Any], where: str) -> list[int]:
+    seeds = data.get("seeds", [0])
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, list)):
+        raise ConfigError(f"seeds in {where} must be a count (e.g. 5) or a list of ints, got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"seeds in {where} must be >= 1, got {seeds}")
+        return list(range(seeds))
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"seeds in {where} must be a non-empty list of ints, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds in {where} repeat a seed: {seeds}")
+    return list(seeds)
+
+
+def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> StudySpec:
+    """Read and check a study YAML (see the module doc); ``overrides`` apply to every cell."""
+    path = Path(path)
+    data = read_yaml_mapping(path, "study file")
+    unknown = sorted(set(data) - set(STUDY_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown study keys {unknown} in {path}; expected {', '.join(STUDY_KEYS)}")
+    shared = _layer(path.parent, data, str(path))
+    raw_entries = data.get("datasets") or [shared.get("dataset", TrainConfig().dataset)]
+    if not isinstance(raw_entries, list):
+        raise ConfigError(f"datasets in {path} must be a list, got {raw_entries!r}")
+    grid = _grid(data, str(path))
+    entries: dict[str, dict[str, Any]] = {}
+    for i, raw in enumerate(raw_entries):
+        entry = _entry(raw, i)
+        values = {**shared, **_layer(path.parent, entry, f"datasets[{i}] of {path}")}
+        if entry.get("dataset") is not None:
+            values["dataset"] = entry["dataset"]
+        values.update(overrides or {})
+        dataset = values.get("dataset", TrainConfig().dataset)
+        label = rd.safe_name(str(entry["label"])) if entry.get("label") else rd.dataset_label(dataset)
+        if label in entries:
+            raise ConfigError(
+                f"datasets[{i}] of {path} has the label {label!r} of an earlier entry; give each entry its "
+                "own 'label' (their cells would share folders)"
+            )
+        load_config(None, values)  # every entry's settings are checked before any cell runs
+        for block in grid:
+            for sampler in block["samplers"]:
+                for loss in block["losses"]:
+                    load_config(None, {**values, "sampler": sampler, "loss": loss})
+        entries[label] = values
+    budget = data.get("budget") or {}
+    if not isinstance(budget, dict):
+        raise ConfigError(
+            f"budget in {path} must be a mapping like {{max_runs: 60, max_seeds: 5}}, got {budget!r}"
+        )
+    return StudySpec(
+        entries,
+        grid,
+        _seeds(data, str(path)),
+        plan_from(data, str(path)),
+        "grid" in data,
+        dict(budget),
+        "seeds" in data,
+    )

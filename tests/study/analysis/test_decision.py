@@ -1,0 +1,204 @@
+"""The rule: screens and choice on validation, one cross-fitted confirmation on test, the fixed sequence."""
+
+import numpy as np
+import pytest
+
+from imbal.study.analysis.decision import (
+    Grid,
+    choose,
+    confirm,
+    decide,
+    exploratory_table,
+    recommendation,
+    screen,
+)
+from imbal.study.analysis.outputs import SplitOutputs, StudyOutputs, extra_parts, simplicity
+from imbal.study.analysis.plan import Plan
+from imbal.study.analysis.stats import Verdict
+from imbal.study.simulation import studies as sim
+
+BASE = ("uniform", "ce")
+
+
+def _study(configs, seeds, val_fn, test_fn, counts=(60, 30, 10)):
+    """Runs whose predictions come from ``fn(rng, config_index, seed, labels)``."""
+    labels = np.repeat(np.arange(len(counts)), counts)
+    rng = np.random.default_rng(0)
+    runs = [(c, s) for c in configs for s in seeds]
+    val = np.stack([val_fn(rng, configs.index(c), s, labels) for c, s in runs])
+    test = np.stack([test_fn(rng, configs.index(c), s, labels) for c, s in runs])
+    return StudyOutputs(
+        runs, SplitOutputs(labels, val), SplitOutputs(labels, test), len(counts), len(counts) - 1
+    )
+
+
+def _noisy(acc):
+    def fn(rng, k, s, y):
+        a = acc[k] if np.ndim(acc[k]) == 0 else acc[k][s]
+        return np.where(rng.random(len(y)) < a, y, (y + 1) % 3)
+
+    return fn
+
+
+def test_identical_configurations_are_equivalent_never_better_or_worse():
+    # ce and ce+0*f1 train bit for bit alike: every seed's predictions are the baseline's
+    def same(rng, k, s, y):
+        return np.where(np.random.default_rng(s).random(len(y)) < 0.7, y, (y + 1) % 3)
+
+    study = _study([BASE, ("uniform", "ce+0*f1")], [0, 1, 2], same, same)
+    d = decide(study, Plan())
+    assert d.confirmation.verdict is Verdict.EQUIVALENT
+    assert d.confirmation.estimate.se == 0 and d.confirmation.estimate.p_value == 1.0
+    assert d.recommendation == BASE  # as good: the simpler one
+    row = d.table[(d.table.metric == "balanced_accuracy")].iloc[0]
+    assert row.verdict == "equivalent" and row.role == "confirmatory"
+
+
+def test_a_clear_winner_is_chosen_on_validation_and_confirmed_on_test():
+    acc = [0.55, 0.56, 0.85, 0.5]
+    configs = [BASE, ("uniform", "ce+f1"), ("oversample", "ce"), ("uniform", "focal")]
+    study = _study(configs, range(4), _noisy(acc), _noisy(acc))
+    d = decide(study, Plan())
+    assert d.chosen == d.alternative == ("oversample", "ce")
+    assert d.confirmation.fold_choices == [("oversample", "ce")] * 4 and d.confirmation.stable
+    assert d.confirmation.verdict is Verdict.BETTER and d.recommendation == ("oversample", "ce")
+    # the gate opened: the other rows are tested (Holm over them), not "not tested"
+    primary = d.table[(d.table.metric == "balanced_accuracy") & (d.table.role == "primary")]
+    assert set(primary.verdict) <= {"better", "worse", "equivalent", "inconclusive"}
+    assert primary.family_size.iloc[0] == 2
+
+
+def test_the_test_split_never_chooses():
+    # the alternative is best on validation and worst on test: it is still what the test confirms
+    val = _noisy([0.6, 0.9, 0.7])
+    test = _noisy([0.6, 0.4, 0.95])
+    configs = [BASE, ("uniform", "ce+f1"), ("oversample", "ce")]
+    d = decide(_study(configs, range(3), val, test), Plan())
+    assert d.alternative == ("uniform", "ce+f1") and d.confirmation.verdict is Verdict.WORSE
+    assert d.recommendation == BASE
+
+
+def test_gate_closed_when_the_confirmation_is_inconclusive():
+    truth = sim.Truth(sim.shifted(np.zeros(16)))
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        study = sim.draw(truth, rng)
+        grid = Grid(study)
+        conf = confirm(grid, Plan())
+        if conf.verdict is Verdict.INCONCLUSIVE:
+            table = exploratory_table(grid, Plan(), conf, metrics=["balanced_accuracy"], planning=False)
+            others = table[table.role == "primary"]
+            assert (others.verdict == "not tested").all() and len(others) >= 14
+            return
+    pytest.fail("no inconclusive confirmation in 20 null studies")
+
+
+def test_cross_fitting_leaves_each_seed_out_of_its_own_choice():
+    # config 1 is best on validation only in seed 0; without seed 0 config 2 leads
+    val_acc = {1: [0.95, 0.6, 0.6], 2: [0.6, 0.75, 0.75]}
+
+    def val(rng, k, s, y):
+        a = 0.5 if k == 0 else val_acc[k][s]
+        return np.where(rng.random(len(y)) < a, y, (y + 1) % 3)
+
+    configs = [BASE, ("uniform", "ce+f1"), ("oversample", "ce")]
+    study = _study(configs, [0, 1, 2], val, _noisy([0.5, 0.5, 0.5]), counts=(200, 200, 100))
+    conf = confirm(Grid(study), Plan())
+    assert conf.fold_choices[0] == ("oversample", "ce")  # seed 0 left out: config 2 leads
+    assert not conf.stable or conf.fold_choices[0] != ("uniform", "ce+f1")
+
+
+def test_harm_screen_fires_on_a_secondary_metric():
+    # config 1: more balanced accuracy on validation by predicting the rare class everywhere it is unsure,
+    # which costs accuracy-weighted metrics (MCC) far beyond the margin
+    def val(rng, k, s, y):
+        if k == 1:
+            return np.where(y == 2, 2, np.where(rng.random(len(y)) < 0.45, y, 2))
+        return np.where(rng.random(len(y)) < 0.75, y, (y + 1) % 3)
+
+    configs = [BASE, ("weights", "ce+f1"), ("uniform", "focal")]
+    study = _study(configs, range(5), val, val, counts=(300, 150, 50))
+    g = Grid(study)
+    sc = screen(g, Plan(), np.arange(5))
+    assert not sc[1].passed and {m for m, _ in sc[1].harmed} >= {"mcc"}
+    assert sc[2].passed and not sc[0].harmed
+    assert choose(g, Plan(), np.arange(5), sc, baseline_allowed=False) == 2
+
+
+def test_instability_needs_a_majority_of_seeds():
+    def val(rng, k, s, y):
+        p = np.where(rng.random(len(y)) < 0.8, y, (y + 1) % 3)
+        if k == 1 and s < 2:  # class 2 never predicted in seeds 0 and 1 of 5: not a majority
+            p = np.where(p == 2, 0, p)
+        if k == 2 and s < 3:  # 3 of 5: unstable
+            p = np.where(p == 2, 0, p)
+        return p
+
+    configs = [BASE, ("uniform", "ce+f1"), ("uniform", "mcc")]
+    study = _study(configs, range(5), val, val)
+    sc = screen(Grid(study), Plan(), np.arange(5))
+    assert len(sc[1].zeroed) == 2 and not sc[1].unstable
+    assert len(sc[2].zeroed) == 3 and sc[2].unstable and sc[2].zeroed[0][1] == ["2"]
+
+
+def test_ties_go_to_the_simplest():
+    assert (
+        simplicity(BASE, BASE)
+        < simplicity(("uniform", "ce+f1"), BASE)
+        < simplicity(("oversample", "ce+f1"), BASE)
+    )
+    assert extra_parts(("uniform", "ce+0*f1"), BASE) == 0 and extra_parts(("weights", "ce+mcc"), BASE) == 2
+    configs = [BASE, ("oversample", "ce+mcc"), ("uniform", "focal")]
+    study = _study(configs, range(3), _noisy([0.7, 0.7, 0.7]), _noisy([0.7, 0.7, 0.7]))
+    # every run answers alike (same rng draws per run index are not shared: force equal means)
+    g = Grid(study)
+    g.study._cache[("val", "balanced_accuracy")] = (np.full(9, 0.5), np.zeros((9, 100)))
+    sc = screen(g, Plan(), np.arange(3))
+    assert choose(g, Plan(), np.arange(3), sc, True) == 0
+    assert choose(g, Plan(), np.arange(3), sc, False) == 2  # focal: one extra part, oversample/ce+mcc: two
+
+
+@pytest.mark.parametrize(
+    "stable,chosen,verdict,expected",
+    [
+        (True, "alt", Verdict.BETTER, "alt"),
+        (True, "alt", Verdict.WORSE, "base"),
+        (False, "alt", Verdict.WORSE, None),
+        (True, "alt", Verdict.EQUIVALENT, "base"),
+        (False, "alt", Verdict.EQUIVALENT, "alt"),
+        (True, "alt", Verdict.INCONCLUSIVE, "base"),  # for now: a change needs evidence
+        (True, "base", Verdict.INCONCLUSIVE, "base"),
+        (False, "alt", Verdict.INCONCLUSIVE, "alt"),
+    ],
+)
+def test_recommendation_after_the_verdict(stable, chosen, verdict, expected):
+    names = {"alt": ("oversample", "ce"), "base": BASE, None: None}
+    assert recommendation(BASE, stable, names[chosen], names["alt"], verdict) == names[expected]
+
+
+def test_plan_validation_and_bad_studies():
+    with pytest.raises(ValueError, match=r"primary_metric must be one of \[.*\], got 'kappa'"):
+        Plan(primary="kappa")
+    with pytest.raises(ValueError, match=r"equivalence_margin must be a number in \(0, 0.5\).*got -0.1"):
+        Plan(margin=-0.1)
+    with pytest.raises(ValueError, match=r"harm_margin must be a number in \(0, 1\).*got 3"):
+        Plan(primary="mcc", harm_margin=3)
+    with pytest.raises(ValueError, match=r"equivalence_margin must be a number .* got nan"):
+        Plan(margin=float("nan"))
+    one = _study([BASE], [0, 1], _noisy([0.7]), _noisy([0.7]))
+    with pytest.raises(ValueError, match=r"a study needs the baseline .* and >= 1 other configuration"):
+        decide(one, Plan())
+    nobase = _study([("uniform", "focal"), ("oversample", "ce")], [0], _noisy([0.7, 0.7]), _noisy([0.7, 0.7]))
+    with pytest.raises(ValueError, match=r"the baseline uniform / ce has no runs"):
+        decide(nobase, Plan())
+
+
+def test_a_configuration_missing_a_seed_is_left_out_not_paired_on_fewer():
+    configs = [BASE, ("uniform", "ce+f1"), ("oversample", "ce")]
+    labels = np.repeat(np.arange(3), (60, 30, 10))
+    rng = np.random.default_rng(0)
+    runs = [(c, s) for c in configs for s in range(3) if not (c == configs[2] and s == 2)]
+    preds = np.stack([np.where(rng.random(100) < 0.7, labels, 0) for _ in runs])
+    study = StudyOutputs(runs, SplitOutputs(labels, preds), SplitOutputs(labels, preds), 3, 2)
+    d = decide(study, Plan())
+    assert d.grid.left_out == [("oversample", "ce")] and set(d.table.loss) == {"ce+f1"}
