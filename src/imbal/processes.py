@@ -23,7 +23,17 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15  # linux/prctl.h
+
+
+def prctl(option: int, value: Any) -> bool:
+    """Linux's ``prctl(option, value)``; whether it took (False elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL(None, use_errno=True).prctl(option, value) == 0)
+    except (OSError, AttributeError):
+        return False
 
 
 def die_with_parent(parent_pid: int, sig: int) -> None:
@@ -33,13 +43,7 @@ def die_with_parent(parent_pid: int, sig: int) -> None:
     race a request after start-up always has), we were re-parented and exit at once. Linux only;
     elsewhere nothing happens.
     """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent_pid:
+    if prctl(PR_SET_PDEATHSIG, sig) and os.getppid() != parent_pid:
         os._exit(128 + sig)
 
 

@@ -41,7 +41,9 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def add_config_arguments(parser: Parser, title: str, skip: tuple[str, ...] = ()) -> None:
+def add_config_arguments(
+    parser: Parser, title: str, skip: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
+) -> None:
     """``--key value`` for every config key (``--batch-size`` and ``--batch_size`` alike).
 
     Values are parsed as YAML and checked by the config loader, so the command line and a YAML file
@@ -49,17 +51,28 @@ def add_config_arguments(parser: Parser, title: str, skip: tuple[str, ...] = ())
     YAML file or :class:`TrainConfig`). ``skip`` leaves out keys the command sets itself. Added when
     the command is used: the config table's name checks import torch (seconds).
     """
-    parser.defer(lambda p: _config_group(p, title, skip))
+    parser.defer(lambda p: _config_group(p, title, skip() if callable(skip) else skip))
+
+
+# --help groups the config keys by their role (imbal.engine.config.KeyRole)
+GROUP_TITLES = {
+    "training": "what a run computes",
+    "varied": "what a study varies",
+    "execution": "how it computes",
+    "resource": "storage and memory (same results)",
+    "presentation": "output",
+}
 
 
 def _config_group(parser: Parser, title: str, skip: tuple[str, ...]) -> None:
-    from imbal.engine.config import FIELDS, TrainConfig, type_name
+    from imbal.engine.config import FIELDS, KeyRole, TrainConfig, role_of, type_name
 
-    group = parser.add_argument_group(title)
+    groups = {role: parser.add_argument_group(f"{title}: {GROUP_TITLES[role]}") for role in KeyRole}
     defaults = TrainConfig().to_dict()
     for name, f in FIELDS.items():
         if name in skip:
             continue
+        group = groups[role_of(name)]
         flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
         kind = type_name(name)
         group.add_argument(

@@ -10,6 +10,13 @@ from imbal.errors import ConfigError
 from imbal.processes import sigterm_as_interrupt
 
 
+def set_by_the_grid() -> tuple[str, ...]:
+    """The config keys the grid sets for every cell (read when the options are built: the spec imports torch)."""
+    from imbal.study.run.spec import SET_BY_THE_GRID
+
+    return SET_BY_THE_GRID
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     _grid_parser(sub)
     _recommend_parser(sub)
@@ -33,7 +40,7 @@ def _grid_parser(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--quiet", action="store_true", help="one line per finished cell, no live progress")
     # each cell's folder and quietness are the grid's to set
-    add_config_arguments(g, "config keys (override every cell)", skip=("out", "quiet"))
+    add_config_arguments(g, "config keys (override every cell)", skip=set_by_the_grid)
     g.set_defaults(func=run_grid_cmd)
 
 
@@ -56,7 +63,7 @@ def _recommend_parser(sub: argparse._SubParsersAction) -> None:
     rc.add_argument("--min-seeds", type=int, help="seeds of the first round (default 2, at least 2)")
     rc.add_argument("--max-seeds", type=int, help="seeds at most per configuration (default 5)")
     rc.add_argument("--quiet", action="store_true", help="one line per finished cell, no live progress")
-    add_config_arguments(rc, "config keys (override every cell)", skip=("out", "quiet"))
+    add_config_arguments(rc, "config keys (override every cell)", skip=set_by_the_grid)
     rc.set_defaults(func=run_recommend)
 
 
@@ -92,8 +99,8 @@ def _report_parsers(sub: argparse._SubParsersAction) -> None:
 
 def run_grid_cmd(args: argparse.Namespace) -> int:
     from imbal.engine import run_dir as rd
-    from imbal.study.run.grid import parse_shard, run_grid, shard_cells
-    from imbal.study.run.locks import take_seat
+    from imbal.study.run.grid import CellState, parse_shard, run_grid, shard_cells
+    from imbal.study.run.shards import take_seat
     from imbal.study.run.spec import load_study
 
     if args.jobs < 1:
@@ -118,17 +125,18 @@ def run_grid_cmd(args: argparse.Namespace) -> int:
             status = run_grid(spec, args.out, jobs=args.jobs, shard=shard, live_every=0 if args.quiet else 30)
     finally:
         seat.release()
-    if status["busy"]:
+    if status[CellState.BUSY]:
         print(
-            f"grid: {len(status['busy'])} cell(s) were busy in another process; run again when it has finished "
+            f"grid: {len(status[CellState.BUSY])} cell(s) were busy in another process; run again when it has finished "
             "(a lock held on another machine by a process that is gone must be deleted by hand, as said above)"
         )
     print(f"next: imbal embed {args.out} --best-worst 3 && imbal report {args.out}")
-    return 1 if status["failed"] or status["busy"] else 0
+    return 1 if status[CellState.FAILED] or status[CellState.BUSY] else 0
 
 
 def run_recommend(args: argparse.Namespace) -> int:
-    from imbal.study.race.runner import race_rules, run_race
+    from imbal.study.race.folder import race_rules
+    from imbal.study.race.runner import run_race
     from imbal.study.report.build import make_report
     from imbal.study.run.grid import parse_shard
     from imbal.study.run.spec import load_study
@@ -148,30 +156,19 @@ def run_recommend(args: argparse.Namespace) -> int:
     if shard[0] != 0:
         print(f"race finished; shard 0 writes the report: imbal report {args.out}")
         return 0
-    paths = make_report(args.out)
-    md = Path(paths["markdown"]).read_text()
-    start = md.index("## The race")
-    end = md.index("### What was run") if "### What was run" in md else len(md)
-    print(md[start:end].rstrip())
-    print(f"\nreport: {paths['html'].resolve()}")
+    report = make_report(args.out)
+    print(report.text(report.answer))
+    print(f"\nreport: {report.html.resolve()}")
     return 0 if state.outcome is not None else 1
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from imbal.study.analysis.plan import KEYS
     from imbal.study.report.build import make_report
 
-    overrides = {
-        "primary_metric": args.primary_metric,
-        "equivalence_margin": args.equivalence_margin,
-        "harm_margin": args.harm_margin,
-    }
-    paths = make_report(
-        args.dir,
-        args.out,
-        correction=args.correction,
-        overrides={k: v for k, v in overrides.items() if v is not None},
-    )
-    print(f"report: {paths['html'].resolve()}\n        {paths['markdown'].resolve()}")
+    overrides = {key: getattr(args, key) for key in KEYS if getattr(args, key) is not None}
+    report = make_report(args.dir, args.out, correction=args.correction, overrides=overrides)
+    print(f"report: {report.html.resolve()}\n        {report.markdown.resolve()}")
     return 0
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import importlib.util
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -18,7 +19,7 @@ import yaml
 
 from imbal.errors import ConfigError
 from imbal.losses import LOSS_OPTIONS, LOSS_TERMS, LossOptions, parse_loss_name
-from imbal.losses.terms import loss_terms_help, option_errors
+from imbal.losses.terms import loss_terms_help
 from imbal.metrics import METRICS
 from imbal.models import ARCHS, NORMS
 from imbal.samplers import SAMPLERS
@@ -31,11 +32,37 @@ PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true
 SCHEDULES = ("cosine", "none")
 
 
-def _key(default: Any, help: str) -> Any:
-    """A config field with its help line (lists get a factory so instances never share them)."""
+class KeyRole(StrEnum):
+    """What a config key is to a run; every list of keys (resume checks, a race's pins, the report's
+    settings, what a study pools, the CLI's groups) derives from these roles."""
+
+    TRAINING = "training"  # changes what a run computes: resume refuses a change, a race pins it
+    VARIED = "varied"  # what a study varies from cell to cell (sampler, loss, seed)
+    EXECUTION = "execution"  # how it computes: CPU threads move results in the last bits only (pooled)
+    RESOURCE = "resource"  # storage and memory: the same metrics either way
+    PRESENTATION = "presentation"  # where results go and how progress shows
+
+
+def _key(
+    default: Any, help: str, role: KeyRole = KeyRole.TRAINING, ok: Any = None, expected: str = ""
+) -> Any:
+    """A config field: default, help line, role, and its check (``ok(value)``, else "<key> <expected>, got v").
+
+    The check is :func:`imbal.losses.terms.option`'s style, so every key of a config is checked
+    one way. Lists get a factory so instances never share them.
+    """
+    meta = {"help": help, "role": role, "ok": ok, "expected": expected}
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _one_of(names: Any) -> tuple[Any, str]:
+    return (lambda v: v in names), f"must be one of {', '.join(names)}"
+
+
+def _at_least(low: int) -> tuple[Any, str]:
+    return (lambda v: v >= low), f"must be >= {low}"
 
 
 @dataclass
@@ -54,113 +81,145 @@ class TrainConfig(LossOptions):
         "(e.g. '{kind: synthetic, spatial_dims: 3}')",
     )
     size: int = _key(28, "image size for MedMNIST sets (28, 64, 128, 224)")
-    train_subset: int = _key(0, "> 0: a stratified subset of this many training samples (quick runs)")
+    train_subset: int = _key(
+        0, "> 0: a stratified subset of this many training samples (quick runs)", ok=_at_least(0)[0],
+        expected=_at_least(0)[1],
+    )  # fmt: skip
     data_memory_mb: int = _key(
         0,
         "data sets whose images fit this budget (MiB) sit on the device; larger ones stream from "
         "disk. 0 = automatic (half the free device memory or RAM)",
+        KeyRole.RESOURCE,
+        *_at_least(0),
     )
     # model
-    arch: str = _key("resnet18", f"network: {', '.join(ARCHS)}")
+    arch: str = _key("resnet18", f"network: {', '.join(ARCHS)}", KeyRole.TRAINING, *_one_of(ARCHS))
     small_input: bool = _key(True, "3x3 stride-1 stem without max-pool (for 28-64 px inputs)")
-    widen_factor: float = _key(1.0, "channel width multiplier of the ResNet (1.0 = 64-512 channels)")
-    norm: str = _key("batch", f"normalisation layers: {', '.join(NORMS)}")
+    widen_factor: float = _key(
+        1.0,
+        "channel width multiplier of the ResNet (1.0 = 64-512 channels)",
+        KeyRole.TRAINING,
+        # the narrowest stage has int(64 * widen_factor) channels
+        lambda v: math.isfinite(v) and int(64 * v) >= 1,
+        "must be >= 1/64 (at least one channel)",
+    )
+    norm: str = _key("batch", f"normalisation layers: {', '.join(NORMS)}", KeyRole.TRAINING, *_one_of(NORMS))
     # objective
     loss: str = _key(
         "ce",
         f"a '+'-sum of loss terms with optional coefficients, e.g. ce+mcc or ce+0.5*f1. Terms: {loss_terms_help()}",
+        KeyRole.VARIED,
     )
-    sampler: str = _key("uniform", "; ".join(f"{s.name}: {s.help}" for s in SAMPLERS.values()))
+    sampler: str = _key(
+        "uniform",
+        "; ".join(f"{s.name}: {s.help}" for s in SAMPLERS.values()),
+        KeyRole.VARIED,
+        *_one_of(SAMPLERS),
+    )
     # optimisation (the study: Adam(0.9, 0.999), lr 1e-3, batch 50, cosine, no warm-up)
-    epochs: int = _key(100, "training epochs")
-    batch_size: int = _key(50, "global batch size (split over devices under DDP)")
-    lr: float = _key(1e-3, "Adam learning rate")
-    weight_decay: float = _key(0.0, "Adam weight decay")
-    betas: list[float] = _key([0.9, 0.999], "Adam betas, two numbers in [0, 1)")
-    schedule: str = _key("cosine", f"learning-rate schedule: {', '.join(SCHEDULES)}")
+    epochs: int = _key(100, "training epochs", KeyRole.TRAINING, *_at_least(1))
+    batch_size: int = _key(
+        50, "global batch size (split over devices under DDP)", KeyRole.TRAINING, *_at_least(1)
+    )
+    lr: float = _key(
+        1e-3,
+        "Adam learning rate",
+        KeyRole.TRAINING,
+        lambda v: math.isfinite(v) and v > 0,
+        "must be a finite number > 0",
+    )
+    weight_decay: float = _key(
+        0.0,
+        "Adam weight decay",
+        KeyRole.TRAINING,
+        lambda v: math.isfinite(v) and v >= 0,
+        "must be a finite number >= 0",
+    )
+    betas: list[float] = _key(
+        [0.9, 0.999],
+        "Adam betas, two numbers in [0, 1)",
+        KeyRole.TRAINING,
+        lambda v: len(v) == 2 and all(0 <= b < 1 for b in v),
+        "must be two numbers in [0, 1)",
+    )
+    schedule: str = _key(
+        "cosine", f"learning-rate schedule: {', '.join(SCHEDULES)}", KeyRole.TRAINING, *_one_of(SCHEDULES)
+    )
     augment: bool = _key(True, "the study's augmentation (gamma, contrast or blur, flips)")
-    crop_size: int = _key(0, "> 0: random crop of this size in training, centre crop in evaluation")
-    seed: int = _key(0, "seed of weights, batches and augmentation")
+    crop_size: int = _key(
+        0,
+        "> 0: random crop of this size in training, centre crop in evaluation",
+        KeyRole.TRAINING,
+        *_at_least(0),
+    )
+    seed: int = _key(0, "seed of weights, batches and augmentation", KeyRole.VARIED)
     # selection and checkpoints
     select_metric: str = _key(
         "balanced_accuracy",
         f"validation metric that picks the best epoch: {', '.join(SELECT_METRICS)} (qwk: ordinal data only)",
+        KeyRole.TRAINING,
+        *_one_of(SELECT_METRICS),
     )
-    early_stopping: int = _key(0, "stop after this many epochs without a better validation score (0 = off)")
-    checkpoint_every: int = _key(1, "write best/last checkpoints every N epochs (and at the end)")
-    keep_last: bool = _key(False, "keep last.ckpt (weights + optimiser state) after the run finished")
+    early_stopping: int = _key(
+        0,
+        "stop after this many epochs without a better validation score (0 = off)",
+        KeyRole.TRAINING,
+        *_at_least(0),
+    )
+    checkpoint_every: int = _key(
+        1, "write best/last checkpoints every N epochs (and at the end)", KeyRole.RESOURCE, *_at_least(1)
+    )
+    keep_last: bool = _key(
+        False, "keep last.ckpt (weights + optimiser state) after the run finished", KeyRole.RESOURCE
+    )
     # hardware
     accelerator: str = _key("auto", "cpu, cuda or auto")
-    devices: int = _key(1, "devices per node")
-    num_nodes: int = _key(1, "nodes (torchrun / SLURM set the rest of the cluster environment)")
+    devices: int = _key(1, "devices per node", KeyRole.TRAINING, *_at_least(1))
+    num_nodes: int = _key(
+        1, "nodes (torchrun / SLURM set the rest of the cluster environment)", KeyRole.TRAINING, *_at_least(1)
+    )
     strategy: str = _key("auto", "Fabric strategy (auto: ddp when devices * num_nodes > 1)")
-    precision: str = _key("auto", f"{', '.join(PRECISIONS)} (auto: bf16-mixed on CUDA, 32-true on CPU)")
+    precision: str = _key(
+        "auto",
+        f"{', '.join(PRECISIONS)} (auto: bf16-mixed on CUDA, 32-true on CPU)",
+        KeyRole.TRAINING,
+        *_one_of(PRECISIONS),
+    )
     compile: bool = _key(False, "torch.compile the training step")
-    eval_batch_size: int = _key(500, "batch size of evaluation")
+    eval_batch_size: int = _key(500, "batch size of evaluation", KeyRole.RESOURCE, *_at_least(1))
     threads: int = _key(
-        0, "CPU threads of this run (0 = torch's default, recorded in config.yaml so a resume uses the same)"
+        0,
+        "CPU threads of this run (0 = torch's default, recorded in config.yaml so a resume uses the same)",
+        KeyRole.EXECUTION,
+        *_at_least(0),
     )
     # output
-    out: str = _key("runs/run", "run folder")
-    quiet: bool = _key(False, "no progress bar; one result line")
+    out: str = _key("runs/run", "run folder", KeyRole.PRESENTATION)
+    quiet: bool = _key(False, "no progress bar; one result line", KeyRole.PRESENTATION)
     logger: str = _key(
         "none",
         "training curves per epoch (loss, learning rate, validation metrics): none, or tensorboard (event "
         "files in <out>/tensorboard; `tensorboard --logdir` a grid folder shows every cell; needs "
         "pip install 'imbal[tensorboard]')",
+        KeyRole.PRESENTATION,
+        *_one_of(LOGGERS),
     )
 
     def validate(self) -> TrainConfig:
-        check(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        """Every key's own check (its field's ``ok``, in field order), then the checks across keys."""
+        for name, f in FIELDS.items():
+            ok = f.metadata.get("ok")
+            value = getattr(self, name)
+            if ok is not None and not ok(value):
+                raise ConfigError(f"{name} {f.metadata['expected']}, got {_shown(value)}")
         try:
             terms = parse_loss_name(self.loss)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        check(self.sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        check(
-            self.select_metric in SELECT_METRICS,
-            f"select_metric must be one of {', '.join(SELECT_METRICS)}, got {self.select_metric!r}",
-        )
-        check(
-            self.schedule in SCHEDULES,
-            f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
-        )
-        check(self.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
-        check(self.logger in LOGGERS, f"logger must be one of {', '.join(LOGGERS)}, got {self.logger!r}")
         check(
             self.logger != "tensorboard" or tensorboard_installed(),
             "logger tensorboard needs the tensorboard package: pip install 'imbal[tensorboard]'",
         )
-        check(
-            self.precision in PRECISIONS,
-            f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
-        )
-        for name in ("epochs", "batch_size", "devices", "num_nodes", "eval_batch_size", "checkpoint_every"):
-            check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in (
-            "early_stopping",
-            "train_subset",
-            "crop_size",
-            "threads",
-            "data_memory_mb",
-        ):
-            check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        check(math.isfinite(self.lr) and self.lr > 0, f"lr must be a finite number > 0, got {self.lr}")
-        check(
-            math.isfinite(self.weight_decay) and self.weight_decay >= 0,
-            f"weight_decay must be a finite number >= 0, got {self.weight_decay}",
-        )
-        check(
-            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-            f"betas must be two numbers in [0, 1), got {self.betas}",
-        )
-        # the narrowest stage has int(64 * widen_factor) channels
-        check(
-            math.isfinite(self.widen_factor) and int(64 * self.widen_factor) >= 1,
-            f"widen_factor must be >= 1/64 (at least one channel), got {self.widen_factor}",
-        )
-        for message in option_errors(self):
-            raise ConfigError(message)
         if SAMPLERS[self.sampler].class_weights:
             check(
                 any(LOSS_TERMS[t].per_sample for _, t in terms),
@@ -184,19 +243,42 @@ def check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _shown(value: Any) -> str:
+    # strings quoted (an empty or odd name stays visible), numbers and lists as they are
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 # in the order of the class, with the inherited loss settings after the loss and sampler (help, messages)
 _OWN = [f for f in dataclasses.fields(TrainConfig) if f.name not in LOSS_OPTIONS]
 _AT = [f.name for f in _OWN].index("sampler") + 1
 FIELDS = {f.name: f for f in [*_OWN[:_AT], *LOSS_OPTIONS.values(), *_OWN[_AT:]]}
 TYPES = get_type_hints(TrainConfig)
+
+
+def role_of(key: str) -> KeyRole:
+    """A key's role; the loss terms' settings (imbal.losses.LossOptions) change what a run computes."""
+    return FIELDS[key].metadata.get("role", KeyRole.TRAINING)
+
+
+def keys_of(*roles: KeyRole) -> tuple[str, ...]:
+    """The config keys of these roles, in field order."""
+    return tuple(k for k in FIELDS if role_of(k) in roles)
+
+
 # how a run is shown or where it writes
-PRESENTATION_KEYS = ("out", "quiet", "logger")
+PRESENTATION_KEYS = keys_of(KeyRole.PRESENTATION)
 # what a run costs in storage and memory: checkpoints, evaluation batches, data kept on the device
 # (streaming and in-memory training give the same metrics: tests/engine/test_streaming_train.py)
-RESOURCE_KEYS = ("checkpoint_every", "keep_last", "eval_batch_size", "data_memory_mb")
+RESOURCE_KEYS = keys_of(KeyRole.RESOURCE)
 # keys that do not change what a run computes: a resume may change them, metrics.json leaves them
 # out of the run's settings, and a study pools runs that differ in them
 NEUTRAL_KEYS = (*PRESENTATION_KEYS, *RESOURCE_KEYS)
+# what a report lists under "What was run": every setting that shapes the numbers but the data (its
+# own row), what the study compares (sampler, loss, seed) and the loss terms' settings (shown for
+# the losses that read them); CPU threads included, since they move CPU results
+REPORTED_KEYS = tuple(
+    k for k in keys_of(KeyRole.TRAINING, KeyRole.EXECUTION) if k != "dataset" and k not in LOSS_OPTIONS
+)
 
 
 def type_name(key: str) -> str:

@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imbal.errors import UserError
-from imbal.study.run.grid import run_grid
+from imbal.study.run.grid import CellState, run_grid
 from imbal.study.run.spec import StudySpec
+
+if TYPE_CHECKING:  # the report's modules are imported late (see main)
+    from imbal.study.report.build import Report
 
 GRID = [{"samplers": ["uniform", "oversample"], "losses": ["ce", "ce+f1", "ce+mcc"]}]
 SYNTHETIC = {
@@ -59,13 +62,10 @@ def pick_dataset() -> tuple[str, object, str]:
         )
 
 
-def findings_first(markdown: str) -> str:
-    """The report's findings and context, then the balanced-accuracy table: what the user asked."""
-    start = markdown.index("### Findings")
-    end = markdown.index("### A free baseline")
-    ba = markdown.index("### Balanced accuracy")
-    ba_end = markdown.index("For scale:", ba)
-    return markdown[start:end] + markdown[ba:ba_end] + markdown[ba_end:].split("\n")[0]
+def findings_first(report: Report) -> str:
+    """The report's findings and what was run, then the primary metric's table: what the user asked."""
+    (parts,) = report.parts.values()
+    return report.text(parts["findings"] + parts["context"] + parts[report.plan.primary])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,16 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     status = run_grid(spec, args.out, jobs=args.jobs)
     # imported here: every cell's process re-imports this module (multiprocessing re-runs __main__),
     # and the report's modules would cost each of them matplotlib's plotting
-    from imbal.study.report.build import REPORT_MD, make_report
+    from imbal.study.report.build import make_report
     from imbal.study.report.embed import best_worst
 
     best_worst(args.out, k=2)
-    paths = make_report(args.out)
+    report = make_report(args.out)
     print()
-    print(findings_first((Path(args.out) / REPORT_MD).read_text()))
+    print(findings_first(report))
     print(f"demo finished in {(time.perf_counter() - t0) / 60:.1f} min on {description}")
-    print(f"open the report: {paths['html'].resolve()}")
-    return 1 if status["failed"] else 0
+    print(f"open the report: {report.html.resolve()}")
+    return 1 if status[CellState.FAILED] else 0
 
 
 if __name__ == "__main__":

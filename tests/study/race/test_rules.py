@@ -89,6 +89,6 @@ def test_race_uses_fewer_runs_than_the_reference(score_model, pattern, target):
 
 def test_all_equal_truth_keeps_the_baseline_after_the_test():
     """(b): the race picks someone, the test confirmation does not confirm it, ce + uniform stays."""
-    res = simulate_race.run_race("all equal", 200, Plan(), Rules(), seed=3)
+    res = simulate_race.simulate_races("all equal", 200, Plan(), Rules(), seed=3)
     assert np.mean([r.final_is_baseline for r in res]) >= 0.95
     assert all(r.runs <= r.grid for r in res)

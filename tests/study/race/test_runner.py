@@ -180,7 +180,7 @@ def test_a_race_refuses_changed_training_settings(race, tmp_path, capsys):
 
 
 def test_shards_of_another_n_are_refused_while_one_runs(race, tmp_path, capsys):
-    from imbal.study.run.locks import take_seat
+    from imbal.study.run.shards import take_seat
 
     _, path = race
     root = tmp_path / "r"
@@ -230,7 +230,13 @@ def test_the_race_waits_naming_the_cells_and_since_when(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d["rules"].update(alpha=-1), r"alpha must be a number in \(0, 0.5\), got -1"),
+        (lambda d: d.update(equivalence_margin=-1), r"equivalence_margin must be a number in \(0, 0.5\)"),
+        (lambda d: d["budget"].update(min_seeds=1), r"min_seeds must be an integer >= 2"),
+        # a race.json written before the budget and the plan had one home each
+        (
+            lambda d: d.update(rules={**d.pop("budget"), "margin": 0.5, "alpha": 0.05}),
+            r"rules' margin or level differ",
+        ),
         (lambda d: d.update(configs=[["uniform"]]), r"configs must be a list of \[sampler, loss\] pairs"),
         (lambda d: d.update(configs=[["uniform", "mcc"]]), r"hold the baseline \['uniform', 'ce'\]"),
         (lambda d: d.update(label=7), r"label must be a data-set label, got 7"),
@@ -254,7 +260,7 @@ def test_the_report_checks_an_edited_race_file(race, tmp_path, capsys, edit, mes
 
 
 def test_a_races_seeds_come_from_the_study_file(tmp_path, capsys):
-    from imbal.study.race.runner import race_rules
+    from imbal.study.race.folder import race_rules
     from imbal.study.run.spec import load_study
 
     three = load_study(study(tmp_path / "a.yaml", seeds=3, budget={}))

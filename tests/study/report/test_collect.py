@@ -111,8 +111,7 @@ def test_the_report_lists_unfinished_and_failed_cells_and_splits(template, tmp_p
     for seed in (0, 1):  # something to compare in the epochs-1 section
         add(template, root, "ce+0*f1", seed)
     assert unfinished_runs(root) == [str(killed)]
-    paths = make_report(root)
-    text = paths["markdown"].read_text()
+    text = make_report(root).markdown.read_text()
     rel = killed.relative_to(root).as_posix()
     assert f"1 run(s) started but did not finish (killed, or still training) and are left out: {rel}" in text
     assert (

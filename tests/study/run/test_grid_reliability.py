@@ -294,7 +294,7 @@ def test_corrupt_last_checkpoint_on_resume_is_a_user_error(tmp_path, capsys):
 
 
 def test_live_line_shows_running_cells_and_eta(tmp_path):
-    from imbal.study.run.grid import Outcome, Progress
+    from imbal.study.run.grid import CellOutcome, CellState, Progress
 
     spec = load_study(study(tmp_path, seeds=[0, 1, 2]))
     cells = spec.cells()
@@ -306,8 +306,10 @@ def test_live_line_shows_running_cells_and_eta(tmp_path):
     (run / "train.log").write_text("a log line in any format\n")
     progress.running[cells[1].key] = (run, 18)
     assert progress.eta_minutes() is None  # nothing trained here yet: no guess
-    progress.outcomes.append(Outcome(cells[0], "done", seconds=60.0))
-    progress.outcomes.append(Outcome(cells[2], "busy"))  # trained elsewhere: not counted as work done here
+    progress.outcomes.append(CellOutcome(cells[0], CellState.DONE, seconds=60.0))
+    progress.outcomes.append(
+        CellOutcome(cells[2], CellState.BUSY)
+    )  # trained elsewhere: not counted as work done here
     line = progress.live_line()
     assert "synthetic/uniform/ce/seed1 epoch 3/18" in line
     # 1 cell left at 60 s per trained cell, 2 jobs: 1 minute

@@ -11,7 +11,7 @@ import pytest
 from scipy import integrate, stats
 
 from imbal.study.analysis.plan import Plan
-from imbal.study.analysis.stats import power
+from imbal.study.analysis.stats import Verdict, power
 from imbal.study.simulation import studies as sim
 
 PLAN = Plan()
@@ -67,10 +67,10 @@ def test_a_planted_effect_is_found_at_the_power_seeds_needed_promised():
     promised = power(0.05, sd, iv, n, PLAN.alpha)
     assert promised >= 0.8
     ests = _pair_estimates(0.05, n, 400, seed=22)
-    found = np.mean([verdict(e, PLAN.alpha) == "better" for e in ests])
+    found = np.mean([verdict(e, PLAN.alpha) is Verdict.BETTER for e in ests])
     assert abs(found - promised) <= 3 * mc_se(promised, len(ests)) + 0.03, (n, found, promised)
     # and at 5 seeds it is found at the power promised for 5
-    at5 = np.mean([verdict(e, PLAN.alpha) == "better" for e in pilot])
+    at5 = np.mean([verdict(e, PLAN.alpha) is Verdict.BETTER for e in pilot])
     assert abs(at5 - power(0.05, sd, iv, 5, PLAN.alpha)) <= 3 * mc_se(0.5, len(pilot)) + 0.03
 
 

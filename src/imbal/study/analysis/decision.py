@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,8 +36,9 @@ import pandas as pd
 from imbal.metrics import METRICS
 from imbal.naming import class_names
 from imbal.study.analysis.outputs import Config, StudyOutputs, simplicity
-from imbal.study.analysis.plan import Plan, _sign
+from imbal.study.analysis.plan import Plan
 from imbal.study.analysis.stats import (
+    MAX_SEEDS,
     Estimate,
     Verdict,
     adjust_pvalues,
@@ -45,6 +48,22 @@ from imbal.study.analysis.stats import (
 )
 
 TIE = 1e-12  # validation means this close are ties (equal ratios can differ in the last bits)
+
+
+class Role(StrEnum):
+    """A row's part in the analysis: the one confirmation, or an exploratory row of the primary or a secondary."""
+
+    CONFIRMATORY = "confirmatory"
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+class NonInferiority(StrEnum):
+    """A secondary metric against the harm margin, one-sided at 1 - alpha."""
+
+    NON_INFERIOR = "non-inferior"
+    WORSE = "worse by more than the margin"
+    NOT_SHOWN = "not shown"
 
 
 class Grid:
@@ -90,15 +109,6 @@ class Screen:
         return not self.unstable and not self.harmed
 
 
-def _harmed(est: Estimate, metric: str, plan: Plan) -> bool:
-    """Worse than the baseline by more than the harm margin with 1 - alpha confidence (one-sided)."""
-    if est.se == 0:
-        return _sign(metric) * est.difference < -plan.harm_margin
-    if _sign(metric) > 0:
-        return est.upper_bound(1 - plan.alpha) < -plan.harm_margin
-    return -est.lower_bound(1 - plan.alpha) < -plan.harm_margin
-
-
 def screen(grid: Grid, plan: Plan, cols: np.ndarray) -> list[Screen]:
     """The validation screens of every configuration (grid order) over seed columns ``cols``."""
     names = class_names(grid.study.class_names, grid.study.num_classes)
@@ -107,8 +117,9 @@ def screen(grid: Grid, plan: Plan, cols: np.ndarray) -> list[Screen]:
     for k, i in zip(*np.nonzero(zero.any(-1))):
         out[k].zeroed.append((grid.seeds[cols[i]], [names[j] for j in np.flatnonzero(zero[k, i])]))
     for metric in plan.secondary:  # the baseline is never 'harmed': it is the reference
+        higher = METRICS[metric].higher_is_better
         for k, est in enumerate(grid.estimates("val", metric, cols), start=1):
-            if _harmed(est, metric, plan):
+            if non_inferiority(est, plan.harm_margin, plan.alpha, higher) is NonInferiority.WORSE:
                 out[k].harmed.append((metric, est))
     return out
 
@@ -165,30 +176,46 @@ def confirm(grid: Grid, plan: Plan, screens: bool = True) -> Confirmation | None
     return Confirmation(est, v, folds, used)
 
 
-def _planning(est: Estimate, alpha: float, margin: float | None) -> str:
+@dataclass(frozen=True)
+class Planning:
+    """How many seeds would decide a comparison (80% power), taking its observed effect and spread as true."""
+
+    goal: str  # "difference" or "equivalence" (see stats.seeds_needed); "" with one seed
+    seeds: int | None  # None: more than stats.MAX_SEEDS
+    one_seed: bool = False  # the spread is unknown: nothing to plan from
+
+    def __str__(self) -> str:
+        if self.one_seed:
+            return "unknown from 1 seed: run at least 3 seeds"
+        return (
+            f"{self.goal}: {self.seeds}" if self.seeds is not None else f"{self.goal}: more than {MAX_SEEDS}"
+        )
+
+
+def planning_of(est: Estimate, alpha: float, margin: float | None) -> Planning:
+    """The seeds that would decide ``est`` at level ``alpha`` (equivalence within ``margin`` when inside it)."""
     if est.seeds < 2:
-        return "unknown from 1 seed: run at least 3 seeds"
-    goal, n = seeds_needed(est, alpha, margin)
-    return f"{goal}: {n}" if n is not None else f"{goal}: more than 30"
+        return Planning("", None, one_seed=True)
+    return Planning(*seeds_needed(est, alpha, margin))
 
 
-def non_inferiority(est: Estimate, margin: float, alpha: float, higher_is_better: bool) -> str:
-    """Against the harm margin, one-sided at 1 - alpha: 'non-inferior', 'worse by more than the margin' or 'not shown'."""
+def non_inferiority(est: Estimate, margin: float, alpha: float, higher_is_better: bool) -> NonInferiority:
+    """Against the harm margin, one-sided at 1 - alpha: non-inferior when the whole bound lies above
+    ``-margin``, worse when it lies below (the validation screen's harm and the table's word are this
+    one test; a zero spread makes both bounds the difference itself)."""
     sign = 1.0 if higher_is_better else -1.0
-    if est.se == 0:
-        return "non-inferior" if sign * est.difference > -margin else "worse by more than the margin"
     low, high = est.lower_bound(1 - alpha), est.upper_bound(1 - alpha)
     if sign < 0:
         low, high = -high, -low
     if low > -margin:
-        return "non-inferior"
+        return NonInferiority.NON_INFERIOR
     if high < -margin:
-        return "worse by more than the margin"
-    return "not shown"
+        return NonInferiority.WORSE
+    return NonInferiority.NOT_SHOWN
 
 
 def _rows(
-    configs: list[Config], metric: str, roles: list[str], ests: list[Estimate], alpha: float
+    configs: list[Config], metric: str, roles: list[Role], ests: list[Estimate], alpha: float
 ) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -210,18 +237,18 @@ def _rows(
 
 
 def _family(
-    grid: Grid, plan: Plan, metric: str, confirmation: Confirmation | None, planning: bool
+    grid: Grid, plan: Plan, metric: str, confirmation: Confirmation | None, plan_seeds: bool
 ) -> pd.DataFrame:
     """One metric's rows: every configuration but the baseline against it, on test."""
     primary = metric == plan.primary
     ests = grid.estimates("test", metric)
     confirmed = confirmation.fold_choices[0] if confirmation is not None and confirmation.stable else None
     roles = [
-        "confirmatory" if primary and c == confirmed else ("primary" if primary else "secondary")
+        Role.CONFIRMATORY if primary and c == confirmed else (Role.PRIMARY if primary else Role.SECONDARY)
         for c in grid.configs[1:]
     ]
     frame = _rows(grid.configs[1:], metric, roles, ests, plan.alpha)
-    family = np.array([r != "confirmatory" for r in roles])
+    family = np.array([r is not Role.CONFIRMATORY for r in roles])
     p_adj = np.full(len(frame), np.nan)
     p_adj[family] = adjust_pvalues(
         frame.p_value.to_numpy(dtype=float)[family], "holm" if primary else plan.correction
@@ -234,7 +261,7 @@ def _family(
     higher = METRICS[metric].higher_is_better
 
     def judge(i: int, est: Estimate) -> Verdict:
-        if roles[i] == "confirmatory":
+        if roles[i] is Role.CONFIRMATORY:
             return confirmation.verdict  # type: ignore[union-attr]
         if primary and not gate_open:
             return Verdict.NOT_TESTED  # the fixed sequence: tested only after the confirmation rejected
@@ -250,13 +277,13 @@ def _family(
     frame["p_adjusted"] = p_adj
     frame["p_equivalence"] = p_eq
     frame["family_size"] = int(family.sum())
-    frame["verdict"] = [str(judge(i, e)) for i, e in enumerate(ests)]
+    frame["verdict"] = [judge(i, e) for i, e in enumerate(ests)]
     frame["non_inferiority"] = [
         "" if primary else non_inferiority(e, plan.harm_margin, plan.alpha, higher) for e in ests
     ]
     level = plan.alpha / max(int(family.sum()), 1)  # Holm's strictest step: a planning level
     frame["seeds_needed"] = (
-        [_planning(e, level, plan.margin if primary else None) for e in ests] if planning else ""
+        [str(planning_of(e, level, plan.margin if primary else None)) for e in ests] if plan_seeds else ""
     )
     return frame
 
@@ -309,11 +336,21 @@ class Decision:
     confirmation: Confirmation | None
     table: pd.DataFrame
     recommendation: Config | None
-    planning: str  # seeds that would decide the confirmation
+    planning: (
+        Planning | None
+    )  # seeds that would decide the confirmation (None: not asked, or nothing confirmed)
 
     @property
     def baseline(self) -> Config:
         return self.grid.configs[0]
+
+    def row(self, metric: str, config: Config) -> Any:
+        """The table's row of one configuration and metric (None when it has none)."""
+        t = self.table
+        if t.empty:
+            return None
+        sel = t[(t.metric == metric) & (t.sampler == config[0]) & (t.loss == config[1])]
+        return next(sel.itertuples(), None)
 
     @property
     def seeds(self) -> list[int]:
@@ -344,7 +381,7 @@ def decide(study: StudyOutputs, plan: Plan, planning: bool = True) -> Decision:
     rec = recommendation(
         grid.configs[0], not screens[0].unstable, chosen, alt, conf.verdict if conf else None
     )
-    plan_text = _planning(conf.estimate, plan.alpha, plan.margin) if conf is not None and planning else ""
+    plan_text = planning_of(conf.estimate, plan.alpha, plan.margin) if conf is not None and planning else None
     return Decision(
         plan,
         grid,

@@ -7,30 +7,46 @@ error rates (:mod:`imbal.study.simulation.studies`) and the report itself run on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from imbal.engine import run_dir as rd
-from imbal.errors import DataError, MissingFileError, RunFolderError
 from imbal.losses import parse_loss_name
-from imbal.metrics import confusion_matrices
+from imbal.metrics import confusion_matrices, confusion_scores
 from imbal.naming import HELD_OUT
 from imbal.study.analysis.influence import scores_and_influence
 
 Config = tuple[str, str]  # (sampler, loss)
-# the comparator of every study (the plan's; imbal.study.plan re-exports it)
+# the comparator of every study (the plan's; imbal.study.analysis.plan re-exports it)
 BASELINE: Config = ("uniform", "ce")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis, computed in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
 
 
 @dataclass
 class SplitOutputs:
-    """One split: true labels ``(n,)``, each run's hard predictions ``(R, n)``, optional probabilities ``(R, n, C)``."""
+    """One split: true labels ``(n,)``, each run's hard predictions ``(R, n)`` and, when known, logits ``(R, n, C)``.
+
+    Logits keep the dtype they were stored in (float32 from a run, float16 from an archive), so
+    that calibration and post-hoc adjustment compute what they computed from the run's own file;
+    probabilities are their float64 softmax. Simulated and published studies hold predictions only.
+    """
 
     labels: np.ndarray
     preds: np.ndarray
-    probs: np.ndarray | None = None
+    logits: np.ndarray | None = None
+    _probs: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def probs(self) -> np.ndarray | None:
+        if self._probs is None and self.logits is not None:
+            self._probs = softmax(self.logits)
+        return self._probs
 
 
 @dataclass
@@ -88,8 +104,8 @@ class StudyOutputs:
         """The same study with only the runs at rows ``keep`` (a race's runs, a family of configurations)."""
 
         def part(split: SplitOutputs) -> SplitOutputs:
-            probs = None if split.probs is None else split.probs[keep]
-            return SplitOutputs(split.labels, split.preds[keep], probs)
+            logits = None if split.logits is None else split.logits[keep]
+            return SplitOutputs(split.labels, split.preds[keep], logits)
 
         runs = [self.runs[i] for i in keep]
         facts = (self.num_classes, self.minority, self.baseline, self.class_names)
@@ -115,13 +131,9 @@ class StudyOutputs:
         key = (split, "f1_per_class")
         if key not in self._cache:
             s = self.split(split)
-            c = self.num_classes
             labels, preds = (torch.from_numpy(np.asarray(a, dtype=np.int64)) for a in (s.labels, s.preds))
-            cm = confusion_matrices(labels, preds, c).numpy().astype(float)
-            tp, support, predicted = cm.diagonal(axis1=1, axis2=2), cm.sum(2), cm.sum(1)
-            den = support + predicted
-            f1 = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
-            self._cache[key] = (f1, np.bincount(s.labels, minlength=c))
+            f1 = confusion_scores(confusion_matrices(labels, preds, self.num_classes))["f1_per_class"]
+            self._cache[key] = (f1.numpy(), np.bincount(s.labels, minlength=self.num_classes))
         return self._cache[key]
 
     def zeroed(self, split: str) -> np.ndarray:
@@ -144,64 +156,3 @@ def extra_parts(config: Config, baseline: Config) -> int:
 def simplicity(config: Config, baseline: Config) -> tuple[bool, int]:
     """Sort key, simplest first: the baseline itself, then the fewest extra parts."""
     return (config != baseline, extra_parts(config, baseline))
-
-
-def load_outputs(run: Path, split: str) -> dict[str, np.ndarray]:
-    """A finished run's ``outputs_<split>.npz``: labels ``(N,)`` and logits ``(N, C)``, checked (one line if not)."""
-    path = Path(run) / rd.outputs_file(split)
-    if not path.is_file():
-        raise MissingFileError(
-            f"{path} is missing: the report's statistics need every run's {split} outputs "
-            "(train the run again, or remove the run folder)"
-        )
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            labels, logits = np.asarray(z["labels"]), np.asarray(z["logits"])
-    except Exception as exc:  # numpy and zipfile raise many types for a damaged file
-        raise RunFolderError(
-            f"{path} is not readable ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
-            "the file is damaged: train the run again, or remove the run folder"
-        ) from None
-    if labels.ndim != 1 or logits.ndim != 2 or len(labels) != len(logits) or not np.isfinite(logits).all():
-        raise RunFolderError(
-            f"{path} holds labels {labels.shape} and logits {logits.shape}, not (N,) and finite (N, C); the file is "
-            "damaged: train the run again, or remove the run folder"
-        )
-    return {"labels": labels, "logits": logits}
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
-
-
-def from_run_folders(
-    runs: list[tuple[Config, int, Path]],
-    num_classes: int,
-    minority: int,
-    class_names: list[str] | None = None,
-    baseline: Config = BASELINE,
-) -> StudyOutputs:
-    """Reads ``outputs_{val,test}.npz`` of finished runs ``(config, seed, folder)`` of ONE data set."""
-    splits = {}
-    for split in HELD_OUT:
-        loaded = [load_outputs(folder, split) for _, _, folder in runs]
-        labels = loaded[0]["labels"]
-        for (_, _, folder), out in zip(runs, loaded):
-            if not np.array_equal(out["labels"], labels):
-                raise DataError(
-                    f"{folder}: its {split} labels differ from {runs[0][2]}'s; runs of different data sets "
-                    "cannot be compared (report them from separate folders)"
-                )
-        logits = np.stack([out["logits"].astype(np.float64) for out in loaded])
-        splits[split] = SplitOutputs(labels.astype(np.int64), logits.argmax(-1), _softmax(logits))
-    return StudyOutputs(
-        [(c, s) for c, s, _ in runs],
-        splits["val"],
-        splits["test"],
-        num_classes,
-        minority,
-        baseline,
-        class_names,
-    )

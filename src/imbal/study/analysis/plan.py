@@ -32,7 +32,8 @@ DEFAULT_MARGIN = 0.02
 KEYS = {"primary_metric": "primary", "equivalence_margin": "margin", "harm_margin": "harm_margin"}
 
 
-def _sign(metric: str) -> float:
+def sign_of(metric: str) -> float:
+    """+1 when higher is better on ``metric``, -1 when lower is."""
     return 1.0 if METRICS[metric].higher_is_better else -1.0
 
 
@@ -74,7 +75,7 @@ class Plan:
     @property
     def sign(self) -> float:
         """+1 when higher is better on the primary, -1 when lower is."""
-        return _sign(self.primary)
+        return sign_of(self.primary)
 
     def stored(self) -> dict[str, Any]:
         """The study-file keys of this plan (what the folder keeps)."""

@@ -29,30 +29,45 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 from scipy import special
 
 from imbal.study.analysis.outputs import Config, simplicity
+from imbal.study.analysis.plan import Plan
 
 DEFAULT_MIN_SEEDS = 2
 DEFAULT_MAX_SEEDS = 5
 
 
+class RaceReason(StrEnum):
+    """Why a race stopped."""
+
+    LAST_ONE = "last one"
+    EQUIVALENT = "equivalent"
+    SEEDS_SPENT = "seeds spent"
+    RUNS_SPENT = "runs spent"
+
+
 @dataclass(frozen=True)
 class Rules:
-    """The race's limits and levels."""
+    """The race's budget; its margin and level are the study's plan's (one home: the plan)."""
 
-    margin: float = 0.02
-    alpha: float = 0.05
+    plan: Plan = field(default_factory=Plan)
     min_seeds: int = DEFAULT_MIN_SEEDS
     max_seeds: int = DEFAULT_MAX_SEEDS
     max_runs: int | None = None
 
+    @property
+    def margin(self) -> float:
+        return self.plan.margin
+
+    @property
+    def alpha(self) -> float:
+        return self.plan.alpha
+
     def __post_init__(self) -> None:
-        for key, value, high in (("margin", self.margin, math.inf), ("alpha", self.alpha, 0.5)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < high:
-                raise ValueError(f"{key} must be a number in (0, {high:g}), got {value!r}")
         if isinstance(self.min_seeds, bool) or not isinstance(self.min_seeds, int) or self.min_seeds < 2:
             raise ValueError(
                 f"min_seeds must be an integer >= 2 (a paired spread needs two seeds), got {self.min_seeds!r}"
@@ -112,11 +127,11 @@ class Round:
 
 
 @dataclass
-class Outcome:
+class RaceOutcome:
     """How a race ended."""
 
     choice: Config
-    reason: str  # "last one", "equivalent", "seeds spent", "runs spent"
+    reason: RaceReason
     rounds: list[Round]
     runs: int  # trainings the race used (the baseline's included)
     undecided: list[Config]  # still in the race when it stopped without a decision
@@ -180,7 +195,7 @@ class State:
     rounds: list[Round]
     alive: list[Config]
     seeds: int  # seeds the alive configurations need next (0: the race is over)
-    outcome: Outcome | None
+    outcome: RaceOutcome | None
 
 
 def advance(
@@ -236,23 +251,23 @@ def _runs_used(rounds: list[Round], baseline: Config) -> int:
 
 def _stop(
     rounds: list[Round], alive: list[Config], baseline: Config, rules: Rules, runs: int
-) -> Outcome | None:
+) -> RaceOutcome | None:
     last = rounds[-1]
     if len(alive) == 1:
-        return Outcome(alive[0], "last one", rounds, runs, [])
+        return RaceOutcome(alive[0], RaceReason.LAST_ONE, rounds, runs, [])
     if last.equivalent:
         choice = min(alive, key=lambda c: simplicity(c, baseline))
-        return Outcome(choice, "equivalent", rounds, runs, [])
+        return RaceOutcome(choice, RaceReason.EQUIVALENT, rounds, runs, [])
     next_runs = runs + len(alive) + (baseline not in alive)
     # spent without a decision: the leader is the best guess; the others still in are listed as undecided
     if last.seeds >= rules.max_seeds:
-        return Outcome(last.leader, "seeds spent", rounds, runs, list(alive))
+        return RaceOutcome(last.leader, RaceReason.SEEDS_SPENT, rounds, runs, list(alive))
     if rules.max_runs is not None and next_runs > rules.max_runs:
-        return Outcome(last.leader, "runs spent", rounds, runs, list(alive))
+        return RaceOutcome(last.leader, RaceReason.RUNS_SPENT, rounds, runs, list(alive))
     return None
 
 
-def replay(scores: np.ndarray, configs: list[Config], baseline: Config, rules: Rules) -> Outcome:
+def replay(scores: np.ndarray, configs: list[Config], baseline: Config, rules: Rules) -> RaceOutcome:
     """The race on a finished grid's validation scores ``(K, S)`` (seeds taken in order), without training."""
     scores = np.asarray(scores, dtype=float)
     if scores.shape[0] != len(configs):

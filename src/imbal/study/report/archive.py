@@ -13,41 +13,36 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from imbal.engine import run_dir as rd
 from imbal.errors import DataError, MissingFileError
 from imbal.naming import HELD_OUT
-from imbal.study.analysis.outputs import BASELINE, SplitOutputs, StudyOutputs, _softmax, load_outputs
+from imbal.study.analysis.outputs import BASELINE, SplitOutputs, StudyOutputs
+from imbal.study.report.data import DatasetReport
 
 FORMAT = 1
 
 
-def write_archive(runs: pd.DataFrame, path: str | Path) -> Path:
-    """Packs the runs (rows of :func:`imbal.study.report.collect.collect_runs`) into ``path`` (npz)."""
+def write_archive(datasets: list[DatasetReport], path: str | Path) -> Path:
+    """Packs every data set's runs and outputs (:func:`~imbal.study.report.collect.collect_study`) into ``path``."""
     arrays: dict[str, np.ndarray] = {}
-    datasets: dict[str, dict] = {}
-    for dataset, grp in runs.groupby("dataset", sort=True):
-        info = {
-            "num_classes": len(grp.f1_per_class.iloc[0]),
-            "minority": int(grp.minority_class.iloc[0]),
-            "class_names": grp.class_names.iloc[0],
-            "runs": [[r.sampler, r.loss, int(r.seed)] for r in grp.itertuples()],
+    meta: dict[str, dict] = {}
+    for data in datasets:
+        key = f"d{len(meta)}"
+        meta[data.key] = {
+            "key": key,
+            "num_classes": data.facts.num_classes,
+            "minority": data.facts.minority,
+            "class_names": data.facts.class_names,
+            "runs": [[c[0], c[1], seed] for c, seed in data.outputs.runs],
         }
-        key = f"d{len(datasets)}"
-        datasets[dataset] = {"key": key, **info}
         for split in HELD_OUT:
-            loaded = [load_outputs(Path(r.run_dir), split) for r in grp.itertuples()]
-            labels = loaded[0]["labels"]
-            if any(not np.array_equal(o["labels"], labels) for o in loaded):
-                raise DataError(
-                    f"{dataset}: runs disagree on the {split} labels; one archive holds one data set"
-                )
-            logits = np.stack([o["logits"] for o in loaded])
-            arrays[f"{key}_{split}_labels"] = labels.astype(np.int16)
-            arrays[f"{key}_{split}_preds"] = logits.argmax(-1).astype(np.int16)
-            arrays[f"{key}_{split}_logits"] = logits.astype(np.float16)
-    arrays["meta"] = np.array(json.dumps({"format": FORMAT, "datasets": datasets}))
+            part = data.outputs.split(split)
+            arrays[f"{key}_{split}_labels"] = part.labels.astype(np.int16)
+            arrays[f"{key}_{split}_preds"] = part.preds.astype(np.int16)
+            if part.logits is not None:
+                arrays[f"{key}_{split}_logits"] = part.logits.astype(np.float16)
+    arrays["meta"] = np.array(json.dumps({"format": FORMAT, "datasets": meta}))
     path = Path(path)
     rd.save_npz(path, **arrays)
     return path
@@ -67,11 +62,10 @@ def load_archive(path: str | Path, baseline: tuple[str, str] = BASELINE) -> dict
             key = info["key"]
             splits = {}
             for split in HELD_OUT:
-                logits = z[f"{key}_{split}_logits"].astype(np.float64)
                 splits[split] = SplitOutputs(
                     z[f"{key}_{split}_labels"].astype(np.int64),
                     z[f"{key}_{split}_preds"].astype(np.int64),
-                    _softmax(logits),
+                    z[f"{key}_{split}_logits"],
                 )
             out[dataset] = StudyOutputs(
                 [((s, loss), seed) for s, loss, seed in info["runs"]],

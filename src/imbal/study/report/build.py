@@ -1,34 +1,31 @@
 """``imbal report DIR``: findings first, then context, paper-layout tables, corrected statistics and figures.
 
+The study folder is read once (:func:`~imbal.study.report.collect.collect_study`: every run's
+metrics and outputs, checked) and every decision is made before the first file is written, so a
+damaged run or an edited race file stops the report with one line and leaves the folder as it was.
 Each data set (one test set) gets its own section; nothing is paired or averaged across test sets.
-Every section is one function that returns its blocks and writes its own CSV and figure files.
+Every section is one function of :mod:`imbal.study.report.sections` that returns its blocks and
+writes its own CSV and figure files.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
 
 from imbal.engine import run_dir as rd
 from imbal.errors import ConfigError
 from imbal.metrics import METRICS
 from imbal.study.analysis.decision import Decision, decide
-from imbal.study.analysis.outputs import from_run_folders
 from imbal.study.analysis.plan import Plan, resolve_plan
-from imbal.study.analysis.stats import Verdict
-from imbal.study.race.runner import history_rows, race_from_folder
-from imbal.study.report import figures, tables
+from imbal.study.race.folder import race_from_folder
 from imbal.study.report.archive import write_archive
-from imbal.study.report.collect import collect_runs, failed_runs, unfinished_runs
-from imbal.study.report.embed import embedding_file
+from imbal.study.report.collect import Study, collect_study, failed_runs, unfinished_runs
+from imbal.study.report.data import DatasetReport
 from imbal.study.report.render import Block, to_html, to_markdown
-from imbal.study.report.sections import findings
-from imbal.study.report.sections import reliability as calibration
-from imbal.study.report.sections.common import Section, cells_text, class_f1_section, comparisons_section
-from imbal.study.report.sections.features import tightness_table
-from imbal.study.report.sections.race import race_blocks
+from imbal.study.report.sections import comparisons, context, features, findings, metrics, reliability
+from imbal.study.report.sections.race import race_section
+from imbal.study.report.sections.section import Section
 
 REPORT_MD, REPORT_HTML, RUNS_CSV, ARCHIVE, TABLES, FIGURES = (
     "report.md",
@@ -38,172 +35,40 @@ REPORT_MD, REPORT_HTML, RUNS_CSV, ARCHIVE, TABLES, FIGURES = (
     "tables",
     "figures",
 )
+# what runs.csv leaves out of collect_runs' table: lists and mappings, which a CSV cell cannot hold
+NOT_IN_RUNS_CSV = ["class_names", "f1_per_class", "confusion_matrix", "config", "dataset_info"]
 
 
-def _table_block(mean: pd.DataFrame, std: pd.DataFrame | None = None, n: pd.DataFrame | None = None) -> Block:
-    """Rows sampler, columns loss. With ``std`` and ``n``: mean ± std cells, best in bold; else signed per cent."""
-    best = tables.best_cell(mean) if std is not None else None
-    rows, bold = [], set()
-    for i, sampler in enumerate(mean.index):
-        row = [sampler]
-        for j, loss in enumerate(mean.columns):
-            v = mean.loc[sampler, loss]
-            if std is None or n is None:
-                row.append("-" if pd.isna(v) else f"{v:+.1f}%")
-                continue
-            row.append(tables.format_cell(v, std.loc[sampler, loss], n.loc[sampler, loss]))
-            if best == (sampler, loss):
-                bold.add((i, j + 1))
-        rows.append(row)
-    return Block("table", header=["sampler \\ loss", *mean.columns], rows=rows, bold=bold)
+@dataclass
+class Report:
+    """What :func:`make_report` wrote; its answer (the race's section and each data set's findings) and
+    each data set's parts by name (what `imbal recommend` and `make demo` print, never cut out of text)."""
+
+    markdown: Path
+    html: Path
+    tables: Path
+    plan: Plan
+    answer: list[Block]
+    parts: dict[str, dict[str, list[Block]]]  # data set -> part name -> its blocks, in page order
+
+    def text(self, blocks: list[Block]) -> str:
+        """Blocks of this report as Markdown (image paths relative to the report's folder)."""
+        return to_markdown(blocks, self.markdown.parent).rstrip()
 
 
-def metric_section(s: Section, metric: str) -> list[Block]:
-    m = METRICS[metric]
-    mean, std, n = tables.summary(s.runs, metric)
-    s.csv(pd.concat({"mean": mean, "std": std, "n": n}, axis=1), metric, index=True)
-    blocks = [
-        Block("h3", m.label),
-        Block("p", f"Test split, {cells_text(s)}; best cell in bold."),
-        _table_block(mean, std, n),
-    ]
-    if m.chance_note:
-        blocks.append(Block("p", findings.chance_note(s.runs)))
-    rel = tables.relative_change(mean, s.plan.baseline)
-    if rel is not None:
-        s.csv(rel, f"{metric}_relative", index=True)
-        blocks += [
-            Block("p", f"Relative change of the mean against {findings.name(s.plan.baseline)} ({m.label}):"),
-            _table_block(rel),
-        ]
-    blocks.append(Block("image", f"{m.label}: sampler x loss", path=_metric_figure(s, metric, mean)))
-    return blocks
-
-
-MARKS = {
-    Verdict.BETTER: "better",
-    Verdict.WORSE: "worse",
-    Verdict.EQUIVALENT: "equiv.",
-    Verdict.INCONCLUSIVE: "n.s.",
-    Verdict.NOT_TESTED: "n.t.",
-}
-
-
-def _metric_figure(s: Section, metric: str, mean: pd.DataFrame) -> Path:
-    m = METRICS[metric]
-    path = s.figures / f"{s.key}_{metric}_heatmap.png"
-    cmp = s.comparisons
-    base = s.plan.baseline
-    if cmp.empty or metric not in set(cmp.metric) or base[0] not in mean.index or base[1] not in mean.columns:
-        return figures.heatmap(mean, f"{s.dataset}: {m.label} (test, {cells_text(s)})", path, m.low, m.high)
-    diff = mean - mean.loc[base]
-    marks = pd.DataFrame("", index=mean.index, columns=mean.columns, dtype=object)
-    for r in cmp[cmp.metric == metric].itertuples():
-        marks.loc[r.sampler, r.loss] = MARKS[Verdict(r.verdict)] + (" (1 seed)" if r.seeds < 2 else "")
-    marks.loc[base] = "baseline"
-    finite = np.abs(diff.to_numpy(dtype=float))
-    limit = max(0.05, float(np.ceil(np.nanmax(finite) * 20) / 20)) if np.isfinite(finite).any() else 0.05
-    role = "primary" if metric == s.plan.primary else "secondary"
-    title = f"{s.dataset}: {m.label} ({role}), change vs {findings.name(base)} (n.s. = not significant, n.t. = not tested)"
-    return figures.difference_heatmap(diff, marks, title, path, limit)
-
-
-def posthoc_section(s: Section) -> list[Block]:
-    post = tables.posthoc_table(s.runs)
-    s.csv(post, "posthoc")
-    return findings.posthoc_blocks(post, s.plan.baseline)
-
-
-def feature_space_section(s: Section) -> list[Block]:
-    tight = tightness_table(s.runs)
-    s.csv(tight, "feature_tightness")
-    minority = int(s.runs.minority_class.iloc[0])
-    t = tight[tight["class"] == minority].groupby(["sampler", "loss"], sort=False)[
-        ["silhouette", "knn_purity"]
-    ]
-    mean, std = t.mean(), t.std(ddof=1)
-    rows = [
-        [
-            f"{c[0]} / {c[1]}",
-            *[
-                tables.format_cell(mean.loc[c, k], std.loc[c, k], s.seeds)
-                for k in ("silhouette", "knn_purity")
-            ],
-        ]
-        for c in tables.configurations(s.runs)
-    ]
-    text = (
-        f"How tightly the rarest class {findings.minority_label(s.runs)} clusters in the penultimate test features "
-        "(standardised; silhouette against the nearest other class, and the share of its 10 nearest neighbours "
-        f"with its label), {cells_text(s)}. Measured on the features, not on the t-SNE picture."
-    )
-    return [
-        Block("h3", "Feature space of the rarest class"),
-        Block("p", text),
-        Block("table", header=["configuration", "silhouette", "10-NN purity"], rows=rows),
-    ]
-
-
-def confusion_section(s: Section) -> list[Block]:
-    shown = (s.decision.alternative if s.decision else None) or s.plan.baseline
-    sel = s.runs[(s.runs.sampler == shown[0]) & (s.runs.loss == shown[1])]
-    if sel.empty:
-        return []
-    cm = np.sum([np.array(c) for c in sel.confusion_matrix], axis=0)
-    path = figures.confusion(
-        cm,
-        findings.class_names(s.runs),
-        f"{s.dataset}: {findings.name(shown)} ({len(sel)} seeds)",
-        s.figures / f"{s.key}_confusion.png",
-    )
-    return [
-        Block("h3", f"Confusion matrix of the alternative chosen on validation ({findings.name(shown)})"),
-        Block("image", "Confusion matrix (test, summed over seeds)", path=path),
-    ]
-
-
-def embedding_section(s: Section, out: Path) -> list[Block]:
-    path = out / embedding_file(s.dataset)
-    if not path.is_file():
-        return [
-            Block(
-                "p",
-                "No feature map yet: run `imbal embed STUDY --best-worst 3` on this folder and report again.",
-            )
-        ]
-    return [
-        Block("h3", "Feature space (t-SNE of penultimate test features)"),
-        Block(
-            "image",
-            "best and worst configurations chosen by mean test macro F1; each panel shows the median seed",
-            path=path,
-        ),
-    ]
-
-
-def _decision(d: pd.DataFrame, plan: Plan) -> Decision:
-    """The findings' decision; ValueError when the runs hold nothing to decide (said in the section)."""
-    runs = [((r.sampler, r.loss), int(r.seed), Path(r.run_dir)) for r in d.itertuples()]
-    outputs = from_run_folders(
-        runs,
-        len(d.f1_per_class.iloc[0]),
-        int(d.minority_class.iloc[0]),
-        findings.class_names(d),
-        baseline=plan.baseline,
-    )
-    return decide(outputs, plan)
-
-
-def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, plan: Plan) -> tuple[list[Block], bool]:
-    """A data set's blocks, and whether it held a decision (a comparison with the baseline)."""
-    d = runs[runs.dataset == dataset]
+def _decision(data: DatasetReport, plan: Plan) -> tuple[Decision | None, str]:
+    """The findings' decision, or None and why (the runs hold nothing to decide: said in the section)."""
     try:
-        decision, reason = _decision(d, plan), ""
+        return decide(data.outputs, plan), ""
     except ValueError as exc:
-        decision, reason = None, str(exc)
-    s = Section(d, dataset, out / TABLES, out / FIGURES, plan, decision)
-    blocks = [Block("h2", dataset + (" (SYNTHETIC data)" if d.synthetic.any() else ""))]
-    if d.synthetic.any():
+        return None, str(exc)
+
+
+def findings_part(s: Section, reason: str) -> list[Block]:
+    """A data set's heading and findings: which configuration to use, by how much, how sure."""
+    decision = s.decision
+    blocks = [Block("h2", s.dataset + (" (SYNTHETIC data)" if s.data.synthetic else ""))]
+    if s.data.synthetic:
         blocks.append(
             Block(
                 "note",
@@ -211,23 +76,29 @@ def dataset_section(runs: pd.DataFrame, dataset: str, out: Path, plan: Plan) -> 
             )
         )
     if decision is None:
-        blocks.append(Block("note", f"No findings for {dataset}: {reason}."))
+        blocks.append(Block("note", f"No findings for {s.dataset}: {reason}."))
     else:
-        blocks += findings.findings_blocks(decision, d)
-    blocks += findings.context_blocks(d)
-    blocks += posthoc_section(s)
-    tabled = [m for m in METRICS if METRICS[m].higher_is_better and d[m].notna().any()]  # qwk: ordinal only
-    for metric in tabled:  # ece and brier (lower is better) are in the calibration section
-        blocks += metric_section(s, metric)
+        blocks += findings.findings_blocks(s, decision)
+    return blocks
+
+
+def details_parts(s: Section, out: Path) -> dict[str, list[Block]]:
+    """After the findings, in page order: context, the free baseline, each metric's tables, calibration,
+    class-wise F1, comparisons and the feature space; each part by its name."""
+    decision = s.decision
+    parts = {"context": context.context_blocks(s), "posthoc": context.posthoc_blocks(s)}
+    # qwk: ordinal data only; ece and brier (lower is better) are in the calibration part
+    for metric in [m for m in METRICS if METRICS[m].higher_is_better and s.runs[m].notna().any()]:
+        parts[metric] = metrics.metric_table(s, metric)
+        parts[f"{metric} change"] = metrics.metric_change(s, metric)
     recommended = decision.recommendation if decision is not None else None
-    blocks += calibration.calibration_blocks(s, recommended or plan.baseline, plan.baseline)
-    blocks += class_f1_section(s)
-    if decision is not None:
-        blocks += comparisons_section(s)
-    blocks += feature_space_section(s)
-    blocks += confusion_section(s)
-    blocks += embedding_section(s, out)
-    return blocks, decision is not None
+    parts["calibration"] = reliability.calibration_blocks(s, recommended or s.plan.baseline)
+    parts["class_f1"] = metrics.class_f1_section(s)
+    parts["comparisons"] = comparisons.comparisons_section(s) if decision is not None else []
+    parts["feature_space"] = features.feature_space_section(s)
+    parts["confusion"] = metrics.confusion_section(s)
+    parts["embedding"] = features.embedding_section(s, out)
+    return parts
 
 
 def _relative(path: str, root: Path) -> str:
@@ -236,16 +107,17 @@ def _relative(path: str, root: Path) -> str:
     return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(path)
 
 
-def _header(root: Path, runs: pd.DataFrame, plan: Plan, plan_note: str) -> list[Block]:
+def _header(study: Study, plan: Plan, plan_note: str) -> list[Block]:
     """Title, what the folder holds, the plan, and the cells left out (failed, unfinished, split)."""
+    root = study.root
     failed = [_relative(p, root) for p in failed_runs(root)]
     unfinished = [_relative(p, root) for p in unfinished_runs(root)]
-    datasets = sorted(runs.dataset.unique())
+    datasets = [d.key for d in study.datasets]
     blocks = [
         Block("h1", f"imbal study report: {root.name}"),
         Block(
             "p",
-            f"{len(runs)} finished runs in this study folder. Data sets: {', '.join(datasets)}. {plan_note}"
+            f"{len(study.runs)} finished runs in this study folder. Data sets: {', '.join(datasets)}. {plan_note}"
             f"Primary metric: {METRICS[plan.primary].label}.",
         ),
     ]
@@ -261,7 +133,7 @@ def _header(root: Path, runs: pd.DataFrame, plan: Plan, plan_note: str) -> list[
                     + (" ..." if len(cells) > 5 else ""),
                 )
             )
-    split = runs.attrs.get("split_by_settings") or []
+    split = study.split_by_settings
     if split:
         blocks.append(
             Block(
@@ -278,40 +150,41 @@ def make_report(
     out: str | Path | None = None,
     correction: str = "holm",
     overrides: dict | None = None,
-) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html``, ``outputs.npz``, ``tables/*.csv`` and ``figures/*.png`` for a study folder.
+) -> Report:
+    """Write ``report.md``, ``report.html``, ``outputs.npz``, ``runs.csv``, ``tables/*.csv`` and ``figures/*.png``.
 
     ``overrides`` (``primary_metric``, ``equivalence_margin``, ``harm_margin``) replace the stored
     plan for this report only, which then says it is post hoc.
     """
     root = Path(root)
     out = Path(out) if out else root
-    out.mkdir(parents=True, exist_ok=True)
     plan, plan_note = resolve_plan(root, overrides, correction)
-    runs = collect_runs(root)
-    frame = runs.drop(columns=["class_names", "f1_per_class", "confusion_matrix", "config", "dataset_info"])
-    frame["run_dir"] = [_relative(p, root) for p in frame.run_dir]
-    write_archive(runs, out / ARCHIVE)  # reads (and checks) every run's outputs before anything is written
-    frame.to_csv(out / RUNS_CSV, index=False)
-    blocks = _header(root, runs, plan, plan_note)
+    study = collect_study(root, plan.baseline)
     race = race_from_folder(root)
-    if race is not None:
-        state, rules, configs = race
-        blocks += race_blocks(state, rules, configs, out / FIGURES, rd.safe_name(root.name))
-        (out / TABLES).mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(history_rows(state)).to_csv(out / TABLES / "race_history.csv", index=False)
-    decided = []
-    for dataset in sorted(runs.dataset.unique()):
-        section, ok = dataset_section(runs, dataset, out, plan)
-        blocks += section
-        decided.append(ok)
+    decided = {d.key: _decision(d, plan) for d in study.datasets}
     # a grid without the baseline (an ablation) still gets its tables; one configuration alone does not
-    if not any(decided) and all(len(set(zip(g.sampler, g.loss))) < 2 for _, g in runs.groupby("dataset")):
+    if all(dec is None for dec, _ in decided.values()) and all(
+        len(d.outputs.configs) < 2 for d in study.datasets
+    ):
         raise ConfigError(
             f"nothing to compare in {root}: one configuration per data set; a report needs two or more "
             f"(findings need the baseline {plan.baseline[0]} / {plan.baseline[1]} trained with the same seeds)"
         )
+    out.mkdir(parents=True, exist_ok=True)
+    write_archive(study.datasets, out / ARCHIVE)
+    frame = study.runs.drop(columns=NOT_IN_RUNS_CSV)
+    frame["run_dir"] = [_relative(p, root) for p in frame.run_dir]
+    frame.to_csv(out / RUNS_CSV, index=False)
+    answer = race_section(race, out / FIGURES, out / TABLES, rd.safe_name(root.name)) if race else []
+    blocks = _header(study, plan, plan_note) + answer
+    parts = {}
+    for data in study.datasets:
+        decision, reason = decided[data.key]
+        s = Section(data, plan, decision, out / TABLES, out / FIGURES)
+        parts[data.key] = {"findings": findings_part(s, reason), **details_parts(s, out)}
+        answer = answer + parts[data.key]["findings"]
+        blocks += [b for part in parts[data.key].values() for b in part]
     md, page = out / REPORT_MD, out / REPORT_HTML
     rd.atomic_write_text(md, to_markdown(blocks, out))
     rd.atomic_write_text(page, to_html(blocks, f"imbal report: {root.name}"))
-    return {"markdown": md, "html": page, "tables": out / TABLES}
+    return Report(md, page, out / TABLES, plan, answer, parts)

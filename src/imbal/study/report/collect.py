@@ -1,9 +1,12 @@
-"""Read a study folder into one table: a row per finished run, keyed by its data's identity and settings.
+"""Read a study folder once: a row per finished run, grouped into data sets, with every run's outputs.
 
-Every value a report reads from a run's ``metrics.json`` is checked here first (type, finiteness,
-the metric's range from :data:`imbal.metrics.METRICS`, consistency of the confusion matrix with
-the test count): a tampered or damaged file is one line naming the run and the key, never a
-mean of impossible numbers or a crash deep inside the statistics.
+:func:`collect_study` is what a report reads: one :class:`~imbal.study.report.data.DatasetReport`
+per data set (runs that share a test set and their training settings). Every value read from a
+run's ``metrics.json`` is checked here first (type, finiteness, the metric's range from
+:data:`imbal.metrics.METRICS`, consistency of the confusion matrix with the test count), and every
+``outputs_<split>.npz`` is read by :func:`load_outputs` alone: a tampered or damaged file is one
+line naming the run and the key, never a mean of impossible numbers or a crash deep inside the
+statistics, and nothing is written before all of it was read.
 """
 
 from __future__ import annotations
@@ -12,22 +15,27 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from imbal.engine import run_dir as rd
-from imbal.engine.config import NEUTRAL_KEYS, TrainConfig
-from imbal.errors import MissingFileError, RunFolderError
+from imbal.engine.config import NEUTRAL_KEYS, KeyRole, TrainConfig, keys_of
+from imbal.errors import DataError, MissingFileError, RunFolderError
 from imbal.losses import loss_sort_key
 from imbal.metrics import METRICS
+from imbal.naming import HELD_OUT
 from imbal.samplers import SAMPLERS
+from imbal.study.analysis.outputs import BASELINE, Config, SplitOutputs, StudyOutputs
+from imbal.study.report.data import DatasetReport, Facts
 
 # what a finding compares (loss, sampler), repeats (seed) or may differ without changing the
 # numbers' meaning (thread count: reported in the findings' settings table instead); any other
 # setting that differs splits the runs into separate data sets
-COMPARED_KEYS = ("loss", "sampler", "seed", "threads", *NEUTRAL_KEYS)
+COMPARED_KEYS = (*keys_of(KeyRole.VARIED, KeyRole.EXECUTION), *NEUTRAL_KEYS)
 _TOLERANCE = 1e-9  # float sums may overshoot a range end by a rounding error
 
 
@@ -170,7 +178,8 @@ def _short(value: Any) -> str:
 
 def _settings_names(grp: pd.DataFrame) -> dict[str, str]:
     """Per settings fingerprint of one data set, what sets it apart: "epochs 3" (the keys that vary)."""
-    by_print = {fp: training_settings(g.config.iloc[0]) for fp, g in grp.groupby("settings")}
+    # runs of one fingerprint have the same training settings, by the fingerprint's definition
+    by_print = {fp: training_settings(config) for fp, config in zip(grp.settings, grp.config)}
     keys = sorted(
         {k for s in by_print.values() for k in s if len({_short(t[k]) for t in by_print.values()}) > 1}
     )
@@ -202,8 +211,8 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
         if len(prints) > 1:
             for fp in prints:
                 sel = (frame.label == label) & (frame.test_fingerprint == fp)
-                n = int(frame.loc[sel, "n_test"].iloc[0])
-                frame.loc[sel, "dataset"] = f"{label} (test set {fp[:6]}, n={n})"
+                sizes = "/".join(str(n) for n in sorted(frame.loc[sel, "n_test"].unique()))
+                frame.loc[sel, "dataset"] = f"{label} (test set {fp[:6]}, n={sizes})"
     split: list[str] = []
     for name, grp in frame.groupby("dataset"):
         if grp.settings.nunique() > 1:
@@ -228,3 +237,84 @@ def unfinished_runs(root: str | Path) -> list[str]:
             continue
         out.append(f"{run} (training now)" if (run / rd.LOCK).is_file() else str(run))
     return out
+
+
+# ---------------------------------------------------------------- outputs and data sets
+
+
+def load_outputs(run: Path, split: str, features: bool = False) -> dict[str, np.ndarray]:
+    """A finished run's ``outputs_<split>.npz``: labels ``(N,)``, logits ``(N, C)`` (and ``features``), checked.
+
+    The one reader of these files in a report (the statistics, calibration, post hoc, feature
+    tightness and maps); a damaged file is one line naming it.
+    """
+    path = Path(run) / rd.outputs_file(split)
+    if not path.is_file():
+        raise MissingFileError(
+            f"{path} is missing: the report's statistics need every run's {split} outputs "
+            "(train the run again, or remove the run folder)"
+        )
+    keys = ("labels", "logits", "features") if features else ("labels", "logits")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: np.asarray(z[k]) for k in keys}
+    except Exception as exc:  # numpy and zipfile raise many types for a damaged file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise RunFolderError(
+            f"{path} is not readable ({type(exc).__name__}: {reason}); the file is damaged: train the run again, "
+            "or remove the run folder"
+        ) from None
+    labels, logits = out["labels"], out["logits"]
+    if labels.ndim != 1 or logits.ndim != 2 or len(labels) != len(logits) or not np.isfinite(logits).all():
+        raise RunFolderError(
+            f"{path} holds labels {labels.shape} and logits {logits.shape}, not (N,) and finite (N, C); the file is "
+            "damaged: train the run again, or remove the run folder"
+        )
+    return out
+
+
+def read_outputs(rows: pd.DataFrame, facts: Facts, baseline: Config = BASELINE) -> StudyOutputs:
+    """The validation and test outputs of one data set's runs, in row order (their labels must agree)."""
+    splits = {}
+    for split in HELD_OUT:
+        folders = [Path(p) for p in rows.run_dir]
+        loaded = [load_outputs(folder, split) for folder in folders]
+        labels = loaded[0]["labels"]
+        for folder, out in zip(folders, loaded):
+            if not np.array_equal(out["labels"], labels):
+                raise DataError(
+                    f"{folder}: its {split} labels differ from {folders[0]}'s; runs of different data sets "
+                    "cannot be compared (report them from separate folders)"
+                )
+        logits = np.stack([out["logits"] for out in loaded])
+        splits[split] = SplitOutputs(labels.astype(np.int64), logits.argmax(-1), logits)
+    runs = [((r.sampler, r.loss), int(r.seed)) for r in rows.itertuples()]
+    return StudyOutputs(
+        runs, splits["val"], splits["test"], facts.num_classes, facts.minority, baseline, facts.class_names
+    )
+
+
+@dataclass
+class Study:
+    """A study folder as a report reads it: every finished run, and its data sets."""
+
+    root: Path
+    runs: pd.DataFrame  # every finished run (:func:`collect_runs`)
+    datasets: list[DatasetReport]
+
+    @property
+    def split_by_settings(self) -> list[str]:
+        """Labels whose runs were split into data sets by their training settings."""
+        return list(self.runs.attrs.get("split_by_settings") or [])
+
+
+def collect_study(root: str | Path, baseline: Config = BASELINE) -> Study:
+    """Every finished run of ``root`` and every data set with its facts and outputs, read and checked once."""
+    root = Path(root)
+    runs = collect_runs(root)
+    datasets = []
+    for key, rows in runs.groupby("dataset", sort=True):
+        rows = rows.reset_index(drop=True)
+        facts = Facts.of(rows, str(key))
+        datasets.append(DatasetReport(str(key), facts, rows, read_outputs(rows, facts, baseline)))
+    return Study(root, runs, datasets)

@@ -55,7 +55,7 @@ class Facts:
                 int(minority),
                 tuple(info.get("train_counts") or ()),
                 tuple(info.get("test_counts") or ()),
-                tuple(int(info["n"][s]) for s in SPLITS),
+                tuple(int((info.get("n") or {}).get(s, 0)) for s in SPLITS),
             )
             for info, names, f1, minority in zip(
                 rows.dataset_info, rows.class_names, rows.f1_per_class, rows.minority_class

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 
@@ -13,6 +14,7 @@ from imbal.errors import ConfigError, MissingFileError
 from imbal.naming import class_names
 from imbal.study.report import tables
 from imbal.study.report.collect import collect_runs
+from imbal.study.report.figures import plt, save
 
 
 def project(features: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
@@ -38,7 +40,7 @@ def panel(ax: Axes, run_dir: Path, method: str, title: str | None = None) -> Non
     names = class_names(m["dataset"].get("class_names"), len(m["test"]["f1_per_class"]))
     xy = project(feats["features"].astype(np.float32), method)
     labels = feats["labels"]
-    cmap = __import__("matplotlib").colormaps["tab10"]
+    cmap = matplotlib.colormaps["tab10"]
     # draw large classes first so that rare classes stay visible on top
     for k in np.argsort(-np.bincount(labels, minlength=len(names))):
         sel = labels == k
@@ -73,8 +75,6 @@ def embed_runs(
     cols: int | None = None,
 ) -> Path:
     """One panel per run (``cols`` per row, at most 3 by default); returns the PNG path."""
-    from imbal.study.report.figures import plt, save
-
     paths = [Path(r) for r in run_dirs]
     for r in paths:
         if not (r / rd.outputs_file("test")).is_file():

@@ -1,22 +1,20 @@
 """Study tables: paper layout (rows sampler, columns loss), class-wise F1, post hoc.
 
-Every function takes the runs of ONE data set (one test set; see :func:`collect_runs`).
+Every function takes ONE data set (its runs, or its :class:`~imbal.study.report.data.DatasetReport`).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from imbal.engine import run_dir as rd
 from imbal.metrics import METRICS
-from imbal.naming import class_names
 from imbal.posthoc import posthoc_scores, tuned_for
 from imbal.study.report.collect import loss_order, sampler_order
+from imbal.study.report.data import DatasetReport
 
 COMPARED = [name for name, m in METRICS.items() if m.compared]
 # relative changes only against a baseline of at least this much: per cent of a near-zero score mislead
@@ -67,14 +65,9 @@ def configurations(runs: pd.DataFrame) -> list[tuple[str, str]]:
     return [(s, l) for s in sampler_order(runs.sampler) for l in loss_order(runs.loss) if (s, l) in present]
 
 
-def run_class_names(runs: pd.DataFrame) -> list[str]:
-    """The runs' class names (their indices when the data set names none)."""
-    return class_names(runs.class_names.iloc[0], len(runs.f1_per_class.iloc[0]))
-
-
-def class_f1_table(runs: pd.DataFrame) -> pd.DataFrame:
+def class_f1_table(data: DatasetReport) -> pd.DataFrame:
     """Mean class-wise F1 over seeds, a row per configuration; columns are the class names."""
-    names = run_class_names(runs)
+    runs, names = data.runs, data.facts.class_names
     rows = []
     for sampler, loss in configurations(runs):
         grp = runs[(runs.sampler == sampler) & (runs.loss == loss)]
@@ -83,22 +76,21 @@ def class_f1_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _outputs(run_dir: str, split: str) -> dict[str, np.ndarray]:
-    with np.load(Path(run_dir) / rd.outputs_file(split)) as z:
-        return {k: z[k] for k in z.files}
-
-
-def posthoc_table(runs: pd.DataFrame) -> pd.DataFrame:
+def posthoc_table(data: DatasetReport) -> pd.DataFrame:
     """Every run re-decided by post-hoc logit adjustment (tau fit on validation for its selection metric)."""
+    val, test = data.outputs.val, data.outputs.test
+    if val.logits is None or test.logits is None:
+        raise ValueError(
+            f"{data.key} holds no logits: post-hoc adjustment needs a report read from run folders"
+        )
     rows = []
-    for r in runs.itertuples():
-        val, test = _outputs(r.run_dir, "val"), _outputs(r.run_dir, "test")
+    for i, r in enumerate(data.runs.itertuples()):
         metric = tuned_for(r.select_metric)
         res = posthoc_scores(
-            torch.from_numpy(val["logits"]),
-            torch.from_numpy(val["labels"]),
-            torch.from_numpy(test["logits"]),
-            torch.from_numpy(test["labels"]),
+            torch.from_numpy(val.logits[i]),
+            torch.from_numpy(val.labels),
+            torch.from_numpy(test.logits[i]),
+            torch.from_numpy(test.labels),
             torch.tensor(r.train_counts, dtype=torch.float64),
             metric,
         )

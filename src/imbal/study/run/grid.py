@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from imbal.engine import run_dir as rd
-from imbal.engine.config import TrainConfig, config_differences, read_yaml_mapping
+from imbal.engine.config import TrainConfig, read_yaml_mapping
 from imbal.errors import ConfigError
 from imbal.study.analysis.plan import write_plan
 from imbal.study.run.locks import acquire, release
@@ -71,6 +72,8 @@ def cell_config(spec: StudySpec, cell: Cell, root: Path, threads: int) -> tuple[
 
 def train_cell(cfg: TrainConfig, resume: bool) -> None:
     """What a cell's process runs, forked from the warm server (which imported the trainer)."""
+    # imported here, not by the grid: `imbal grid --help` and the grid process never pay for torch's
+    # training stack; the warm server imports it once and every cell inherits it
     from imbal.engine.trainer import train
 
     train(cfg, resume=resume)
@@ -82,35 +85,45 @@ def record_failure(run: Path, exc: Exception) -> str:
     return str(run / rd.ERROR)
 
 
+class CellState(StrEnum):
+    """How a grid left a cell."""
+
+    DONE = "done"  # trained here
+    FAILED = "failed"  # raised or died (error.txt says how)
+    BUSY = "busy"  # another process holds its lock
+    SKIPPED = "skipped"  # finished already
+    STOPPED = "stopped"  # by an interrupt: resumable, not failed
+
+
 @dataclass
-class Outcome:
+class CellOutcome:
     cell: Cell
-    state: str  # done | failed | busy | skipped | stopped (by an interrupt: resumable)
+    state: CellState
     seconds: float = 0.0
     detail: str = ""
 
 
 def run_cell(
     spec: StudySpec, cell: Cell, root: Path, threads: int, children: Children | None = None
-) -> Outcome:
+) -> CellOutcome:
     run = cell.run_dir(root)
     busy = acquire(run)
     if busy:
-        return Outcome(cell, "busy", detail=busy)
+        return CellOutcome(cell, CellState.BUSY, detail=busy)
     t = time.perf_counter()
     try:
         if rd.is_finished(run):  # finished by another process between our check and the lock
-            return Outcome(cell, "skipped")
+            return CellOutcome(cell, CellState.SKIPPED)
         cfg, resume = cell_config(spec, cell, root, threads)
         run_in_child(train_cell, cfg, resume, children=children)
         (run / rd.ERROR).unlink(missing_ok=True)
-        return Outcome(cell, "done", time.perf_counter() - t)
+        return CellOutcome(cell, CellState.DONE, time.perf_counter() - t)
     except KeyboardInterrupt:
         raise
     except CellStopped as exc:  # not a failure: the next run resumes it
-        return Outcome(cell, "stopped", time.perf_counter() - t, str(exc))
+        return CellOutcome(cell, CellState.STOPPED, time.perf_counter() - t, str(exc))
     except Exception as exc:  # a failed cell must not stop the grid
-        return Outcome(cell, "failed", time.perf_counter() - t, record_failure(run, exc))
+        return CellOutcome(cell, CellState.FAILED, time.perf_counter() - t, record_failure(run, exc))
     finally:
         release(run)
 
@@ -126,23 +139,23 @@ class Progress:
     jobs: int
     log: Callable[[str], None] = print
     started: float = field(default_factory=time.perf_counter)
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[CellOutcome] = field(default_factory=list)
     running: dict[str, tuple[Path, int]] = field(default_factory=dict)  # key -> (run folder, epochs)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def eta_minutes(self) -> float | None:
-        trained = [o.seconds for o in self.outcomes if o.state in ("done", "failed")]
+        trained = [o.seconds for o in self.outcomes if o.state in (CellState.DONE, CellState.FAILED)]
         if not trained:
             return None
         left = self.todo - len(self.outcomes)
         return sum(trained) / len(trained) * left / max(1, min(self.jobs, left or 1)) / 60
 
-    def record(self, o: Outcome, root: Path) -> None:
+    def record(self, o: CellOutcome, root: Path) -> None:
         with self.lock:
             self.outcomes.append(o)
             self.running.pop(o.cell.key, None)
         detail = ""
-        if o.state == "done":
+        if o.state is CellState.DONE:
             m = rd.read_json(o.cell.run_dir(root) / rd.METRICS_FILE)["test"]
             detail = f" test BA {m['balanced_accuracy']:.3f} F1 {m['macro_f1']:.3f} MCC {m['mcc']:.3f}"
         elif o.detail:
@@ -181,9 +194,7 @@ def warn_changed_settings(spec: StudySpec, cells: list[Cell], root: Path, log: C
     for cell in cells:
         run = cell.run_dir(root)
         if rd.is_finished(run):
-            stored = rd.read_json(run / rd.METRICS_FILE).get("config", {})
-            wanted = spec.config_for(cell, root, threads=stored.get("threads", 0)).to_dict()
-            diff = [k for k in config_differences(stored, wanted) if k in stored]
+            diff = spec.changed_settings(cell, rd.read_json(run / rd.METRICS_FILE).get("config", {}), root)
             if diff:
                 changed[cell.key] = set(diff)
     if changed:
@@ -205,7 +216,7 @@ def _train_cells(
     if live_every > 0:
         threading.Thread(target=_monitor, args=(progress, stop, live_every), daemon=True).start()
 
-    def start(cell: Cell) -> Outcome:
+    def start(cell: Cell) -> CellOutcome:
         with progress.lock:
             progress.running[cell.key] = (cell.run_dir(root), int(spec.config_for(cell, root).epochs))
         return run_cell(spec, cell, root, threads, children)
@@ -233,9 +244,9 @@ def _train_cells(
 def _in_pool(
     todo: list[Cell],
     jobs: int,
-    start: Callable[[Cell], Outcome],
+    start: Callable[[Cell], CellOutcome],
     children: Children,
-    record: Callable[[Outcome], None],
+    record: Callable[[CellOutcome], None],
 ) -> None:
     """``start`` every cell on ``jobs`` threads; on an interrupt no queued cell starts and the running ones stop."""
     pool = ThreadPoolExecutor(max_workers=jobs)
@@ -275,8 +286,8 @@ def run_grid(
     if todo:
         start_server()  # it imports the training stack while the finished cells are checked
     warn_changed_settings(spec, cells, root, log)
-    status: dict[str, list[str]] = {"done": [], "failed": [], "busy": [], "skipped": [], "stopped": []}
-    status["skipped"] = [c.key for c in cells if c not in todo]
+    status: dict[str, list[str]] = {state: [] for state in CellState}
+    status[CellState.SKIPPED] = [c.key for c in cells if c not in todo]
     log(
         f"grid: {len(cells)} cells in shard {shard[0]}/{shard[1]}, {len(status['skipped'])} already finished, "
         f"{len(todo)} to run with {jobs} job(s)"

@@ -6,11 +6,13 @@ imbal.study.run.warm). A test trains a cell in a warm child and checks that it i
 """
 
 import gc
+import os
+import signal
 
-from imbal.study.run.warm import die_with_parent
+from imbal.processes import die_with_parent
 
 # first, before the imports take seconds: the server (and so its cells) must not outlive the grid
-die_with_parent()
+die_with_parent(os.getppid(), signal.SIGKILL)
 
 import monai.networks.nets  # noqa: E402, F401
 import torch  # noqa: E402

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from imbal.engine import run_dir as rd
-from imbal.engine.config import TrainConfig, load_config, read_yaml_mapping
+from imbal.engine.config import TrainConfig, config_differences, load_config, read_yaml_mapping
 from imbal.errors import ConfigError
 from imbal.study.analysis.plan import KEYS as PLAN_KEYS
 from imbal.study.analysis.plan import Plan, plan_from
@@ -36,6 +36,8 @@ PAPER_GRID = [
     {"samplers": ["weights"], "losses": ["ce", "ce+f1", "ce+mcc"]},
 ]
 STUDY_KEYS = ("config", "train", "datasets", "grid", "seeds", "budget", *PLAN_KEYS)
+# config keys the grid sets for every cell itself (its folder, and no progress bar): not the user's
+SET_BY_THE_GRID = ("out", "quiet")
 ENTRY_KEYS = ("config", "train", "dataset", "label")
 
 
@@ -80,12 +82,17 @@ class StudySpec:
         return list(dict.fromkeys(out))
 
     def config_for(self, cell: Cell, root: Path, **extra: Any) -> TrainConfig:
+        """The cell's full config: its entry's settings, its sampler, loss and seed, and its folder (quiet)."""
         values = dict(cell.settings)
-        values.update(
-            sampler=cell.sampler, loss=cell.loss, seed=cell.seed, out=str(cell.run_dir(root)), quiet=True
-        )
+        values.update(sampler=cell.sampler, loss=cell.loss, seed=cell.seed)
+        values.update(zip(SET_BY_THE_GRID, (str(cell.run_dir(root)), True)))
         values.update(extra)
         return load_config(None, values)
+
+    def changed_settings(self, cell: Cell, stored: dict[str, Any], root: Path) -> list[str]:
+        """Keys a finished cell (its stored config) was trained with other values of than the study asks now."""
+        wanted = self.config_for(cell, root, threads=stored.get("threads", 0)).to_dict()
+        return [k for k in config_differences(stored, wanted) if k in stored]
 
 
 def _relative(path: Any, base: Path) -> Path:

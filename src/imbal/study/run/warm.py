@@ -16,7 +16,6 @@ without reporting (a segfault, the out-of-memory killer) is described by its exi
 
 from __future__ import annotations
 
-import ctypes
 import faulthandler
 import multiprocessing
 import os
@@ -32,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from imbal.errors import UserError
-from imbal.processes import pid_alive
+from imbal.processes import PR_SET_NAME, die_with_parent, pid_alive, prctl
 
 PRELOAD = "imbal.study.run.preload"
 CHILD_NAME = b"imbal-cell"  # what ps and /proc/<pid>/comm show for a cell's process
-PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15  # linux/prctl.h
 OUTPUT_TAIL = 4000  # characters of a failed child's output kept in error.txt
 EXIT_GRACE = 60.0  # seconds a child that reported may take to exit before it is terminated
 
@@ -212,11 +210,12 @@ def child_main(
     args: tuple[Any, ...],
 ) -> None:
     """A cell's process: run ``target(*args)`` and report whether it returned or what it raised."""
-    _prctl(PR_SET_NAME, CHILD_NAME)
+    prctl(PR_SET_NAME, CHILD_NAME)
     # Ctrl-C reaches the whole process group: the grid decides, and stops this process itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if die_with_parent() and not pid_alive(grid_pid):
-        os._exit(137)  # the grid, and so the server, died before prctl took effect: no signal would come
+    die_with_parent(os.getppid(), signal.SIGKILL)  # the server's death kills this cell
+    if not pid_alive(grid_pid):
+        os._exit(137)  # the grid, and so the server, died before that took effect: no signal would come
     os.environ.clear()
     os.environ.update(environ)
     _redirect_output(output)
@@ -226,20 +225,6 @@ def child_main(
         report.send(("raised", error_text(exc)))
     else:
         report.send(("returned", ""))
-
-
-def _prctl(option: int, value: Any) -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl(option, value) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def die_with_parent() -> bool:
-    """Ask the kernel to kill this process when its parent exits (Linux); whether it took."""
-    return _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _redirect_output(output: str) -> None:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imbal.study.analysis.decision import Grid, confirm, recommendation
 from imbal.study.analysis.outputs import Config
 from imbal.study.analysis.plan import Plan
+from imbal.study.analysis.stats import Verdict
 from imbal.study.race.rules import Rules, replay
 from imbal.study.simulation.studies import CONFIGS, Truth, draw, scores_matrix, shifted, trained_part
 
@@ -63,15 +65,13 @@ class RaceResult:
     choice_regret: float  # best truth minus the race choice's truth
     final_regret: float  # ... minus the recommendation's after the test confirmation
     final_is_baseline: bool
-    verdict: str
+    verdict: Verdict | None  # the confirmation's (None: nothing to confirm)
 
 
-def run_race(
+def simulate_races(
     pattern: str, studies: int, plan: Plan, rules: Rules, seed: int = 0, image: bool = True
 ) -> list[RaceResult]:
     """Races on simulated studies of ``pattern``, each followed by the report's test confirmation."""
-    from imbal.study.analysis.decision import Grid, confirm, recommendation
-
     effects = race_truth(pattern)
     truth = Truth(shifted(effects), seeds=rules.max_seeds)
     rng = np.random.default_rng(seed)
@@ -97,7 +97,7 @@ def run_race(
                 float(best - effects[CONFIGS.index(outcome.choice)]),
                 float(best - effects[CONFIGS.index(rec)]),
                 rec == study.baseline,
-                str(conf.verdict) if conf else "none",
+                conf.verdict if conf else None,
             )
         )
     return out

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import ndtri
 
+from imbal.study.analysis.decision import Grid, Role, confirm, exploratory_table
 from imbal.study.analysis.outputs import BASELINE, Config, SplitOutputs, StudyOutputs
 from imbal.study.analysis.plan import Plan
+from imbal.study.analysis.stats import Verdict, seeds_needed
 
 # the study's 15 configurations plus la-ce, baseline first
 CONFIGS: list[Config] = [
@@ -107,10 +109,10 @@ def draw(truth: Truth, rng: np.random.Generator, minority: int | None = None) ->
 
 
 @dataclass
-class Outcome:
+class SimulatedOutcome:
     """What one simulated study's analysis said, next to the truth."""
 
-    verdict: str  # the confirmation's verdict on the primary
+    verdict: Verdict  # the confirmation's verdict on the primary
     false_claim: bool  # any better/worse verdict on the primary that the truth contradicts
     estimate: float  # the confirmation's test effect
     truth: float  # the true effect of what it confirmed (mean over its cross-fitted folds)
@@ -122,11 +124,8 @@ class Outcome:
     image_var: float = math.nan
 
 
-def analyse(study: StudyOutputs, truth: Truth, plan: Plan, planning: bool = False) -> Outcome | None:
+def analyse(study: StudyOutputs, truth: Truth, plan: Plan, planning: bool = False) -> SimulatedOutcome | None:
     """The report's primary analysis of one simulated study (None: nothing to confirm)."""
-    from imbal.study.analysis.decision import Grid, confirm, exploratory_table
-    from imbal.study.analysis.stats import Verdict, seeds_needed
-
     grid = Grid(study)
     conf = confirm(grid, plan)
     if conf is None:
@@ -136,8 +135,8 @@ def analyse(study: StudyOutputs, truth: Truth, plan: Plan, planning: bool = Fals
     claims = [(true_effect, conf.verdict)]
     if conf.verdict in (Verdict.BETTER, Verdict.WORSE):
         table = exploratory_table(grid, plan, conf, metrics=[plan.primary], planning=False)
-        for r in table[table.role == "primary"].itertuples():
-            claims.append((effects[(r.sampler, r.loss)], Verdict(r.verdict)))
+        for r in table[table.role == Role.PRIMARY].itertuples():
+            claims.append((effects[(r.sampler, r.loss)], r.verdict))
     false_claim = any(
         (v is Verdict.BETTER and plan.sign * t <= 0) or (v is Verdict.WORSE and plan.sign * t >= 0)
         for t, v in claims
@@ -147,8 +146,8 @@ def analyse(study: StudyOutputs, truth: Truth, plan: Plan, planning: bool = Fals
     means = grid.scores("test", plan.primary)[0].mean(1)
     pick = 1 + int(np.argmax(plan.sign * means[1:]))
     needed = seeds_needed(est, plan.alpha)[1] if planning and est.seeds >= 2 else None
-    return Outcome(
-        str(conf.verdict),
+    return SimulatedOutcome(
+        conf.verdict,
         false_claim,
         est.difference,
         true_effect,
@@ -163,7 +162,7 @@ def analyse(study: StudyOutputs, truth: Truth, plan: Plan, planning: bool = Fals
 
 def run(
     truth: Truth, studies: int, plan: Plan, seed: int = 0, planning: bool = False, components: bool = True
-) -> list[Outcome]:
+) -> list[SimulatedOutcome]:
     """``studies`` simulated studies of ``truth`` analysed as a report would (numpy; no training)."""
     rng = np.random.default_rng(seed)
     out = []

@@ -6,14 +6,15 @@ import math
 
 import numpy as np
 
+from imbal.study.analysis.decision import Grid
 from imbal.study.analysis.plan import Plan
-from imbal.study.simulation.races import PATTERNS, run_race, score_races
+from imbal.study.analysis.stats import Estimate, Verdict, power, seeds_needed, verdict
+from imbal.study.race.rules import Rules
+from imbal.study.simulation.races import PATTERNS, score_races, simulate_races
 from imbal.study.simulation.studies import CONFIGS, Truth, draw, run, shifted
 
 
 def _pair(effect: float, seeds: int, studies: int, seed: int) -> list:
-    from imbal.study.analysis.decision import Grid
-
     pair = [CONFIGS[0], CONFIGS[1]]
     truth = Truth(shifted([0.0, effect]), seeds=seeds, configs=pair)
     rng = np.random.default_rng(seed)
@@ -60,15 +61,13 @@ def _null_rows(t: _Table, plan: Plan, studies: int) -> None:
             )
             t.rate(
                 "same, confirmation says equivalent (margin 0.02)",
-                np.mean([o.verdict == "equivalent" for o in out]),
+                np.mean([o.verdict is Verdict.EQUIVALENT for o in out]),
                 len(out),
             )
 
 
 def _power_rows(t: _Table, plan: Plan, studies: int) -> None:
     """A planted +0.05: among 16 (choice and confirmation), and between two at the seeds the planning asks for."""
-    from imbal.study.analysis.stats import Estimate, power, seeds_needed, verdict
-
     effects = np.zeros(16)
     effects[8] = 0.05
     out = run(Truth(shifted(effects)), studies, plan, seed=200)
@@ -76,13 +75,13 @@ def _power_rows(t: _Table, plan: Plan, studies: int) -> None:
     t.rate(
         "one configuration +0.05 of 16, 5 seeds: the validation choice is it in every fold", chosen, len(out)
     )
-    t.rate("same: confirmed better", np.mean([o.verdict == "better" for o in out]), len(out))
+    t.rate("same: confirmed better", np.mean([o.verdict is Verdict.BETTER for o in out]), len(out))
     pilot = _pair(0.05, 5, studies, 300)
     sd = math.sqrt(np.mean([e.seed_var * e.seeds for e in pilot]))
     iv = float(np.mean([e.image_var for e in pilot]))
     for n in (5, seeds_needed(Estimate(0.05, sd**2 / 5, iv, 5, 400), plan.alpha)[1] or 30):
         ests = pilot if n == 5 else _pair(0.05, n, studies, 301)
-        found = float(np.mean([verdict(e, plan.alpha) == "better" for e in ests]))
+        found = float(np.mean([verdict(e, plan.alpha) is Verdict.BETTER for e in ests]))
         t.rate(
             f"two configurations, +0.05 truly, {n} seeds: found better (promised power {power(0.05, sd, iv, n):.3f})",
             found,
@@ -118,8 +117,6 @@ def report(studies: int = 2000) -> str:
 
 def race_report(studies: int = 1000) -> str:
     """The race tables of docs/method.md ("The race"), as Markdown lines."""
-    from imbal.study.race.rules import Rules
-
     lines = [
         "| model | pattern | seeds at most | race: share of the grid | reference: share | race: P(choice > margin below the best) | reference: same |",
         "|---|---|---|---|---|---|---|",
@@ -138,7 +135,7 @@ def race_report(studies: int = 1000) -> str:
         "|---|---|---|---|---|---|",
     ]
     for pattern in PATTERNS:
-        res = run_race(pattern, max(200, studies // 4), Plan(), Rules(), seed=8)
+        res = simulate_races(pattern, max(200, studies // 4), Plan(), Rules(), seed=8)
         lines.append(
             f"| images | {pattern} | {np.mean([r.runs / r.grid for r in res]):.1%} | "
             f"{np.mean([r.choice_regret > 0.02 + 1e-9 for r in res]):.1%} | "

@@ -8,56 +8,20 @@ what is unknown and how many seeds would decide it.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from imbal.losses import loss_settings_keys
 from imbal.metrics import METRICS
-from imbal.study.analysis.decision import Decision
+from imbal.study.analysis.decision import Decision, NonInferiority
 from imbal.study.analysis.outputs import Config
 from imbal.study.analysis.plan import Plan
-from imbal.study.analysis.stats import Verdict
-from imbal.study.report import tables
+from imbal.study.analysis.stats import MAX_SEEDS, Verdict
 from imbal.study.report.render import Block
+from imbal.study.report.sections.section import Section
+from imbal.study.report.sections.section import config_name as name
 
 CORRECTIONS = {"holm": "Holm (family-wise error 5%)", "bh": "Benjamini-Hochberg (false discovery rate 5%)"}
 ONE_SEED = "test images only, 1 seed"
-SETTINGS = (
-    "arch",
-    "widen_factor",
-    "norm",
-    "small_input",
-    "size",
-    "crop_size",
-    "epochs",
-    "batch_size",
-    "lr",
-    "schedule",
-    "augment",
-    "train_subset",
-    "select_metric",
-    "threads",  # CPU results depend on it; runs may differ in it and still be pooled
-)
-
-
-def name(config: Config) -> str:
-    return f"{config[0]} / {config[1]}"
-
-
-def class_names(runs: pd.DataFrame) -> list[str]:
-    return tables.run_class_names(runs)
-
-
-def minority_label(runs: pd.DataFrame) -> str:
-    k = int(runs.minority_class.iloc[0])
-    return f"{class_names(runs)[k]!r}"
-
-
-def seeds_text(runs: pd.DataFrame) -> str:
-    seeds = sorted(runs.seed.unique())
-    return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
 
 
 def rule_text(plan: Plan, baseline: Config) -> str:
@@ -74,7 +38,8 @@ def rule_text(plan: Plan, baseline: Config) -> str:
     )
 
 
-def _qualify(v: Verdict, one_seed: bool) -> str:
+def qualify(v: Verdict, one_seed: bool) -> str:
+    """A verdict as the report writes it: one seed's firm-sounding verdicts say what they rest on."""
     return (
         f"{v} ({ONE_SEED})"
         if one_seed and v in (Verdict.BETTER, Verdict.WORSE, Verdict.EQUIVALENT)
@@ -139,42 +104,40 @@ def _answer(d: Decision) -> str:
 
 
 def _planning_sentence(d: Decision) -> str:
-    if d.one_seed:
+    if d.one_seed or d.planning is None or d.planning.one_seed:
         return "With one seed the seed-to-seed spread is unknown: run at least 3 seeds."
-    goal, _, n = d.planning.partition(": ")
     est = d.confirmation.estimate  # type: ignore[union-attr]
-    target = "equivalence" if goal == "equivalence" else "the difference"
-    if n == "more than 30":
+    target = "equivalence" if d.planning.goal == "equivalence" else "the difference"
+    if d.planning.seeds is None:
         floor = math.sqrt(est.image_var)
         cause = (
             f" (the test set's own noise alone has a standard error of {floor:.3f}: a larger test set is needed)"
             if floor > 0 and floor * 2.8 > abs(est.difference)
             else ""
         )
-        return (
-            f"More than 30 seeds would be needed to show {target} with 80% power{cause} (planning estimate)."
-        )
-    return f"About {n} seeds would show {target} with 80% power (planning estimate from the observed effect and spread)."
+        return f"More than {MAX_SEEDS} seeds would be needed to show {target} with 80% power{cause} (planning estimate)."
+    return (
+        f"About {d.planning.seeds} seeds would show {target} with 80% power (planning estimate from the observed "
+        "effect and spread)."
+    )
 
 
-def _confirmation_table(d: Decision, runs: pd.DataFrame) -> Block | None:
+def _confirmation_table(s: Section, d: Decision) -> Block | None:
     alt, conf = d.alternative, d.confirmation
     if alt is None or conf is None:
         return None
-    base = runs[(runs.sampler == d.baseline[0]) & (runs.loss == d.baseline[1])]
-    chosen = runs[(runs.sampler == alt[0]) & (runs.loss == alt[1])]
+    base, chosen = s.data.runs_of(d.baseline), s.data.runs_of(alt)
     rows = []
     for metric in [d.plan.primary, *d.plan.secondary]:
-        label = METRICS[metric].label + (f" ({minority_label(runs)})" if metric == "minority_f1" else "")
+        label = METRICS[metric].label + (f" ({s.facts.minority_label})" if metric == "minority_f1" else "")
         if metric == d.plan.primary:
             est = conf.estimate
             role = "primary (confirmatory)"
-            verdict = _qualify(conf.verdict, d.one_seed)
+            verdict = qualify(conf.verdict, d.one_seed)
         else:
-            sel = d.table[(d.table.metric == metric) & (d.table.sampler == alt[0]) & (d.table.loss == alt[1])]
-            if sel.empty:
+            row = d.row(metric, alt)
+            if row is None:
                 continue
-            row = sel.iloc[0]
             est = None
             role = "secondary"
             verdict = f"{row.non_inferiority} (harm margin {d.plan.harm_margin:g})"
@@ -231,7 +194,8 @@ def _validation_table(d: Decision) -> Block:
     )
 
 
-def findings_blocks(d: Decision, runs: pd.DataFrame) -> list[Block]:
+def findings_blocks(s: Section, d: Decision) -> list[Block]:
+    """What to use, by how much, how sure; then how the choice was made and the evidence it rests on."""
     blocks = [Block("h3", "Findings"), Block("p", _answer(d)), Block("p", rule_text(d.plan, d.baseline))]
     conf = d.confirmation
     if conf is not None and not conf.stable:
@@ -248,7 +212,7 @@ def findings_blocks(d: Decision, runs: pd.DataFrame) -> list[Block]:
         harms = d.table[
             (d.table.sampler == d.alternative[0])
             & (d.table.loss == d.alternative[1])
-            & (d.table.non_inferiority == "worse by more than the margin")
+            & (d.table.non_inferiority == NonInferiority.WORSE)
         ]
         for r in harms.itertuples():
             blocks.append(
@@ -258,22 +222,21 @@ def findings_blocks(d: Decision, runs: pd.DataFrame) -> list[Block]:
                     f"than the harm margin: {r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}].",
                 )
             )
-    table = _confirmation_table(d, runs)
+    table = _confirmation_table(s, d)
     if table is not None:
         blocks.append(table)
     blocks.append(Block("p", "How the choice was made, on the validation split (best first):"))
     blocks.append(_validation_table(d))
-    blocks.append(Block("p", _evidence(d, runs)))
+    blocks.append(Block("p", _evidence(s, d)))
     return blocks
 
 
-def _evidence(d: Decision, runs: pd.DataFrame) -> str:
-    counts = runs.dataset_info.iloc[0].get("test_counts") or []
-    minority = int(runs.minority_class.iloc[0])
-    rare = f" (rarest class {minority_label(runs)}: n = {counts[minority]})" if counts else ""
+def _evidence(s: Section, d: Decision) -> str:
+    f = s.facts
+    rare = f" (rarest class {f.minority_label}: n = {f.test_counts[f.minority]})" if f.test_counts else ""
     text = (
         f"Evidence: {len(d.seeds)} seed(s) ({', '.join(map(str, d.seeds))}) per configuration, test n = "
-        f"{int(runs.n_test.iloc[0])}{rare}. The best epoch, the post-hoc tau and the choice used the validation "
+        f"{f.sizes['test']}{rare}. The best epoch, the post-hoc tau and the choice used the validation "
         "split only; the test split was read once for the confirmation. Intervals hold seed-to-seed and "
         'test-image noise (docs/method.md, "Statistics of a report").'
     )
@@ -283,88 +246,3 @@ def _evidence(d: Decision, runs: pd.DataFrame) -> str:
             "same runs: no verdict here is firm; run at least 3 seeds."
         )
     return text
-
-
-def context_blocks(runs: pd.DataFrame) -> list[Block]:
-    """What the runs were: data, class counts, shared settings and the grid."""
-    info = runs.dataset_info.iloc[0]
-    names = class_names(runs)
-    counts = info.get("train_counts") or []
-    minority = int(runs.minority_class.iloc[0])
-    classes = ", ".join(
-        f"{n} {c}{' (minority)' if k == minority else ''}" for k, (n, c) in enumerate(zip(names, counts))
-    )
-    ratio = max(counts) / max(min(counts), 1) if counts else float("nan")
-    n = info["n"]
-    rows = [
-        # the source's file name only: a committed report names no machine's paths
-        [
-            "data",
-            f"{info['name']} ({'SYNTHETIC' if info.get('synthetic') else Path(str(info.get('source', ''))).name})",
-        ],
-        ["split sizes", f"train {n['train']}, validation {n['val']}, test {n['test']}"],
-        ["training classes", f"{classes}; imbalance {ratio:.1f}:1"],
-    ]
-    # the loss settings shown are those the compared losses read (LossTerm.settings)
-    for key in (*SETTINGS, *loss_settings_keys(runs.loss.unique())):
-        values = sorted({str(c.get(key)) for c in runs.config})
-        rows.append([key, values[0] if len(values) == 1 else f"varies: {', '.join(values)}"])
-    grid = ", ".join(name(c) for c in tables.configurations(runs))
-    rows.append(["configurations", f"{len(tables.configurations(runs))}: {grid}"])
-    rows.append(["seeds", seeds_text(runs)])
-    return [Block("h3", "What was run"), Block("table", header=["setting", "value"], rows=rows)]
-
-
-def posthoc_blocks(post: pd.DataFrame, baseline: Config) -> list[Block]:
-    """Each configuration with and without post-hoc logit adjustment (a decision rule that costs nothing)."""
-    rows = []
-    for sampler, loss in tables.configurations(post):
-        grp = post[(post.sampler == sampler) & (post.loss == loss)]
-        rows.append(
-            [
-                f"{sampler} / {loss}",
-                f"{grp.balanced_accuracy.mean():.3f}",
-                f"{grp.balanced_accuracy_posthoc.mean():.3f}",
-                f"{grp.macro_f1.mean():.3f}",
-                f"{grp.macro_f1_posthoc.mean():.3f}",
-                f"{grp.minority_f1.mean():.3f}",
-                f"{grp.minority_f1_posthoc.mean():.3f}",
-                f"{grp.tau.mean():.2f}",
-            ]
-        )
-    base = post[(post.sampler == baseline[0]) & (post.loss == baseline[1])]
-    text = (
-        "Post-hoc logit adjustment subtracts tau * log(training prior) from a finished model's logits, with tau "
-        "chosen on the validation split for the run's selection metric (0 when nothing helps). It costs no "
-        "training: a loss is worth its price only if it beats this column."
-    )
-    if len(base):
-        text += (
-            f" For {name(baseline)} it moves balanced accuracy from {base.balanced_accuracy.mean():.3f} to "
-            f"{base.balanced_accuracy_posthoc.mean():.3f} (mean tau {base.tau.mean():.2f})."
-        )
-    header = [
-        "configuration",
-        "BA",
-        "BA post hoc",
-        "macro F1",
-        "macro F1 post hoc",
-        "rarest F1",
-        "rarest F1 post hoc",
-        "tau",
-    ]
-    return [
-        Block("h3", "A free baseline: post-hoc logit adjustment"),
-        Block("p", text),
-        Block("table", header=header, rows=rows),
-    ]
-
-
-def chance_note(runs: pd.DataFrame) -> str:
-    counts = np.array(runs.dataset_info.iloc[0].get("test_counts") or [], dtype=float)
-    if not counts.size:
-        return ""
-    return (
-        f"For scale: always predicting the majority class scores accuracy {counts.max() / counts.sum():.3f} and "
-        f"balanced accuracy {1 / len(counts):.3f} (chance) on this test set."
-    )

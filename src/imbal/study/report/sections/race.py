@@ -7,22 +7,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imbal.study.race.rules import Rules, State
+from imbal.study.race.folder import RaceFolder
+from imbal.study.race.rules import RaceReason, State
 from imbal.study.race.runner import history_rows
 from imbal.study.report import figures
 from imbal.study.report.render import Block
-from imbal.study.report.sections.findings import name
+from imbal.study.report.sections.section import config_name as name
 
 REASONS = {
-    "last one": "it was the last configuration left",
-    "equivalent": "every configuration left was equivalent to the leader within the margin, and it is the simplest of them",
-    "seeds spent": "the seed limit was reached with several configurations still in the race; it leads on validation",
-    "runs spent": "the run budget was spent with several configurations still in the race; it leads on validation",
+    RaceReason.LAST_ONE: "it was the last configuration left",
+    RaceReason.EQUIVALENT: "every configuration left was equivalent to the leader within the margin, and it is the simplest of them",
+    RaceReason.SEEDS_SPENT: "the seed limit was reached with several configurations still in the race; it leads on validation",
+    RaceReason.RUNS_SPENT: "the run budget was spent with several configurations still in the race; it leads on validation",
 }
 
 
-def race_blocks(state: State, rules: Rules, configs: list, figures_dir: Path, key: str) -> list[Block]:
-    """A race section; a race still running says which round it is in."""
+def race_section(race: RaceFolder, figures_dir: Path, tables_dir: Path, key: str) -> list[Block]:
+    """A race's section (a race still running says which round it is in); writes its round-by-round table."""
+    state, rules, configs = race.state, race.rules, race.configs
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(history_rows(state)).to_csv(tables_dir / "race_history.csv", index=False)
     grid_runs = len(configs) * rules.max_seeds
     blocks = [Block("h2", "The race (imbal recommend)")]
     if state.outcome is None:

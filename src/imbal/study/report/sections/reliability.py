@@ -7,44 +7,46 @@ finished before ECE entered ``metrics.json`` are scored the same way (docs/metho
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import torch
 
 from imbal.calibration import fit_temperature, scale_logits, temperature_scores
 from imbal.metrics import ECE_BINS, calibration_bins
-from imbal.study.analysis.outputs import load_outputs
 from imbal.study.report import figures
 from imbal.study.report.collect import loss_order, sampler_order
+from imbal.study.report.data import DatasetReport
 from imbal.study.report.render import Block
+from imbal.study.report.sections.section import Section
 
 COLUMNS = ("temperature", "ece", "ece_scaled", "brier", "brier_scaled")
 
 
-def _outputs(run_dir: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    out = load_outputs(Path(run_dir), split)
-    return torch.from_numpy(out["logits"]), torch.from_numpy(out["labels"])
+def _outputs(data: DatasetReport, row: int, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One run's stored logits (as stored: float32) and the split's labels."""
+    part = data.outputs.split(split)
+    if part.logits is None:
+        raise ValueError(f"{data.key} holds no logits: calibration needs a report read from run folders")
+    return torch.from_numpy(part.logits[row]), torch.from_numpy(part.labels)
 
 
-def calibration_table(runs: pd.DataFrame) -> pd.DataFrame:
+def calibration_table(data: DatasetReport) -> pd.DataFrame:
     """A row per run: its temperature (fit on validation) and test ECE / Brier before and after scaling."""
     rows = []
-    for r in runs.itertuples():
-        scores = temperature_scores(*_outputs(r.run_dir, "val"), *_outputs(r.run_dir, "test"))
+    for i, r in enumerate(data.runs.itertuples()):
+        scores = temperature_scores(*_outputs(data, i, "val"), *_outputs(data, i, "test"))
         rows.append({"sampler": r.sampler, "loss": r.loss, "seed": r.seed, **scores})
     return pd.DataFrame(rows)
 
 
-def reliability_bins(runs: pd.DataFrame, config: tuple[str, str]) -> dict[str, np.ndarray]:
+def reliability_bins(data: DatasetReport, config: tuple[str, str]) -> dict[str, np.ndarray]:
     """Test-set bins ``(3, ECE_BINS)`` of one configuration, summed over its seeds: plain and scaled."""
-    sel = runs[(runs.sampler == config[0]) & (runs.loss == config[1])]
     out = {"plain": np.zeros((3, ECE_BINS)), "scaled": np.zeros((3, ECE_BINS))}
-    for r in sel.itertuples():
-        temperature = fit_temperature(*_outputs(r.run_dir, "val")).temperature
-        logits, labels = _outputs(r.run_dir, "test")
+    for i, r in enumerate(data.runs.itertuples()):
+        if (r.sampler, r.loss) != config:
+            continue
+        temperature = fit_temperature(*_outputs(data, i, "val")).temperature
+        logits, labels = _outputs(data, i, "test")
         out["plain"] += calibration_bins(logits.float().softmax(-1), labels).numpy()
         scaled = scale_logits(logits.float(), temperature).softmax(-1)
         out["scaled"] += calibration_bins(scaled, labels).numpy()
@@ -79,9 +81,10 @@ def _rows(table: pd.DataFrame, recommended: tuple[str, str], baseline: tuple[str
     return rows, bold
 
 
-def calibration_blocks(s: Any, recommended: tuple[str, str], baseline: tuple[str, str]) -> list[Block]:
-    """Blocks of one data set's section ``s`` (its runs, file folders and names), recommended vs baseline."""
-    table = calibration_table(s.runs)
+def calibration_blocks(s: Section, recommended: tuple[str, str]) -> list[Block]:
+    """The calibration table of every configuration and the reliability diagram, recommended vs baseline."""
+    baseline = s.plan.baseline
+    table = calibration_table(s.data)
     s.csv(table, "calibration")
     rows, bold = _rows(table, recommended, baseline)
     header = ["configuration", "seeds", "temperature", "ECE", "ECE scaled", "Brier", "Brier scaled"]
@@ -97,7 +100,7 @@ def calibration_blocks(s: Any, recommended: tuple[str, str], baseline: tuple[str
     if recommended != baseline:
         configs[f"{recommended[0]} / {recommended[1]} (recommended)"] = recommended
     curves = {
-        name: reliability_bins(s.runs, c)
+        name: reliability_bins(s.data, c)
         for name, c in configs.items()
         if c in set(zip(s.runs.sampler, s.runs.loss))
     }
