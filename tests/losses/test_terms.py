@@ -77,7 +77,13 @@ from imbal.data import synthetic
 from imbal.engine.build import loss_for
 from imbal.engine.config import ConfigError, config_differences, load_config
 from imbal.losses import loss_sort_key
-from imbal.study.report.sections.findings import context_blocks
+import numpy as np
+from pathlib import Path
+from imbal.study.analysis.outputs import SplitOutputs, StudyOutputs
+from imbal.study.analysis.plan import Plan
+from imbal.study.report.data import DatasetReport, Facts
+from imbal.study.report.sections.context import context_blocks
+from imbal.study.report.sections.section import Section
 
 # config: a key with its default, its type and its check
 cfg = load_config(None, {"loss": "ce+0.5*toy", "toy_scale": "3"})
@@ -106,11 +112,13 @@ assert config_differences({"toy_scale": 1.0}, {"toy_scale": 2.0}) == ["toy_scale
 assert sorted(["toy", "mcc", "ce+toy", "ce"], key=loss_sort_key) == ["ce", "ce+toy", "mcc", "toy"]
 runs = pd.DataFrame({
     "sampler": ["uniform", "uniform"], "loss": ["ce", "ce+toy"], "seed": [0, 0],
-    "config": [{"toy_scale": 2.0}, {"toy_scale": 2.0}], "class_names": [["a", "b"]] * 2,
-    "f1_per_class": [[0.5, 0.5]] * 2, "minority_class": [1, 1],
-    "dataset_info": [{"name": "syn", "n": {"train": 8, "val": 2, "test": 2}, "train_counts": [6, 2]}] * 2,
+    "config": [{"toy_scale": 2.0}, {"toy_scale": 2.0}],
 })
-rows = context_blocks(runs)[1].rows
+facts = Facts("syn", "", False, ["a", "b"], 1, [6, 2], [], {"train": 8, "val": 2, "test": 2})
+part = SplitOutputs(np.array([0, 1]), np.zeros((2, 2), dtype=np.int64))
+outputs = StudyOutputs([(("uniform", "ce"), 0), (("uniform", "ce+toy"), 0)], part, part, 2, 1)
+section = Section(DatasetReport("syn", facts, runs, outputs), Plan(), None, Path("."), Path("."))
+rows = context_blocks(section)[1].rows
 assert ["toy_scale", "2.0"] in rows, rows
 print("toy term ok")
 """

@@ -62,10 +62,11 @@ def load_archive(path: str | Path, baseline: tuple[str, str] = BASELINE) -> dict
             key = info["key"]
             splits = {}
             for split in HELD_OUT:
+                logits = f"{key}_{split}_logits"  # absent for outputs that hold predictions only
                 splits[split] = SplitOutputs(
                     z[f"{key}_{split}_labels"].astype(np.int64),
                     z[f"{key}_{split}_preds"].astype(np.int64),
-                    z[f"{key}_{split}_logits"],
+                    z[logits] if logits in z.files else None,
                 )
             out[dataset] = StudyOutputs(
                 [((s, loss), seed) for s, loss, seed in info["runs"]],
