@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from imbal.study.analysis.archive import load_archive
 from imbal.study.analysis.decision import Grid, confirm
 from imbal.study.analysis.outputs import SplitOutputs, StudyOutputs
 from imbal.study.analysis.plan import Plan
 from imbal.study.analysis.stats import Estimate, Verdict, adjust_pvalues, paired_estimate, verdict
 from imbal.study.race.rules import Rules
-from imbal.study.report.archive import load_archive
 from imbal.study.report.tables import RELATIVE_FLOOR
 
 PREDICTIONS = "predictions.json"

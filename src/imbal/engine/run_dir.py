@@ -288,6 +288,38 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def read_outputs(run: Path, split: str, features: bool = False) -> dict[str, np.ndarray]:
+    """A finished run's ``outputs_<split>.npz``: labels ``(N,)``, logits ``(N, C)`` (and ``features``), checked.
+
+    The one reader of these files (the report, the race, the calibration); a damaged file is one
+    line naming it.
+    """
+    import numpy as np
+
+    path = Path(run) / outputs_file(split)
+    if not path.is_file():
+        raise MissingFileError(
+            f"{path} is missing: a study needs every run's {split} outputs (train the run again, or remove "
+            "the run folder)"
+        )
+    keys = ("labels", "logits", "features") if features else ("labels", "logits")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: np.asarray(z[k]) for k in keys}
+    except Exception as exc:  # numpy and zipfile raise many types for a damaged file
+        raise RunFolderError(
+            f"{path} is not readable ({type(exc).__name__}: {_first_line(exc)}); the file is damaged: train the "
+            "run again, or remove the run folder"
+        ) from None
+    labels, logits = out["labels"], out["logits"]
+    if labels.ndim != 1 or logits.ndim != 2 or len(labels) != len(logits) or not np.isfinite(logits).all():
+        raise RunFolderError(
+            f"{path} holds labels {labels.shape} and logits {logits.shape}, not (N,) and finite (N, C); the file is "
+            "damaged: train the run again, or remove the run folder"
+        )
+    return out
+
+
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
     atomic_write_text(path, frame.to_csv(index=False))
 

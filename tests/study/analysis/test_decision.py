@@ -79,7 +79,7 @@ def test_the_test_split_never_chooses():
 
 
 def test_gate_closed_when_the_confirmation_is_inconclusive():
-    truth = sim.Truth(sim.shifted(np.zeros(16)))
+    truth = sim.null(sim.RETINA)
     rng = np.random.default_rng(5)
     for _ in range(20):
         study = sim.draw(truth, rng)
@@ -159,26 +159,63 @@ def test_ties_go_to_the_simplest():
 
 
 @pytest.mark.parametrize(
-    "stable,chosen,verdict,expected",
+    "verdict,expected",
     [
-        (True, "alt", Verdict.BETTER, "alt"),
-        (True, "alt", Verdict.WORSE, "base"),
-        (False, "alt", Verdict.WORSE, None),
-        (True, "alt", Verdict.EQUIVALENT, "base"),
-        (False, "alt", Verdict.EQUIVALENT, "alt"),
-        (True, "alt", Verdict.INCONCLUSIVE, "base"),  # for now: a change needs evidence
-        (True, "base", Verdict.INCONCLUSIVE, "base"),
-        (False, "alt", Verdict.INCONCLUSIVE, "alt"),
+        (Verdict.BETTER, "alt"),
+        (Verdict.WORSE, "base"),
+        (Verdict.EQUIVALENT, "base"),  # as good: the simpler one
+        (Verdict.INCONCLUSIVE, "base"),  # for now: a change needs evidence
+        (Verdict.NOT_TESTED, "base"),  # one seed: no verdict
+        (None, "base"),  # nothing to confirm
     ],
 )
-def test_recommendation_after_the_verdict(stable, chosen, verdict, expected):
-    names = {"alt": ("oversample", "ce"), "base": BASE, None: None}
-    assert recommendation(BASE, stable, names[chosen], names["alt"], verdict) == names[expected]
+def test_recommendation_changes_only_on_a_confirmed_improvement(verdict, expected):
+    names = {"alt": ("oversample", "ce"), "base": BASE}
+    assert recommendation(BASE, names["alt"], verdict) == names[expected]
+    assert recommendation(BASE, None, verdict) == BASE
+
+
+def test_a_baseline_that_fails_a_screen_is_kept_unless_an_alternative_is_confirmed_better():
+    # the baseline never predicts class 2 on validation (unstable), and nothing is better on test
+    def val(rng, k, s, y):
+        p = np.where(rng.random(len(y)) < 0.8, y, (y + 1) % 3)
+        return np.where(p == 2, 0, p) if k == 0 else p
+
+    configs = [BASE, ("uniform", "ce+f1"), ("oversample", "ce")]
+    d = decide(_study(configs, range(5), val, _noisy([0.7, 0.7, 0.7])), Plan())
+    assert d.screens[BASE].unstable and d.confirmation.verdict is not Verdict.BETTER
+    assert d.recommendation == BASE  # reported (the findings say so), never acted on alone
+
+
+def test_a_fold_without_an_eligible_alternative_keeps_the_baseline_and_counts():
+    # the only alternative zeroes class 2 on validation in seeds 1, 2, 3: left out when 0 or 4 is held
+    # out (3 of the 4 remaining seeds), but eligible when 1, 2 or 3 is held out (2 of 4: not a majority)
+    def val(rng, k, s, y):
+        p = np.where(rng.random(len(y)) < 0.8, y, (y + 1) % 3)
+        return np.where(p == 2, 0, p) if k == 1 and s in (1, 2, 3) else p
+
+    configs = [BASE, ("uniform", "ce+f1")]
+    conf = confirm(Grid(_study(configs, range(5), val, _noisy([0.6, 0.7]))), Plan())
+    assert conf.fold_choices == [BASE, configs[1], configs[1], configs[1], BASE]
+    assert conf.kept_baseline(BASE) == 2 and conf.estimate.seeds == 5 and conf.seeds == [0, 1, 2, 3, 4]
+
+
+def test_one_seed_gives_no_confirmatory_verdict():
+    configs = [BASE, ("oversample", "ce")]
+    d = decide(_study(configs, [0], _noisy([0.5, 0.9]), _noisy([0.5, 0.9])), Plan())
+    assert d.confirmation.verdict is Verdict.NOT_TESTED and d.confirmation.estimate.difference > 0.3
+    assert d.recommendation == BASE
 
 
 def test_plan_validation_and_bad_studies():
     with pytest.raises(ValueError, match=r"primary_metric must be one of \[.*\], got 'kappa'"):
         Plan(primary="kappa")
+    # not a metric of every run's confusion matrix with higher better: refused before any run
+    for metric in ("ece", "brier", "qwk", "auroc"):
+        with pytest.raises(
+            ValueError, match=rf"primary_metric must be one of \['balanced_accuracy', .*got '{metric}'"
+        ):
+            Plan(primary=metric)
     with pytest.raises(ValueError, match=r"equivalence_margin must be a number in \(0, 0.5\).*got -0.1"):
         Plan(margin=-0.1)
     with pytest.raises(ValueError, match=r"harm_margin must be a number in \(0, 1\).*got 3"):

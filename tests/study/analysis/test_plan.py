@@ -39,18 +39,22 @@ def test_configurations_that_train_identically_are_reported_equivalent(twins, tm
     assert main(["report", str(twins), "--out", str(tmp_path)]) == 0
     md = (tmp_path / "report.md").read_text()
     findings = md[md.index("### Findings") : md.index("### What was run")]
-    assert "are equivalent within ±0.03" in findings and "Use uniform / ce." in findings
+    assert (
+        "Stay with uniform / ce, the simpler" in findings and "is equivalent to it within ±0.03" in findings
+    )
     assert "better" not in findings.split("\n\n")[1] and "worse" not in findings.split("\n\n")[1]
     assert "The analysis plan was stored before the runs" in md
 
 
 def test_plan_is_stored_and_a_different_plan_is_refused(twins, tmp_path):
     assert read_plan(twins) == Plan(margin=0.03)
-    assert json.loads((twins / "plan.json").read_text()) == {
+    stored = json.loads((twins / "plan.json").read_text())
+    assert {k: v for k, v in stored.items() if k != "sha256"} == {
         "primary_metric": "balanced_accuracy",
         "equivalence_margin": 0.03,
         "harm_margin": 0.02,
     }
+    assert len(stored["sha256"]) == 64
     with pytest.raises(
         RunFolderError,
         match=r"planned with other analysis settings \(primary_metric 'balanced_accuracy' -> 'mcc'\)",
@@ -108,3 +112,43 @@ def test_bad_study_folders_are_one_line_errors(twins, tmp_path, capsys):
     # the report's own bad plan flags
     assert main(["report", str(twins), "--out", str(tmp_path / "r"), "--equivalence-margin", "0"]) == 2
     assert "equivalence_margin must be a number in (0, 0.5)" in capsys.readouterr().err
+
+
+def test_an_edited_plan_is_post_hoc(twins, tmp_path):
+    """plan.json carries the checksum of its keys: an edit after it was written is reported as post hoc."""
+    from imbal.study.analysis.plan import resolve_plan
+
+    copy = tmp_path / "s"
+    shutil.copytree(twins, copy)
+    assert "stored before the runs" in resolve_plan(copy)[1]
+    data = json.loads((copy / "plan.json").read_text())
+    (copy / "plan.json").write_text(json.dumps({**data, "equivalence_margin": 0.1}))
+    plan, note = resolve_plan(copy)
+    assert plan.margin == 0.1 and note.startswith("POST HOC: plan.json was edited after it was written")
+    # a plan file from before checksums is taken as written
+    del data["sha256"]
+    (copy / "plan.json").write_text(json.dumps(data))
+    assert "stored before the runs" in resolve_plan(copy)[1]
+
+
+def test_a_plan_given_to_a_folder_without_one_is_post_hoc(twins, tmp_path):
+    from imbal.study.analysis.plan import resolve_plan
+
+    copy = tmp_path / "s"
+    shutil.copytree(twins, copy)
+    (copy / "plan.json").unlink()
+    assert resolve_plan(copy)[1].startswith("No analysis plan is stored")
+    plan, note = resolve_plan(copy, {"primary_metric": "mcc"})
+    assert plan.primary == "mcc" and note.startswith(
+        "POST HOC: this report gives this folder, which stored no plan"
+    )
+
+
+def test_a_primary_metric_the_rule_cannot_use_is_refused_before_any_run(tmp_path, capsys):
+    for metric in ("ece", "brier", "qwk"):
+        path = study_file(tmp_path / f"{metric}.yaml", primary_metric=metric)
+        assert main(["grid", "--config", str(path), "--out", str(tmp_path / metric), "--dry-run"]) == 2
+        assert (
+            f"primary_metric must be one of ['balanced_accuracy', 'macro_f1', 'mcc', 'minority_f1'], got '{metric}'"
+            in capsys.readouterr().err
+        )

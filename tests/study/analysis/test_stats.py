@@ -13,6 +13,7 @@ from imbal.study.analysis.stats import (
     Estimate,
     Verdict,
     adjust_pvalues,
+    effective_df,
     equivalence_power,
     paired_estimate,
     paired_estimates,
@@ -136,7 +137,12 @@ def test_two_levels_separate_shared_image_noise_from_each_seeds_own():
     assert est.difference == pytest.approx(d.mean())
     assert est.seed_var == pytest.approx(d.var(ddof=1) / s)
     assert est.image_var == pytest.approx(n * (1.0 / n) ** 2, rel=0.25)  # n * var(z)
-    assert est.df == s - 1 and est.seeds == s and est.n == n
+    assert (
+        est.df == pytest.approx(effective_df(est.seed_var, est.image_var, s))
+        and est.seeds == s
+        and est.n == n
+    )
+    assert est.df > s - 1  # the image level, estimated from 2000 images, is as good as known
     batched = paired_estimates(np.stack([d, d]), np.stack([z[None] + w] * 2), y)
     assert batched[1].se == pytest.approx(est.se, rel=1e-12) and batched[1].difference == est.difference
 
@@ -278,3 +284,25 @@ def test_adjust_pvalues_validation():
         adjust_pvalues(np.array([-0.1, 0.5]))
     with pytest.raises(ValueError, match=r"must be 1-D, got shape=\(2, 2\)"):
         adjust_pvalues(np.full((2, 2), 0.1))
+
+
+def test_effective_df_mixes_the_two_levels_quantiles():
+    from scipy import stats as sps
+
+    # all seed level: the seeds' own df; all image level: normal
+    assert effective_df(1.0, 0.0, 5) == pytest.approx(4.0)
+    assert effective_df(0.0, 1.0, 5) == math.inf and effective_df(1.0, 1.0, 1) == math.inf
+    # in between: its 97.5% quantile is the quadrature mix of t(4) and the normal one
+    df = effective_df(1.0, 3.0, 5)
+    mix = math.sqrt(0.25 * sps.t.ppf(0.975, 4) ** 2 + 0.75 * sps.norm.ppf(0.975) ** 2)
+    assert sps.t.ppf(0.975, df) == pytest.approx(mix, rel=1e-6) and 4 < df < 1e6
+    # more image share, more df; more seeds, more df
+    assert effective_df(1.0, 1.0, 5) < effective_df(1.0, 2.0, 5)
+    assert effective_df(1.0, 1.0, 3) < effective_df(1.0, 1.0, 6)
+
+
+def test_the_equivalence_resolution_is_the_margin_tost_just_passes_at():
+    est = Estimate(0.01, 0.0001, 0.0002, 5, 400)
+    res = est.equivalence_resolution(0.05)
+    assert est.p_equivalence(res * 1.0001) < 0.05 < est.p_equivalence(res * 0.9999)
+    assert est.image_floor(0.05) == pytest.approx(1.6448536 * math.sqrt(0.0002), rel=1e-6)

@@ -10,17 +10,49 @@ BASE = ("uniform", "ce")
 CONFIGS = [BASE, ("uniform", "ce+f1"), ("oversample", "ce"), ("uniform", "mcc")]
 
 
+def scored(scores: dict):
+    """A race's score_of over a dict of validation scores (no image level)."""
+    return lambda c, s: (scores[(c, s)], None) if (c, s) in scores else None
+
+
 def test_a_clear_loser_leaves_and_a_close_one_stays():
+    rng = np.random.default_rng(0)
+    x = np.array([0.50, 0.51, 0.50, 0.30])[:, None] + rng.normal(0, 0.005, (4, 4))
+    leader, dropped, equivalent = look(x, CONFIGS, BASE, Rules(max_seeds=6))
+    assert CONFIGS[leader] == ("uniform", "ce+f1")
+    assert set(dropped) == {
+        3
+    }  # 0.2 behind: every rival beats it by more than the margin; 0.01 behind: none does
+    assert not equivalent
+    # with no spread at all, a configuration leaves only when a rival is more than the margin ahead
+    _, dropped, _ = look(np.array([0.50, 0.51, 0.50, 0.30])[:, None].repeat(2, 1), CONFIGS, BASE, Rules())
+    assert set(dropped) == {3}
+
+
+def test_two_seeds_with_their_own_spread_drop_nothing_pooling_would():
+    """Each pair carries its own spread (1 df at 2 seeds): no variance borrowed from the others."""
     x = np.array([0.50, 0.51, 0.50, 0.30])[:, None] + np.array(
         [[0.02, -0.02], [-0.02, 0.02], [0.0, 0.0], [0.01, -0.01]]
     )
-    leader, dropped, equivalent = look(x, CONFIGS, BASE, Rules())
-    assert CONFIGS[leader] == ("uniform", "ce+f1")
-    assert set(dropped) == {3}  # 0.2 behind: it cannot beat the leader by the margin; 0.01 behind can
-    assert not equivalent
-    # with no spread at all, 0.01 behind cannot beat the leader by 0.02 either
-    _, dropped, _ = look(np.array([0.50, 0.51, 0.50, 0.30])[:, None].repeat(2, 1), CONFIGS, BASE, Rules())
-    assert set(dropped) == {0, 2, 3}
+    _, dropped, _ = look(x, CONFIGS, BASE, Rules())
+    assert dropped == {}
+
+
+def test_the_best_is_not_dropped_by_a_lucky_leader():
+    """The drop test of i is against every rival with Bonferroni, never against the round's maximum alone."""
+    rng = np.random.default_rng(5)
+    x = 0.5 + rng.normal(0, 0.01, (16, 4))
+    x[7] += 0.03  # the best
+    configs = [(f"s{i}", "ce") for i in range(16)]
+    configs[0] = BASE
+    _, dropped, _ = look(x, configs, BASE, Rules(max_seeds=6))
+    assert 7 not in dropped
+
+
+def test_an_equivalence_stop_chooses_the_simplest():
+    x = np.array([[0.700, 0.703, 0.701, 0.702], [0.703, 0.704, 0.703, 0.705]])
+    out = replay(np.hstack([x, x]), CONFIGS[:2], BASE, Rules(max_seeds=8))
+    assert out.reason == "equivalent" and out.choice == BASE
 
 
 def test_identical_scores_are_equivalent_and_ties_go_to_the_simplest():
@@ -32,7 +64,7 @@ def test_identical_scores_are_equivalent_and_ties_go_to_the_simplest():
 def test_the_race_waits_for_runs_and_says_which_seeds_are_next():
     rng = np.random.default_rng(3)
     scores = {(c, s): 0.5 + rng.normal(0, 0.03) for c in CONFIGS for s in range(2)}
-    state = advance(CONFIGS, BASE, Rules(), lambda c, s: scores.get((c, s)))
+    state = advance(CONFIGS, BASE, Rules(), scored(scores))
     assert state.outcome is None and state.seeds == 3 and len(state.rounds) == 1
     assert len(state.alive) >= 2 and state.rounds[0].seeds == 2
 
@@ -46,9 +78,9 @@ def test_limits_and_bad_races_are_refused():
         ValueError,
         match=r"max_runs 7 is smaller than the first round \(4 configurations x 2 seeds = 8 runs\)",
     ):
-        advance(CONFIGS, BASE, Rules(max_runs=7), lambda c, s: 0.5)
+        advance(CONFIGS, BASE, Rules(max_runs=7), lambda c, s: (0.5, None))
     with pytest.raises(ValueError, match="the race has no configurations"):
-        advance([], BASE, Rules(), lambda c, s: 0.5)
+        advance([], BASE, Rules(), lambda c, s: (0.5, None))
 
 
 def test_a_run_budget_stops_the_race_and_lists_the_undecided():

@@ -161,7 +161,7 @@ def test_progress_is_visible(tmp_path, capsys):
     log = (cell(tmp_path / "s") / "train.log").read_text().splitlines()
     assert len(log) == 2 and log[0].startswith("epoch 1/2 loss ")
     out = capsys.readouterr().out
-    assert "[1/1] synthetic/uniform/ce/seed0 done in" in out and "test BA" in out
+    assert "[1/1] synthetic/uniform/ce/seed0 done in" in out and "val BA" in out
 
 
 def test_full_study_holds_150_cells_on_both_sets(capsys):

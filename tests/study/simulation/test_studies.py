@@ -1,114 +1,134 @@
-"""The report's decision rule on simulated studies with known truth: error rates, power, equivalence, bias.
+"""The report's decision rule on simulated studies with the real studies' noise: error rates, coverage, power.
 
-Numbers quoted in docs/method.md ("What the simulation shows") come from these scenarios
-(``python -m imbal.study.simulation.studies`` prints them with more studies).
+Every check runs in both calibrations (the noise of the published RetinaMNIST and VesselMNIST3D
+studies: image-level SE of a paired test difference 0.012 and 0.018); docs/method.md quotes the same
+scenarios at 2000 studies per row (``python -m imbal.study.simulation.tables``). A rate is checked
+against its target with twice its Monte Carlo standard error.
 """
 
 import math
 
 import numpy as np
 import pytest
-from scipy import integrate, stats
 
+from imbal.study.analysis.decision import Grid
 from imbal.study.analysis.plan import Plan
-from imbal.study.analysis.stats import Verdict, power
+from imbal.study.analysis.stats import Estimate, Verdict, power, seeds_needed, verdict
 from imbal.study.simulation import studies as sim
 
 PLAN = Plan()
-PAIR = [("uniform", "ce"), ("uniform", "ce+f1")]
+CALS = [sim.RETINA, sim.VESSEL]
 
 
 def mc_se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 1e-4) / n)
 
 
-@pytest.fixture(scope="module")
-def null_outcomes():
-    """16 configurations with equal truth, 5 seeds, RetinaMNIST-sized splits."""
-    return sim.run(sim.Truth(sim.shifted(np.zeros(16))), 500, PLAN, seed=11)
-
-
-def test_no_difference_no_false_verdicts(null_outcomes):
-    n = len(null_outcomes)
-    assert n >= 490  # nearly every study has an alternative to confirm
-    rate = np.mean([o.false_claim for o in null_outcomes])
-    # (a): any better/worse on the primary, the confirmation and the gated exploratory rows together;
-    # a calibrated level-alpha test sits at alpha, so the check allows its Monte Carlo error (one-sided)
-    assert rate <= PLAN.alpha + 2 * mc_se(PLAN.alpha, n), f"false better/worse rate {rate:.3f}"
-
-
-def test_choice_on_validation_is_unbiased_choice_on_test_is_not(null_outcomes):
-    err = np.array([o.estimate - o.truth for o in null_outcomes])
-    se = err.std(ddof=1) / math.sqrt(len(err))
-    assert abs(err.mean()) <= 3 * se, f"validation choice bias {err.mean():+.4f} (MC SE {se:.4f})"
-    test_err = np.array([o.test_choice_estimate - o.test_choice_truth for o in null_outcomes])
-    assert test_err.mean() > 5 * test_err.std(ddof=1) / math.sqrt(len(test_err)) and test_err.mean() > 0.01
-    coverage = np.mean([o.covered for o in null_outcomes])
-    assert coverage >= 0.95 - 2 * mc_se(0.95, len(null_outcomes))
-
-
-def _pair_estimates(effect: float, seeds: int, studies: int, seed: int):
-    from imbal.study.analysis.decision import Grid
-
-    truth = sim.Truth(sim.shifted([0.0, effect]), seeds=seeds, configs=PAIR)
+def pair_estimates(
+    effect: float, cal: sim.Calibration, seeds: int, studies: int, seed: int
+) -> list[Estimate]:
     rng = np.random.default_rng(seed)
+    truth = sim.pair(effect, cal, seeds)
     return [Grid(sim.draw(truth, rng)).estimates("test", PLAN.primary)[0] for _ in range(studies)]
 
 
-def test_a_planted_effect_is_found_at_the_power_seeds_needed_promised():
-    """(b) The planning column: take the true spread, ask for 80% power, run that many seeds."""
-    from imbal.study.analysis.stats import Estimate, seeds_needed, verdict
+@pytest.fixture(scope="module", params=CALS, ids=lambda c: c.name)
+def null_outcomes(request):
+    """16 configurations of equal truth, 5 seeds."""
+    return request.param, sim.run(sim.null(request.param), 300, PLAN, seed=11)
 
-    pilot = _pair_estimates(0.05, 5, 300, seed=21)
+
+def test_equal_configurations_give_no_false_verdicts_and_keep_the_baseline(null_outcomes):
+    cal, out = null_outcomes
+    n = len(out)
+    assert n >= 290  # nearly every study has an alternative to confirm
+    false = np.mean([o.false_claim for o in out])
+    # any better/worse on the primary, the confirmation and the gated exploratory rows together
+    assert false <= PLAN.alpha + 2 * mc_se(PLAN.alpha, n), f"{cal.name}: false better/worse {false:.3f}"
+    kept = np.mean([o.baseline_kept for o in out])
+    assert kept >= 1 - PLAN.alpha - 2 * mc_se(PLAN.alpha, n), f"{cal.name}: baseline kept {kept:.3f}"
+
+
+def test_the_validation_choice_is_unbiased_the_test_choice_is_not(null_outcomes):
+    _, out = null_outcomes
+    err = np.array([o.estimate - o.truth for o in out])
+    se = err.std(ddof=1) / math.sqrt(len(err))
+    assert abs(err.mean()) <= 3 * se, f"validation choice bias {err.mean():+.4f} (MC SE {se:.4f})"
+    test_err = np.array([o.test_choice_estimate - o.test_choice_truth for o in out])
+    assert test_err.mean() > 5 * test_err.std(ddof=1) / math.sqrt(len(test_err)) and test_err.mean() > 0.01
+    coverage = np.mean([o.covered for o in out])
+    assert coverage >= 0.95 - 2 * mc_se(0.95, len(out))
+
+
+@pytest.mark.parametrize("cal", CALS, ids=lambda c: c.name)
+@pytest.mark.parametrize("seeds", [2, 3])
+def test_fewer_seeds_keep_the_error_rate(cal, seeds):
+    out = sim.run(sim.null(cal, seeds), 200, PLAN, seed=12)
+    false = np.mean([o.false_claim for o in out])
+    assert false <= PLAN.alpha + 2 * mc_se(PLAN.alpha, len(out)), f"{cal.name}, {seeds} seeds: {false:.3f}"
+
+
+@pytest.mark.parametrize("cal", CALS, ids=lambda c: c.name)
+@pytest.mark.parametrize("seeds", [3, 5, 10])
+@pytest.mark.parametrize("effect", [0.0, 0.03])
+def test_intervals_cover_at_nominal_level_not_more(cal, seeds, effect):
+    """Coverage within [0.94, 0.975] at 3, 5 and 10 seeds: the df rule (stats.effective_df) is neither
+    liberal nor as conservative as seeds - 1 for the whole error (0.97-0.99 in the same studies)."""
+    ests = pair_estimates(effect, cal, seeds, 400, seed=100 * seeds + int(1000 * effect))
+    rate = float(np.mean([e.interval(0.95)[0] <= effect <= e.interval(0.95)[1] for e in ests]))
+    tol = 2 * mc_se(0.95, len(ests))
+    assert 0.94 - tol <= rate <= 0.975 + tol, f"{cal.name}, {seeds} seeds, {effect:+.2f}: coverage {rate:.3f}"
+
+
+@pytest.mark.parametrize("cal", CALS, ids=lambda c: c.name)
+def test_the_power_promised_is_the_power_found(cal):
+    """A planted +0.05 between two: power promised from the true spread vs the rate found, 5 and 10 seeds."""
+    pilot = pair_estimates(0.05, cal, 5, 300, seed=21)
     sd = math.sqrt(np.mean([e.seed_var * e.seeds for e in pilot]))
     iv = float(np.mean([e.image_var for e in pilot]))
+    for seeds, ests in ((5, pilot), (10, pair_estimates(0.05, cal, 10, 300, seed=22))):
+        promised = power(0.05, sd, iv, seeds, PLAN.alpha)
+        found = np.mean([verdict(e, PLAN.alpha) is Verdict.BETTER for e in ests])
+        assert abs(found - promised) <= 0.05 + 2 * mc_se(promised, len(ests)), (
+            cal.name,
+            seeds,
+            found,
+            promised,
+        )
+    # the planning answer for 80% power, when it is within reach
     goal, n = seeds_needed(Estimate(0.05, sd**2 / 5, iv, 5, 400), PLAN.alpha)
-    assert goal == "difference" and 2 <= n <= 30
-    promised = power(0.05, sd, iv, n, PLAN.alpha)
-    assert promised >= 0.8
-    ests = _pair_estimates(0.05, n, 400, seed=22)
-    found = np.mean([verdict(e, PLAN.alpha) is Verdict.BETTER for e in ests])
-    assert abs(found - promised) <= 3 * mc_se(promised, len(ests)) + 0.03, (n, found, promised)
-    # and at 5 seeds it is found at the power promised for 5
-    at5 = np.mean([verdict(e, PLAN.alpha) is Verdict.BETTER for e in pilot])
-    assert abs(at5 - power(0.05, sd, iv, 5, PLAN.alpha)) <= 3 * mc_se(0.5, len(pilot)) + 0.03
+    assert goal == "difference" and (n is None or power(0.05, sd, iv, n, PLAN.alpha) >= 0.8)
 
 
-def _tost_theory(ratio: float, df: int = 4, alpha: float = 0.05) -> float:
-    """P(a t-based TOST shows equivalence) for a true difference 0 and margin = ratio x true SE."""
-    t = stats.t.ppf(1 - alpha, df)
-
-    def f(x):
-        return stats.chi2.pdf(x, df) * max(0.0, 2 * stats.norm.cdf(ratio - t * math.sqrt(x / df)) - 1)
-
-    return integrate.quad(f, 0, np.inf)[0]
-
-
-@pytest.fixture(scope="module")
-def identical_pair():
-    return _pair_estimates(0.0, 5, 1000, seed=13)
-
-
-def test_identical_configurations_are_equivalent_at_the_rate_tost_theory_predicts(identical_pair):
-    ests = identical_pair
-    true_se = float(np.std([e.difference for e in ests], ddof=1))
-    assert np.mean([e.se for e in ests]) == pytest.approx(true_se, rel=0.15)  # the SE is calibrated
-    for ratio, quoted in ((2.0, 0.20), (3.5, 0.78), (4.0, 0.89)):
-        theory = _tost_theory(ratio)
-        assert theory == pytest.approx(quoted, abs=0.01)
-        margin = ratio * true_se
-        rate = np.mean([e.p_equivalence(margin) < PLAN.alpha for e in ests])
-        assert abs(rate - theory) <= 3 * mc_se(theory, len(ests)) + 0.04, (ratio, rate, theory)
+def test_equivalence_at_the_margin_cannot_be_reached_here_and_the_report_says_where_it_can():
+    """Two identical configurations at 5 seeds: within the default margin (0.02) TOST cannot pass, because
+    the image level alone is about that large; the resolution the report states is the margin it can."""
+    ests = pair_estimates(0.0, sim.RETINA, 5, 400, seed=13)
+    assert np.mean([e.p_equivalence(PLAN.margin) < PLAN.alpha for e in ests]) <= 0.02
+    res = np.array([e.equivalence_resolution(PLAN.alpha) for e in ests])
+    rate_at_res = np.mean([e.p_equivalence(r + 1e-9) < PLAN.alpha for e, r in zip(ests, res)])
+    assert rate_at_res == 1.0  # just above its resolution every estimate shows equivalence
+    floor = np.array([e.image_floor(PLAN.alpha) for e in ests])
+    assert (floor <= res).all() and np.median(floor) > PLAN.margin / 2
     wrong = np.mean([e.p_value < PLAN.alpha for e in ests])
     assert wrong <= PLAN.alpha + 2 * mc_se(PLAN.alpha, len(ests))
 
 
-@pytest.mark.parametrize("seeds", [2, 3, 5])
-@pytest.mark.parametrize("effect", [0.0, 0.03])
-def test_intervals_hold_both_noise_sources_at_nominal_coverage(seeds, effect):
-    covered = []
-    for est in _pair_estimates(effect, seeds, 400, seed=seeds):
-        low, high = est.interval(0.95)
-        covered.append(low <= effect <= high)
-    rate = float(np.mean(covered))
-    assert rate >= 0.95 - 2 * mc_se(0.95, len(covered)), f"{seeds} seeds: coverage {rate:.3f}"
+def test_stress_heavy_tails_and_a_noisy_configuration_keep_the_error_rate():
+    scale = np.ones(16)
+    scale[8] = 3.0
+    for truth in (
+        sim.Truth(np.zeros(16), sim.RETINA, heavy_tails=3.0),
+        sim.Truth(np.zeros(16), sim.VESSEL, run_sd_scale=tuple(scale)),
+    ):
+        out = sim.run(truth, 200, PLAN, seed=14)
+        false = np.mean([o.false_claim for o in out])
+        assert false <= PLAN.alpha + 2 * mc_se(PLAN.alpha, len(out)), false
+        assert np.mean([o.baseline_kept for o in out]) >= 0.95 - 2 * mc_se(0.95, len(out))
+
+
+def test_a_truth_out_of_range_is_refused():
+    with pytest.raises(ValueError, match=r"effects must have one value per configuration \(16\)"):
+        sim.Truth(np.zeros(3))
+    with pytest.raises(ValueError, match=r"recalls .* must lie strictly between 0 and 1"):
+        sim.Truth(np.full(16, 0.9))

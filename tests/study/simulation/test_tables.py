@@ -1,13 +1,11 @@
 """The simulation tables of docs/method.md (simulation/tables.py): their rows, and the command line's count."""
 
 import re
-import runpy
-import warnings
 from pathlib import Path
 
 import pytest
 
-from imbal.study.simulation import races, studies, tables
+from imbal.study.simulation import races, tables
 
 METHOD = Path(__file__).resolve().parents[3] / "docs" / "method.md"
 
@@ -27,81 +25,97 @@ def cells(line: str) -> list[str]:
 
 
 def scenario(line: str) -> str:
-    """A row's scenario with the numbers that depend on the draw (the planned seeds, the power) blanked."""
+    """A row's scenario with the numbers that depend on the draw (promised power, SE-scaled margins) blanked."""
     text = cells(line)[0]
-    text = re.sub(r"promised power [0-9.]+", "promised power P", text)
-    return re.sub(r"\+0\.05 truly, (?!5 seeds)\d+ seeds", "+0.05 truly, N seeds", text)
+    text = re.sub(r"promised [0-9.]+", "promised P", text)
+    return re.sub(r"x SE \([0-9.]+\)", "x SE (M)", text)
 
 
-def test_report_holds_the_rows_of_the_documented_table():
+def tables_of(text: list[str]) -> list[list[str]]:
+    """The Markdown tables of ``text``, each its header, rule and rows."""
+    out, current = [], []
+    for line in text:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            out.append(current)
+            current = []
+    return [*out, current] if current else out
+
+
+def test_report_holds_the_rows_of_the_documented_tables():
     md = tables.report(studies=12).splitlines()
-    doc = doc_table("| scenario | measured | Monte Carlo SE |")
-    assert md[:2] == doc[:2] and len(md) == len(doc) == 23
-    assert [scenario(line) for line in md[2:]] == [scenario(line) for line in doc[2:]]
-    for line in md[2:]:
-        _, measured, se = cells(line)
-        # a mean of differences carries its sign (4 decimals), a rate does not (3 decimals)
-        assert re.fullmatch(r"[+-]0\.\d{4}|[01]\.\d{3}", measured) and 0 <= float(se) < 1, line
-        assert measured.startswith(("+", "-")) == ("minus its truth" in line), line
+    titles = [line for line in md if line.endswith("noise, 12 studies per row:")]
+    assert titles == [
+        "RetinaMNIST-like noise, 12 studies per row:",
+        "VesselMNIST3D-like noise, 12 studies per row:",
+    ]
+    doc = METHOD.read_text().splitlines()
+    ours, theirs = (
+        tables_of(md),
+        [t for t in tables_of(doc) if t[0] == "| scenario | measured | Monte Carlo SE |"],
+    )
+    assert len(ours) == len(theirs) == 2
+    for a, b in zip(ours, theirs):
+        assert [scenario(line) for line in a] == [scenario(line) for line in b]
+        for line in a[2:]:
+            _, measured, se = cells(line)
+            if measured.count("/") == 1:  # a calibration row: published / simulated
+                assert se == "-" and all(0 < float(v) < 1 for v in measured.split("/")), line
+                continue
+            # a mean carries its sign (4 decimals), a rate does not (3 decimals)
+            assert re.fullmatch(r"[+-]0\.\d{4}|[01]\.\d{3}", measured) and 0 <= float(se) < 1, line
 
 
 def test_race_report_holds_the_rows_of_the_documented_tables(monkeypatch):
     asked = []
-    real = races.simulate_races
+    real_images, real_scores = races.simulate_races, races.score_races
 
-    def few(pattern, count, plan, rules, seed=0):
+    def few_images(pattern, count, plan, rules, calibration, seed=0):
         asked.append(count)
-        return real(pattern, 3, plan, rules, seed=seed)  # the image model, cut short for speed
+        return real_images(pattern, 2, plan, rules, calibration, seed=seed)
 
-    monkeypatch.setattr(tables, "simulate_races", few)
+    monkeypatch.setattr(tables, "simulate_races", few_images)
+    monkeypatch.setattr(
+        tables, "score_races", lambda p, n, rules, seed=0: real_scores(p, 3, rules, seed=seed)
+    )
     md = tables.race_report(studies=20).splitlines()
-    assert asked == [200] * 5  # the image rows run at least 200 races each
-    score = doc_table(md[0])
-    images = doc_table(md[len(score) + 1])
-    assert md[len(score)] == "" and len(md) == len(score) + 1 + len(images) == 2 + 10 + 1 + 2 + 5
-    assert md[:2] == score[:2] and md[len(score) + 1 : len(score) + 3] == images[:2]
-    # the same models, patterns and seed limits, in the documented order
-    assert [cells(line)[:3] for line in md[2 : len(score)]] == [cells(line)[:3] for line in score[2:]]
-    assert [cells(line)[:2] for line in md[len(score) + 3 :]] == [cells(line)[:2] for line in images[2:]]
-    for line in md[2 : len(score)] + md[len(score) + 3 :]:
-        shares = [c for c in cells(line) if c.endswith("%")]
-        assert shares and all(0 <= float(c[:-1]) <= 100 for c in shares), line
-
-
-class Stop(Exception):
-    """Raised by the first simulation the command line starts, with the number of studies it asked for."""
+    assert asked == [20] * 3 * len(races.PATTERNS)
+    doc = tables_of(METHOD.read_text().splitlines())
+    ours = tables_of(md)
+    assert len(ours) == 2
+    for table in ours:
+        (documented,) = [t for t in doc if t[0] == table[0]]
+        assert [cells(line)[:2] for line in table] == [cells(line)[:2] for line in documented]
+        for line in table[2:]:
+            shares = [c for c in cells(line) if c.endswith("%")]
+            assert shares and all(0 <= float(c[:-1]) <= 100 for c in shares), line
 
 
 def count_asked(monkeypatch, argv: list[str]) -> tuple[str, int]:
-    """Run ``python -m imbal.study.simulation.tables ARGV`` up to its first simulation: (which, studies)."""
-
-    def stop(which):
-        def simulation(*args, **kw):
-            raise Stop(which, args[1])
-
-        return simulation
-
-    monkeypatch.setattr(studies, "run", stop("report"))
-    monkeypatch.setattr(races, "score_races", stop("race"))
-    monkeypatch.setattr("sys.argv", ["tables", *argv])
-    with warnings.catch_warnings(), pytest.raises(Stop) as stopped:
-        warnings.simplefilter("ignore", RuntimeWarning)  # the module is imported already: runpy says so
-        runpy.run_module("imbal.study.simulation.tables", run_name="__main__")
-    return stopped.value.args
+    """What ``python -m imbal.study.simulation.tables ARGV`` runs: (which tables, studies per row)."""
+    asked = []
+    monkeypatch.setattr(tables, "report", lambda n: asked.append(("report", n)) or "")
+    monkeypatch.setattr(tables, "race_report", lambda n: asked.append(("race", n)) or "")
+    tables.main(argv)
+    (got,) = asked
+    return got
 
 
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        pytest.param(
-            ["500"],
-            ("report", 500),
-            marks=pytest.mark.xfail(strict=True, reason="issue #27 item 8"),
-            id="count",
-        ),
+        pytest.param(["500"], ("report", 500), id="count"),
         pytest.param(["race", "500"], ("race", 500), id="race-count"),
         pytest.param([], ("report", 2000), id="default"),
+        pytest.param(["race"], ("race", 1000), id="race-default"),
     ],
 )
 def test_the_command_line_runs_the_count_it_is_given(monkeypatch, argv, expected):
     assert count_asked(monkeypatch, argv) == expected
+
+
+def test_a_bad_command_line_is_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        tables.main(["many"])
+    assert stop.value.code == 2 and "expected [race] [N], got many" in capsys.readouterr().err

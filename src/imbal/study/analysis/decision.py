@@ -139,41 +139,52 @@ def choose(
 
 @dataclass
 class Confirmation:
+    """The cross-fitted test effect of the choice procedure against the baseline, over every seed."""
+
     estimate: Estimate
-    verdict: Verdict
-    fold_choices: list[Config]  # the alternative chosen without each seed (one entry with 1 seed)
+    verdict: Verdict  # NOT_TESTED with one seed: the choice and the test share the run
+    fold_choices: list[Config]  # each seed's choice, made without that seed (the baseline: none qualified)
     seeds: list[int]
 
     @property
     def stable(self) -> bool:
         return len(set(self.fold_choices)) == 1
 
+    def kept_baseline(self, baseline: Config) -> int:
+        """Seeds (folds) where no alternative qualified, so the procedure kept the baseline there."""
+        return sum(c == baseline for c in self.fold_choices)
+
 
 def confirm(grid: Grid, plan: Plan, screens: bool = True) -> Confirmation | None:
     """The cross-fitted test comparison of the validation alternative with the baseline (step 3).
 
-    ``screens=False`` chooses by the validation primary alone (a claim about "the best X", not a
-    recommendation).
+    Every seed is a fold: its alternative is chosen on the other seeds' validation outputs and
+    scored on its own test outputs. A fold where no alternative passes the screens keeps the
+    baseline (a difference of 0 for that seed): the estimate is the effect of following the
+    procedure, and no seed is dropped from it. None when no fold has an alternative. With one seed
+    the estimate is reported but gives no verdict (NOT_TESTED). ``screens=False`` chooses by the
+    validation primary alone (a claim about "the best X", not a recommendation).
     """
     s, g = grid.scores("test", plan.primary)
     n_seeds = len(grid.seeds)
-    diffs, infl, folds, used = [], [], [], []
+    diffs, infl, folds = [], [], []
     for i in range(n_seeds):
         # with one seed the choice and the test share the run (the report says so)
         cols = np.array([j for j in range(n_seeds) if j != i] or [i])
         passed = screen(grid, plan, cols) if screens else [Screen([], [], len(cols)) for _ in grid.configs]
         alt = choose(grid, plan, cols, passed, baseline_allowed=False)
-        if alt is None:
-            continue
-        diffs.append(s[alt, i] - s[0, i])
-        infl.append(g[alt, i] - g[0, i])
-        folds.append(grid.configs[alt])
-        used.append(grid.seeds[i])
-    if not diffs:
+        k = 0 if alt is None else alt
+        diffs.append(s[k, i] - s[0, i])
+        infl.append(g[k, i] - g[0, i])
+        folds.append(grid.configs[k])
+    if all(c == grid.configs[0] for c in folds):
         return None
     est = paired_estimates(np.array(diffs)[None], np.array(infl)[None], grid.study.test.labels)[0]
-    v = verdict(est, plan.alpha, plan.margin, higher_is_better=plan.sign > 0)
-    return Confirmation(est, v, folds, used)
+    if n_seeds < 2:
+        return Confirmation(est, Verdict.NOT_TESTED, folds, list(grid.seeds))
+    return Confirmation(
+        est, verdict(est, plan.alpha, plan.margin, higher_is_better=plan.sign > 0), folds, list(grid.seeds)
+    )
 
 
 @dataclass(frozen=True)
@@ -307,22 +318,16 @@ def exploratory_table(
     return pd.concat(frames, ignore_index=True)
 
 
-def recommendation(
-    baseline: Config, baseline_stable: bool, chosen: Config | None, alt: Config | None, v: Verdict | None
-) -> Config | None:
-    """The configuration to use after the test's verdict (None: the evidence does not decide)."""
-    fallback = baseline if baseline_stable else None
-    if alt is None or v is None:
-        return fallback
-    if v is Verdict.BETTER:
-        return alt
-    if v is Verdict.WORSE:
-        return fallback
-    if v is Verdict.EQUIVALENT:
-        return fallback or alt  # as good on the primary: the simpler one
-    if not baseline_stable:
-        return alt  # the baseline zeroes a class and the alternative is not shown different
-    return baseline  # for now: a change needs evidence (the findings say what is unknown)
+def recommendation(baseline: Config, alt: Config | None, v: Verdict | None) -> Config:
+    """The configuration to use after the test's verdict: a change needs a confirmed improvement.
+
+    Screens are reported but never move the recommendation: a baseline that failed a validation
+    screen (a class zeroed on a handful of validation images happens by chance) is still kept
+    unless an alternative is confirmed better, so a study of equal configurations recommends the
+    baseline with at least 1 - alpha probability (simulated in docs/method.md). Equivalent: the
+    simpler, the baseline.
+    """
+    return alt if alt is not None and v is Verdict.BETTER else baseline
 
 
 @dataclass
@@ -335,7 +340,7 @@ class Decision:
     alternative: Config | None  # the best non-baseline configuration on validation
     confirmation: Confirmation | None
     table: pd.DataFrame
-    recommendation: Config | None
+    recommendation: Config
     planning: (
         Planning | None
     )  # seeds that would decide the confirmation (None: not asked, or nothing confirmed)
@@ -361,8 +366,13 @@ class Decision:
         return len(self.grid.seeds) < 2
 
 
-def decide(study: StudyOutputs, plan: Plan, planning: bool = True) -> Decision:
-    """Steps 1-4 of the module doc on one data set's runs."""
+def decide(study: StudyOutputs, plan: Plan, planning: bool = True, secondary_rows: bool = True) -> Decision:
+    """Steps 1-4 of the module doc on one data set's runs.
+
+    ``planning``: the seeds that would decide each row (a power search per row);
+    ``secondary_rows``: the exploratory rows of the secondary metrics (the screens use them on
+    validation either way). The simulations leave both out.
+    """
     grid = Grid(study)
     if len(grid.configs) < 2:
         raise ValueError(
@@ -377,10 +387,10 @@ def decide(study: StudyOutputs, plan: Plan, planning: bool = True) -> Decision:
     chosen = grid.configs[k_chosen] if k_chosen is not None else None
     alt = grid.configs[k_alt] if k_alt is not None else None
     conf = confirm(grid, plan)
-    table = exploratory_table(grid, plan, conf, planning=planning)
-    rec = recommendation(
-        grid.configs[0], not screens[0].unstable, chosen, alt, conf.verdict if conf else None
-    )
+    metrics = [plan.primary, *plan.secondary] if secondary_rows else [plan.primary]
+    table = exploratory_table(grid, plan, conf, metrics, planning=planning)
+    # the confirmed effect is the procedure's; what it recommends is its choice on every seed
+    rec = recommendation(grid.configs[0], alt, conf.verdict if conf else None)
     plan_text = planning_of(conf.estimate, plan.alpha, plan.margin) if conf is not None and planning else None
     return Decision(
         plan,

@@ -14,6 +14,8 @@ plan on that folder later; ``imbal report`` reads it, so the plan cannot drift a
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +51,10 @@ class Plan:
     baseline: tuple[str, str] = BASELINE
 
     def __post_init__(self) -> None:
-        if self.primary not in METRICS:
-            raise ValueError(f"primary_metric must be one of {list(METRICS)}, got {self.primary!r}")
+        compared = [k for k, m in METRICS.items() if m.compared]
+        if self.primary not in compared:
+            # the rule's statistics need a metric of every run's confusion matrix, higher is better
+            raise ValueError(f"primary_metric must be one of {compared}, got {self.primary!r}")
         m = METRICS[self.primary]
         span = m.high - m.low
         for key, value in (("equivalence_margin", self.margin), ("harm_margin", self.harm_margin)):
@@ -90,16 +94,39 @@ def plan_from(values: dict[str, Any], where: str) -> Plan:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def read_plan(root: Path) -> Plan | None:
+CHECKSUM = "sha256"  # of the plan's keys as written: an edit after the runs began shows
+
+
+def _checksum(stored: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    """A study folder's plan.json: the plan, and whether the file is as it was written."""
+
+    plan: Plan
+    edited: bool  # its checksum does not match its keys (a file from before checksums never says so)
+
+
+def read_stored_plan(root: Path) -> StoredPlan | None:
     """The plan a study folder was run with, or None for a folder from before plans were stored."""
     path = Path(root) / rd.PLAN_FILE
     if not path.is_file():
         return None
     data = rd.read_json(path)
+    checksum = data.pop(CHECKSUM, None)
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
         raise RunFolderError(f"{path} has unknown keys {unknown}; expected {', '.join(KEYS)}")
-    return plan_from(data, str(path))
+    plan = plan_from(data, str(path))
+    return StoredPlan(plan, checksum is not None and checksum != _checksum(plan.stored()))
+
+
+def read_plan(root: Path) -> Plan | None:
+    """The plan a study folder was run with (None: from before plans were stored)."""
+    stored = read_stored_plan(root)
+    return stored.plan if stored is not None else None
 
 
 def write_plan(root: Path, plan: Plan) -> None:
@@ -118,24 +145,37 @@ def write_plan(root: Path, plan: Plan) -> None:
         )
     if old is None:
         Path(root).mkdir(parents=True, exist_ok=True)
-        rd.write_json(Path(root) / rd.PLAN_FILE, plan.stored())
+        stored = plan.stored()
+        rd.write_json(Path(root) / rd.PLAN_FILE, {**stored, CHECKSUM: _checksum(stored)})
 
 
 def resolve_plan(root: Path, overrides: dict | None = None, correction: str = "holm") -> tuple[Plan, str]:
-    """The study's stored plan with any report-time ``overrides`` (study-file keys), and how to describe it."""
-    stored = read_plan(root)
-    base = stored.stored() if stored is not None else {}
+    """The study's stored plan with any report-time ``overrides`` (study-file keys), and how to describe it.
+
+    A report is labelled POST HOC when it changes the stored plan, when it gives a plan to a folder
+    that stored none, and when plan.json was edited after it was written (its checksum).
+    """
+    stored = read_stored_plan(root)
+    base = stored.plan.stored() if stored is not None else {}
     changed = {k: v for k, v in (overrides or {}).items() if v is not None and base.get(k) != v}
     plan = plan_from({**base, **(overrides or {})} if overrides else base, "imbal report")
     plan = Plan(plan.primary, plan.margin, plan.harm_margin, correction=correction)
-    if stored is None:
-        note = "No analysis plan is stored in this folder (it predates plans): the defaults are used. "
-    elif changed and any(k in KEYS for k in changed):
-        note = (
-            "POST HOC: this report changes the stored plan ("
+    if changed:
+        what = (
+            "gives this folder, which stored no plan, the plan"
+            if stored is None
+            else "changes the stored plan"
+        )
+        return plan, (
+            f"POST HOC: this report {what} ("
             + ", ".join(f"{k} {base.get(k)!r} -> {v!r}" for k, v in changed.items())
             + "); its verdicts were not pre-specified. "
         )
-    else:
-        note = "The analysis plan was stored before the runs (plan.json). "
-    return plan, note
+    if stored is None:
+        return plan, "No analysis plan is stored in this folder (it predates plans): the defaults are used. "
+    if stored.edited:
+        return plan, (
+            "POST HOC: plan.json was edited after it was written (its checksum does not match its keys); "
+            "its verdicts may not have been pre-specified. "
+        )
+    return plan, "The analysis plan was stored before the runs (plan.json). "

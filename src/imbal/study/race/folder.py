@@ -9,16 +9,19 @@ every value on read, so an edited file is one line, never a wrong "still running
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from imbal.engine import run_dir as rd
 from imbal.engine.config import KeyRole, config_differences, keys_of
 from imbal.errors import ConfigError, RunFolderError
+from imbal.study.analysis.influence import scores_and_influence
 from imbal.study.analysis.outputs import Config
 from imbal.study.analysis.plan import Plan, write_plan
-from imbal.study.race.rules import Rules, State, advance
+from imbal.study.race.rules import Rules, Score, State, advance
 from imbal.study.run.spec import PAPER_GRID, Cell, StudySpec
 
 # without a `grid:` the race runs the paper's 15 configurations and logit-adjusted CE
@@ -159,21 +162,50 @@ def check_runs_fit(root: Path, spec: StudySpec) -> None:
             )
 
 
-def score_reader(root: Path, label: str, plan: Plan) -> Any:
-    """``score(config, seed)``: the finished cell's validation primary, oriented higher-is-better; None if not run."""
-    cache: dict[tuple[Config, int], float] = {}
+@dataclass
+class ScoreReader:
+    """``reader(config, seed)``: a finished cell's validation primary (higher is better) and each validation
+    image's influence on it, read from the cell's own outputs; None when the cell has not finished.
 
-    def score(config: Config, seed: int) -> float | None:
+    ``labels`` are the validation images' classes, known once a first cell finished (every cell of a
+    race is scored on the same validation split: checked).
+    """
+
+    root: Path
+    label: str
+    plan: Plan
+    labels: np.ndarray | None = None
+    cache: dict[tuple[Config, int], Score] = field(default_factory=dict)
+
+    def __call__(self, config: Config, seed: int) -> Score | None:
         key = (config, seed)
-        if key not in cache:
-            run = rd.cell_dir(root, label, config[0], config[1], seed)
-            if not rd.is_finished(run):
-                return None
-            value = rd.read_json(run / rd.METRICS_FILE)["val"][plan.primary]
-            cache[key] = plan.sign * float(value)
-        return cache[key]
+        if key in self.cache:
+            return self.cache[key]
+        run = rd.cell_dir(self.root, self.label, config[0], config[1], seed)
+        if not rd.is_finished(run):
+            return None
+        out = rd.read_outputs(run, "val")
+        labels, preds = out["labels"].astype(np.int64), out["logits"].argmax(-1)
+        if self.labels is None:
+            self.labels = labels
+        elif not np.array_equal(labels, self.labels):
+            raise RunFolderError(f"{run} was scored on other validation images than the race's other cells")
+        minority = rd.read_json(run / rd.METRICS_FILE)["dataset"].get("minority_class")
+        score, influence = scores_and_influence(
+            self.plan.primary, labels, preds[None], out["logits"].shape[1], minority
+        )
+        self.cache[key] = (self.plan.sign * float(score[0]), self.plan.sign * influence[0])
+        return self.cache[key]
 
-    return score
+
+def race_state(root: Path, label: str, plan: Plan, rules: Rules, configs: list[Config]) -> State:
+    """The race's state, recomputed from its finished cells (validation scores and their images' noise)."""
+    reader = ScoreReader(root, label, plan)
+    # the labels are read with the first finished cell; the state reads them once more when known
+    state = advance(configs, plan.baseline, rules, reader)
+    return (
+        advance(configs, plan.baseline, rules, reader, reader.labels) if reader.labels is not None else state
+    )
 
 
 @dataclass
@@ -202,8 +234,7 @@ def race_from_folder(root: Path) -> RaceFolder | None:
         raise RunFolderError(
             f"{path} is damaged or was edited ({exc}); run the race again into a new --out"
         ) from None
-    state = advance(configs, plan.baseline, rules, score_reader(Path(root), label, plan))
-    return RaceFolder(state, rules, configs)
+    return RaceFolder(race_state(Path(root), label, plan, rules, configs), rules, configs)
 
 
 def _configs(raw: Any, plan: Plan) -> list[Config]:

@@ -3,18 +3,19 @@
 Rounds: every configuration in the race gets one more seed (the first round ``min_seeds``). After
 each round, on the validation primary metric (oriented so that higher is better):
 
-- the **leader** is the best mean (ties to the simplest);
-- a configuration is **dropped** when it cannot beat the leader by the equivalence margin: the
-  one-sided test of "better than the leader by the margin or more" rejects at the round's share of
-  alpha. Shares: alpha split equally over the rounds before the last (a drop in the last round saves
-  no run), a union bound that holds whatever the rounds' correlation. No correction over the
-  configurations of a round: the error that costs the answer is dropping *the* best configuration
-  (a single hypothesis, whichever it is), so the chance that the best is dropped by a leader worse
-  than it by more than the margin stays under alpha over the whole race. Dropping a configuration
-  within the margin of the leader costs at most the margin and is allowed. The paired differences'
-  variance is pooled over the configurations still in the race (a configuration x seed residual),
-  which gives the first rounds usable degrees of freedom;
-- the race **stops** when one configuration is left; when every one left is equivalent to the
+- a configuration is **dropped** when some rival beats it by more than the equivalence margin with
+  confidence: for each rival, the one-sided test of "the rival is at most the margin better"
+  rejects at the round's share of alpha divided by the number of its rivals (Bonferroni). Each
+  pair is paired over seeds and carries its own two-level standard error (its own seed spread and
+  the validation images' noise, :func:`imbal.study.analysis.stats.paired_estimates`); no variance is
+  pooled over configurations, and no test depends on which configuration happens to lead. For the
+  truly best configuration every such hypothesis is true, so over the whole race it is dropped with
+  at most alpha chance (a union bound over rivals and rounds, whatever their correlation).
+  Shares over rounds: alpha split equally over the rounds before the last (a drop in the last round
+  saves no run);
+- the **leader** (the best mean, ties to the simplest) is what a race spent without a decision
+  names, and the reference of the equivalence stop;
+- the race **stops** when one configuration is left; when every other one left is equivalent to the
   leader (each TOST within the margin at the round's share: an intersection-union test) and the
   simplest of them is chosen; or when the seeds or the runs are spent (then the leader is the best
   guess and the others still in are listed as undecided).
@@ -26,16 +27,15 @@ on a finished grid's validation scores, and :mod:`imbal.study.race.runner` runs 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
-from scipy import special
 
 from imbal.study.analysis.outputs import Config, simplicity
 from imbal.study.analysis.plan import Plan
+from imbal.study.analysis.stats import Estimate, paired_estimates, t_sf
 
 DEFAULT_MIN_SEEDS = 2
 DEFAULT_MAX_SEEDS = 5
@@ -122,7 +122,8 @@ class Round:
     alive: list[Config]
     leader: Config
     means: dict[Config, float]
-    dropped: dict[Config, tuple[float, float]] = field(default_factory=dict)  # difference to the leader, p
+    # the dropped, with the rival that beat it by the most: (its difference to that rival, the test's p)
+    dropped: dict[Config, tuple[float, float]] = field(default_factory=dict)
     equivalent: bool = False
 
 
@@ -145,17 +146,48 @@ class RaceOutcome:
         )
 
 
-def _t_cdf(x: np.ndarray, df: float) -> np.ndarray:
-    return special.stdtr(df, x)
+# a score: the validation primary of one run (higher is better) and, when known, each validation
+# image's influence on it (imbal.study.analysis.influence); without it the image level counts 0
+Score = tuple[float, np.ndarray | None]
+
+
+def _pairs(
+    scores: np.ndarray, influence: np.ndarray | None, labels: np.ndarray | None
+) -> list[list[Estimate]]:
+    """``est[j][i]``: configuration j minus configuration i, paired over the seeds (two levels)."""
+    k, n = scores.shape
+    idx = [(j, i) for j in range(k) for i in range(k) if j != i]
+    diffs = np.array([scores[j] - scores[i] for j, i in idx])
+    if influence is None or labels is None:
+        infl, lab = np.zeros((len(idx), n, 1)), np.zeros(1, dtype=int)
+    else:
+        infl, lab = np.array([influence[j] - influence[i] for j, i in idx]), labels
+    out: list[list[Estimate]] = [[None] * k for _ in range(k)]  # type: ignore[list-item]
+    for (j, i), est in zip(idx, paired_estimates(diffs, infl, lab)):
+        out[j][i] = est
+    return out
+
+
+def _p_beats(est: Estimate, margin: float) -> float:
+    """One-sided p of "at most ``margin`` better" (small: better by more than the margin)."""
+    if est.se == 0:
+        return 0.0 if est.difference > margin else 1.0
+    return float(t_sf((est.difference - margin) / est.se, est.df))
 
 
 def look(
-    scores: np.ndarray, configs: list[Config], baseline: Config, rules: Rules
+    scores: np.ndarray,
+    configs: list[Config],
+    baseline: Config,
+    rules: Rules,
+    influence: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
 ) -> tuple[int, dict[int, tuple[float, float]], bool]:
     """One round's decisions on validation scores ``(K, n)`` (higher is better) of the configurations in the race.
 
-    Returns the leader's index, ``{index: (difference to the leader, p)}`` of the dropped, and whether
-    all that stay are equivalent to the leader.
+    ``influence`` ``(K, n, images)`` and ``labels`` add the validation images' noise to each pair's
+    standard error. Returns the leader's index, ``{index: (difference to the rival that beats it
+    most, p)}`` of the dropped, and whether all that stay are equivalent to the leader.
     """
     k, n = scores.shape
     means = scores.mean(1)
@@ -164,28 +196,21 @@ def look(
     leader = min(tied, key=lambda i: simplicity(configs[i], baseline))
     if k == 1:
         return leader, {}, True
-    resid = scores - scores.mean(1, keepdims=True) - scores.mean(0, keepdims=True) + scores.mean()
-    df = (k - 1) * (n - 1)
-    var = float((resid**2).sum() / df) if df > 0 else math.nan
-    se = math.sqrt(2 * var / n)
-    others = [i for i in range(k) if i != leader]
-    diff = np.array([means[i] - means[leader] for i in others])
+    est = _pairs(scores, influence, labels)
     a = rules.round_alpha(n)
-    if se == 0 or not math.isfinite(se):
-        drop_p = np.where(diff < rules.margin, 0.0, 1.0)
-        eq_p = np.where(np.abs(diff) < rules.margin, 0.0, 1.0)
-    else:
-        # H0: better than the leader by the margin or more; small p: it cannot beat the leader by the margin
-        drop_p = _t_cdf((diff - rules.margin) / se, df)
-        # TOST against the leader: both one-sided tests of "at least the margin apart"
-        eq_p = np.maximum(_t_cdf(-(diff + rules.margin) / se, df), _t_cdf((diff - rules.margin) / se, df))
-    # each configuration's own test (no correction over configurations): the error that costs the
-    # answer is dropping THE best one, a single hypothesis whichever configuration it is
-    dropped = {others[j]: (float(diff[j]), float(drop_p[j])) for j in range(len(others)) if drop_p[j] < a}
-    stay = [j for j in range(len(others)) if others[j] not in dropped]
-    # "all equivalent" is an intersection-union test: each one at level a, no correction either
-    equivalent = bool(stay) and bool((np.asarray(eq_p, dtype=float)[stay] < a).all())
-    return leader, dropped, equivalent or not stay
+    dropped = {}
+    for i in range(k):
+        p, j = min((_p_beats(est[j][i], rules.margin), j) for j in range(k) if j != i)
+        if a > 0 and p < a / (k - 1):  # Bonferroni over i's rivals: the best survives each round with 1 - a
+            dropped[i] = (float(est[j][i].difference), float(p))
+    stay = [i for i in range(k) if i not in dropped and i != leader]
+    if leader in dropped:  # a leader beaten by more than the margin: the best of those that stay leads
+        alive = [i for i in range(k) if i not in dropped]
+        leader = min(alive, key=lambda i: (-means[i], simplicity(configs[i], baseline)))
+        stay = [i for i in alive if i != leader]
+    # "all equivalent" is an intersection-union test: each one against the leader at level a
+    equivalent = all(a > 0 and est[i][leader].p_equivalence(rules.margin) < a for i in stay)
+    return leader, dropped, equivalent
 
 
 @dataclass
@@ -202,9 +227,11 @@ def advance(
     configs: list[Config],
     baseline: Config,
     rules: Rules,
-    score_of: Callable[[Config, int], float | None],
+    score_of: Callable[[Config, int], Score | None],
+    labels: np.ndarray | None = None,
 ) -> State:
-    """Replays the race as far as ``score_of(config, seed)`` (validation primary, or None if not run yet) allows.
+    """Replays the race as far as ``score_of(config, seed)`` (validation primary and its per-image influence,
+    or None if not run yet) allows; ``labels``: the validation images' classes (for the image level).
 
     ``score_of`` returns None for runs that do not exist yet: the state then says which seeds the
     configurations still in the race need next (all shards of a cluster race agree on it, because it
@@ -219,13 +246,21 @@ def advance(
     rounds: list[Round] = []
     n = rules.min_seeds
     while True:
-        scores = [[score_of(c, s) for s in range(n)] for c in alive]
-        if any(v is None for row in scores for v in row) or any(
-            score_of(baseline, s) is None for s in range(n)
-        ):
+        got = [[score_of(c, s) for s in range(n)] for c in alive]
+        done = [[v for v in row if v is not None] for row in got]
+        if any(len(row) < n for row in done) or any(score_of(baseline, s) is None for s in range(n)):
             return State(rounds, alive, n, None)
-        arr = np.array(scores, dtype=float)
-        leader, dropped, equivalent = look(arr, alive, baseline, rules)
+        arr = np.array([[v[0] for v in row] for row in done], dtype=float)
+        infl = [[v[1] for v in row] for row in done]
+        known = labels is not None and all(x is not None for row in infl for x in row)
+        leader, dropped, equivalent = look(
+            arr,
+            alive,
+            baseline,
+            rules,
+            np.array(infl, dtype=float) if known else None,
+            labels if known else None,
+        )
         means = dict(zip(alive, map(float, arr.mean(1))))
         rnd = Round(
             n, list(alive), alive[leader], means, {alive[i]: v for i, v in dropped.items()}, equivalent
@@ -267,15 +302,29 @@ def _stop(
     return None
 
 
-def replay(scores: np.ndarray, configs: list[Config], baseline: Config, rules: Rules) -> RaceOutcome:
-    """The race on a finished grid's validation scores ``(K, S)`` (seeds taken in order), without training."""
+def replay(
+    scores: np.ndarray,
+    configs: list[Config],
+    baseline: Config,
+    rules: Rules,
+    influence: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+) -> RaceOutcome:
+    """The race on a finished grid's validation scores ``(K, S)`` (seeds taken in order), without training.
+
+    ``influence`` ``(K, S, images)`` with ``labels``: each run's validation images' influence on its score.
+    """
     scores = np.asarray(scores, dtype=float)
     if scores.shape[0] != len(configs):
         raise ValueError(f"scores must have one row per configuration ({len(configs)}), got {scores.shape}")
     row = {c: i for i, c in enumerate(configs)}
-    state = advance(
-        configs, baseline, rules, lambda c, s: float(scores[row[c], s]) if s < scores.shape[1] else None
-    )
+
+    def score_of(c: Config, s: int) -> Score | None:
+        if s >= scores.shape[1]:
+            return None
+        return float(scores[row[c], s]), None if influence is None else influence[row[c], s]
+
+    state = advance(configs, baseline, rules, score_of, labels)
     if state.outcome is None:
         raise ValueError(f"the grid has {scores.shape[1]} seeds; the race needs up to {rules.max_seeds}")
     return state.outcome

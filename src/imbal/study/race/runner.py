@@ -21,8 +21,8 @@ from imbal.engine import run_dir as rd
 from imbal.errors import ConfigError, RunFolderError
 from imbal.study.analysis.outputs import Config, StudyOutputs
 from imbal.study.analysis.plan import Plan
-from imbal.study.race.folder import claim_folder, race_configs, score_reader
-from imbal.study.race.rules import RaceOutcome, Rules, State, advance, replay
+from imbal.study.race.folder import claim_folder, race_configs, race_state
+from imbal.study.race.rules import RaceOutcome, Rules, State, replay
 from imbal.study.run.grid import CellState, run_grid
 from imbal.study.run.locks import lock_holder
 from imbal.study.run.shards import ShardSeat, take_seat
@@ -32,9 +32,9 @@ from imbal.study.run.spec import Cell, StudySpec
 POLL_SECONDS = float(os.environ.get("IMBAL_RACE_POLL", 30.0))
 
 
-def race_state(root: Path, spec: StudySpec, rules: Rules, configs: list[Config]) -> State:
+def spec_state(root: Path, spec: StudySpec, rules: Rules, configs: list[Config]) -> State:
     (label,) = spec.entries
-    return advance(configs, spec.plan.baseline, rules, score_reader(root, label, spec.plan))
+    return race_state(root, label, spec.plan, rules, configs)
 
 
 def round_cells(spec: StudySpec, state: State) -> list[Cell]:
@@ -130,7 +130,7 @@ def _rounds(
     waiting = Waiting(log)
     said = None
     while True:
-        state = race_state(root, spec, rules, configs)
+        state = spec_state(root, spec, rules, configs)
         if state.outcome is not None:
             return state
         cells = round_cells(spec, state)
@@ -179,12 +179,17 @@ def history_rows(state: State) -> list[dict[str, Any]]:
 
 def replay_study(study: StudyOutputs, plan: Plan, rules: Rules) -> RaceOutcome:
     """The race on a finished grid (seeds in order) without training: the outcome and the runs it would have trained."""
-    scores, _ = study.scores("val", plan.primary)
+    scores, influence = study.scores("val", plan.primary)
     configs = study.configs
     seeds = min(len(study.seeds_of(c)) for c in configs)
     if seeds < rules.max_seeds:
         raise ValueError(f"the grid has {seeds} seeds per configuration; the race needs {rules.max_seeds}")
-    matrix = np.array(
-        [[plan.sign * scores[study.row[(c, s)]] for s in sorted(study.seeds_of(c))[:seeds]] for c in configs]
+    rows = np.array([[study.row[(c, s)] for s in sorted(study.seeds_of(c))[:seeds]] for c in configs])
+    return replay(
+        plan.sign * scores[rows],
+        configs,
+        study.baseline,
+        rules,
+        plan.sign * influence[rows],
+        study.val.labels,
     )
-    return replay(matrix, configs, study.baseline, rules)

@@ -16,10 +16,10 @@ from pathlib import Path
 from imbal.engine import run_dir as rd
 from imbal.errors import ConfigError
 from imbal.metrics import METRICS
+from imbal.study.analysis.archive import write_archive
 from imbal.study.analysis.decision import Decision, decide
 from imbal.study.analysis.plan import Plan, resolve_plan
 from imbal.study.race.folder import race_from_folder
-from imbal.study.report.archive import write_archive
 from imbal.study.report.collect import Study, collect_study, failed_runs, unfinished_runs
 from imbal.study.report.data import DatasetReport
 from imbal.study.report.render import Block, to_html, to_markdown
@@ -31,7 +31,7 @@ REPORT_MD, REPORT_HTML, RUNS_CSV, ARCHIVE, TABLES, FIGURES = (
     "report.md",
     "report.html",
     "runs.csv",
-    "outputs.npz",  # every run's validation and test predictions (imbal.study.report.archive)
+    "outputs.npz",  # every run's validation and test predictions (imbal.study.analysis.archive)
     "tables",
     "figures",
 )
@@ -171,7 +171,7 @@ def make_report(
             f"(findings need the baseline {plan.baseline[0]} / {plan.baseline[1]} trained with the same seeds)"
         )
     out.mkdir(parents=True, exist_ok=True)
-    write_archive(study.datasets, out / ARCHIVE)
+    write_archive({d.key: d.outputs for d in study.datasets}, out / ARCHIVE)
     frame = study.runs.drop(columns=NOT_IN_RUNS_CSV)
     frame["run_dir"] = [_relative(p, root) for p in frame.run_dir]
     frame.to_csv(out / RUNS_CSV, index=False)

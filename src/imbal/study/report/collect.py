@@ -243,34 +243,8 @@ def unfinished_runs(root: str | Path) -> list[str]:
 
 
 def load_outputs(run: Path, split: str, features: bool = False) -> dict[str, np.ndarray]:
-    """A finished run's ``outputs_<split>.npz``: labels ``(N,)``, logits ``(N, C)`` (and ``features``), checked.
-
-    The one reader of these files in a report (the statistics, calibration, post hoc, feature
-    tightness and maps); a damaged file is one line naming it.
-    """
-    path = Path(run) / rd.outputs_file(split)
-    if not path.is_file():
-        raise MissingFileError(
-            f"{path} is missing: the report's statistics need every run's {split} outputs "
-            "(train the run again, or remove the run folder)"
-        )
-    keys = ("labels", "logits", "features") if features else ("labels", "logits")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {k: np.asarray(z[k]) for k in keys}
-    except Exception as exc:  # numpy and zipfile raise many types for a damaged file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise RunFolderError(
-            f"{path} is not readable ({type(exc).__name__}: {reason}); the file is damaged: train the run again, "
-            "or remove the run folder"
-        ) from None
-    labels, logits = out["labels"], out["logits"]
-    if labels.ndim != 1 or logits.ndim != 2 or len(labels) != len(logits) or not np.isfinite(logits).all():
-        raise RunFolderError(
-            f"{path} holds labels {labels.shape} and logits {logits.shape}, not (N,) and finite (N, C); the file is "
-            "damaged: train the run again, or remove the run folder"
-        )
-    return out
+    """A finished run's outputs (:func:`imbal.engine.run_dir.read_outputs`, their one reader)."""
+    return rd.read_outputs(run, split, features)
 
 
 def read_outputs(rows: pd.DataFrame, facts: Facts, baseline: Config = BASELINE) -> StudyOutputs:

@@ -156,8 +156,9 @@ class Progress:
             self.running.pop(o.cell.key, None)
         detail = ""
         if o.state is CellState.DONE:
-            m = rd.read_json(o.cell.run_dir(root) / rd.METRICS_FILE)["test"]
-            detail = f" test BA {m['balanced_accuracy']:.3f} F1 {m['macro_f1']:.3f} MCC {m['mcc']:.3f}"
+            # validation only: the test split is the report's, read once for the confirmation
+            m = rd.read_json(o.cell.run_dir(root) / rd.METRICS_FILE)["val"]
+            detail = f" val BA {m['balanced_accuracy']:.3f} F1 {m['macro_f1']:.3f} MCC {m['mcc']:.3f}"
         elif o.detail:
             detail = f" ({o.detail})"
         eta = self.eta_minutes()

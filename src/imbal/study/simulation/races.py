@@ -16,8 +16,16 @@ from imbal.study.analysis.decision import Grid, confirm, recommendation
 from imbal.study.analysis.outputs import Config
 from imbal.study.analysis.plan import Plan
 from imbal.study.analysis.stats import Verdict
-from imbal.study.race.rules import Rules, replay
-from imbal.study.simulation.studies import CONFIGS, Truth, draw, scores_matrix, shifted, trained_part
+from imbal.study.race.rules import RaceOutcome, Rules, replay
+from imbal.study.simulation.studies import (
+    CONFIGS,
+    RETINA,
+    Calibration,
+    Truth,
+    draw,
+    scores_matrix,
+    trained_part,
+)
 
 # the committed RetinaMNIST study's 16 mean balanced accuracies (docs/reproduction/study/runs.csv)
 RETINA_MEANS = {
@@ -45,6 +53,8 @@ def race_truth(pattern: str) -> np.ndarray:
     e = np.zeros(len(CONFIGS))
     if pattern == "one clear winner":
         e[CONFIGS.index(("oversample", "ce+f1"))] = 0.06
+    elif pattern in ("one modest winner", "noisy best"):
+        e[CONFIGS.index(("oversample", "ce+f1"))] = 0.03
     elif pattern == "two close leaders":
         e[CONFIGS.index(("oversample", "ce+f1"))] = 0.04
         e[CONFIGS.index(("weights", "ce+f1"))] = 0.035
@@ -58,6 +68,16 @@ def race_truth(pattern: str) -> np.ndarray:
     return e
 
 
+def race_noise(pattern: str) -> tuple[tuple[float, ...] | None, float | None]:
+    """The stress of a pattern: per-configuration SD scale and heavy tails ("noisy best": the best has 3x the
+    run spread, every run shift has t(3) tails)."""
+    if pattern != "noisy best":
+        return None, None
+    scale = np.ones(len(CONFIGS))
+    scale[CONFIGS.index(("oversample", "ce+f1"))] = 3.0
+    return tuple(scale), 3.0
+
+
 @dataclass
 class RaceResult:
     runs: int
@@ -66,19 +86,35 @@ class RaceResult:
     final_regret: float  # ... minus the recommendation's after the test confirmation
     final_is_baseline: bool
     verdict: Verdict | None  # the confirmation's (None: nothing to confirm)
+    best_dropped: (
+        bool  # the one truly best configuration left the race before its end (False: no unique best)
+    )
+
+
+def _dropped(outcome: RaceOutcome, config: Config) -> bool:
+    return any(config in r.dropped for r in outcome.rounds)
+
+
+def _unique_best(effects: np.ndarray) -> Config | None:
+    order = np.argsort(-effects)
+    return CONFIGS[int(order[0])] if effects[order[0]] > effects[order[1]] + 1e-12 else None
 
 
 def simulate_races(
-    pattern: str, studies: int, plan: Plan, rules: Rules, seed: int = 0, image: bool = True
+    pattern: str, studies: int, plan: Plan, rules: Rules, calibration: Calibration = RETINA, seed: int = 0
 ) -> list[RaceResult]:
-    """Races on simulated studies of ``pattern``, each followed by the report's test confirmation."""
+    """Races on calibrated simulated studies of ``pattern`` (validation images' noise in every pair), each
+    followed by the report's test confirmation."""
     effects = race_truth(pattern)
-    truth = Truth(shifted(effects), seeds=rules.max_seeds)
+    scale, tails = race_noise(pattern)
+    truth = Truth(effects, calibration, rules.max_seeds, run_sd_scale=scale, heavy_tails=tails)
+    best = _unique_best(effects)
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(studies):
         study = draw(truth, rng)
-        outcome = replay(scores_matrix(study), study.configs, study.baseline, rules)
+        x, g = scores_matrix(study, plan.primary, influence=True)
+        outcome = replay(plan.sign * x, study.configs, study.baseline, rules, plan.sign * g, study.val.labels)
         trained: dict[Config, int] = {}
         for r in outcome.rounds:
             for c in r.alive:
@@ -87,17 +123,17 @@ def simulate_races(
         grid = Grid(trained_part(study, trained))
         conf = confirm(grid, plan) if len(grid.configs) > 1 else None
         alt = conf.fold_choices[0] if conf is not None else None
-        rec = recommendation(study.baseline, True, outcome.choice, alt, conf.verdict if conf else None)
-        rec = rec or study.baseline
-        best = effects.max()
+        rec = recommendation(study.baseline, alt, conf.verdict if conf else None)
+        top = effects.max()
         out.append(
             RaceResult(
                 outcome.runs,
                 len(CONFIGS) * rules.max_seeds,
-                float(best - effects[CONFIGS.index(outcome.choice)]),
-                float(best - effects[CONFIGS.index(rec)]),
+                float(top - effects[CONFIGS.index(outcome.choice)]),
+                float(top - effects[CONFIGS.index(rec)]),
                 rec == study.baseline,
                 conf.verdict if conf else None,
+                best is not None and _dropped(outcome, best),
             )
         )
     return out
@@ -136,22 +172,46 @@ def reference_race(x: np.ndarray, rules: Rules) -> tuple[int, int]:
 def score_races(
     pattern: str, studies: int, rules: Rules, seed: int = 0, seed_sd: float = 0.012, run_sd: float = 0.022
 ) -> np.ndarray:
-    """The race and the reference on the issue's score-level model (per-seed shift + configuration x seed noise).
+    """The race and the reference on the issue's score-level model (per-seed shift + configuration x seed noise;
+    no image level). "noisy best": the best configuration's noise is 3x as wide, with t(3) tails.
 
-    Returns arrays ``(studies,)``: runs used by the race and the reference, and each one's regret.
+    Returns ``(studies, 5)``: runs used by the race and the reference, each one's regret, and whether the
+    race dropped the one truly best configuration.
     """
-
     effects = race_truth(pattern)
+    scale, tails = race_noise(pattern)
+    sd = run_sd * (np.ones(len(CONFIGS)) if scale is None else np.asarray(scale))
+    best = _unique_best(effects)
     rng = np.random.default_rng(seed)
     k, s = len(CONFIGS), rules.max_seeds
-    out = np.zeros((studies, 4))
+    out = np.zeros((studies, 5))
     for i in range(studies):
-        x = effects[:, None] + rng.normal(0, seed_sd, s)[None] + rng.normal(0, run_sd, (k, s))
+        run = (
+            rng.standard_normal((k, s))
+            if tails is None
+            else rng.standard_t(tails, (k, s)) * math.sqrt((tails - 2) / tails)
+        )
+        x = effects[:, None] + rng.normal(0, seed_sd, s)[None] + sd[:, None] * run
         o = replay(x, CONFIGS, CONFIGS[0], rules)
         ref_choice, ref_runs = reference_race(x, rules)
-        best = effects.max()
-        out[i] = (o.runs, ref_runs, best - effects[CONFIGS.index(o.choice)], best - effects[ref_choice])
+        top = effects.max()
+        dropped = best is not None and _dropped(o, best)
+        out[i] = (
+            o.runs,
+            ref_runs,
+            top - effects[CONFIGS.index(o.choice)],
+            top - effects[ref_choice],
+            dropped,
+        )
     return out
 
 
-PATTERNS = ("one clear winner", "all equal", "two close leaders", "many losers", "RetinaMNIST-like")
+PATTERNS = (
+    "one clear winner",
+    "one modest winner",
+    "noisy best",
+    "all equal",
+    "two close leaders",
+    "many losers",
+    "RetinaMNIST-like",
+)

@@ -82,7 +82,7 @@ def test_one_seed_rows_say_what_they_rest_on(tmp_path):
     assert {r[9] for r in rows} == {f"1 seed, n = {n}"}
     for row, want in zip(rows, s.decision.table.itertuples()):
         assert row[7] == qualify(want.verdict, True)
-    assert rows[0][7] == "better (test images only, 1 seed)"
+    assert rows[0][7] == "not tested"  # one seed: the confirmation gives no verdict
 
 
 def test_without_a_decision_there_is_nothing_paired(data, tmp_path):

@@ -8,7 +8,7 @@ from imbal.metrics import METRICS
 from imbal.study.analysis.plan import Plan
 from imbal.study.analysis.stats import Verdict
 from imbal.study.report.collect import collect_study
-from imbal.study.report.sections.findings import ONE_SEED, findings_blocks, qualify, rule_text
+from imbal.study.report.sections.findings import findings_blocks, qualify, rule_text
 from tests.study.report import fakes
 from tests.study.report.fakes import BASE_RECALL, BASELINE, BETTER, GOOD_RECALL, SAME
 
@@ -139,13 +139,13 @@ def test_worse_on_test_stays_with_the_baseline_and_notes_each_harm(tmp_path):
         assert r.ci_high < -s.plan.harm_margin
 
 
-def test_identical_runs_are_either_with_the_simpler_used(tmp_path):
+def test_identical_runs_are_equivalent_and_the_simpler_stays(tmp_path):
     _, blocks = findings(tmp_path, "identical")
     assert blocks[1].text.startswith(
-        "Either is as good a choice on balanced accuracy: uniform / focal, the best alternative on validation, "
-        "and uniform / ce are equivalent within ±0.02 on test (+0.000"
+        "Stay with uniform / ce, the simpler: uniform / focal, the best alternative on validation, is equivalent "
+        "to it within ±0.02 on test (+0.000"
     )
-    assert blocks[1].text.endswith("prefer the simpler, uniform / ce. Use uniform / ce.")
+    assert blocks[1].text.endswith("as good a choice on balanced accuracy.")
     assert [r[0] for r in blocks[-2].rows] == ["uniform / ce (choice)", "uniform / focal (alternative)"]
 
 
@@ -153,12 +153,16 @@ def test_no_effect_on_test_is_undecided_and_says_how_many_seeds_would_decide(tmp
     s, blocks = findings(tmp_path, "no effect on test")
     answer = blocks[1].text
     assert answer.startswith(
-        "Undecided: oversample / ce+f1, the best alternative on validation, differs from uniform / ce on test by "
-        "balanced accuracy "
+        "Stay with uniform / ce for now, no difference shown: oversample / ce+f1, the best alternative on "
+        "validation, differs from it on test by balanced accuracy "
     )
     assert "neither a difference nor equivalence within ±0.02 is shown." in answer
     seeds = s.decision.planning.seeds
     assert f"About {seeds} seeds would show equivalence with 80% power" in answer
+    # what the data could show instead: the smallest margin, and the test set's own limit
+    est = s.decision.confirmation.estimate
+    assert f"These data would show equivalence only within ±{est.equivalence_resolution():.3f}" in answer
+    assert f"limits it to ±{est.image_floor():.3f} at best." in answer
     assert blocks[3].rows[0][7] == "inconclusive"
 
 
@@ -173,11 +177,15 @@ def test_a_configuration_that_zeroes_a_class_is_screened_out(tmp_path):
     assert row[2].startswith("unstable: seed 0: severe; seed 1: severe; seed 2: severe") and row[3] == "3"
 
 
-def test_an_unstable_baseline_is_not_the_default(tmp_path):
-    _, blocks = findings(tmp_path, "unstable baseline")
-    assert blocks[1].text.startswith(
-        "Use oversample / ce+f1 for now, undecided: uniform / ce zeroed a class on validation in most seeds"
+def test_an_unstable_baseline_is_reported_and_kept_without_a_confirmed_improvement(tmp_path):
+    s, blocks = findings(tmp_path, "unstable baseline")
+    assert s.decision.recommendation == s.decision.baseline
+    assert blocks[1].text.startswith("Stay with uniform / ce for now, no difference shown")
+    (note,) = [b.text for b in blocks if b.kind == "note"]
+    assert note.startswith(
+        "uniform / ce failed a validation screen: zeroed a class on validation in 3 of 3 seeds"
     )
+    assert "the recommendation changes only when an alternative is confirmed better" in note
 
 
 def test_a_choice_that_changes_when_a_seed_is_left_out_is_noted(tmp_path):
@@ -188,13 +196,19 @@ def test_a_choice_that_changes_when_a_seed_is_left_out_is_noted(tmp_path):
         "The validation choice changed when one seed was left out (oversample / ce+f1: 2 of 3, "
         "undersample / ce+mcc: 1 of 3)"
     )
+    # both effects, each labelled: the procedure's and the chosen configuration's own over all seeds
+    answer = blocks[1].text
+    assert "[choice procedure, cross-fitted over 3 seeds (folds chose oversample / ce+f1 2 of 3" in answer
+    assert "; oversample / ce+f1 itself over all 3 seeds: " in answer and "(exploratory)" in answer
     assert blocks[4].header[3] == "oversample / ce+f1 (folds: see the note)"
 
 
-def test_one_seed_qualifies_every_firm_verdict(tmp_path):
+def test_one_seed_gives_no_verdict_and_says_what_it_can_show(tmp_path):
     s, blocks = findings(tmp_path, "better", seeds=(0,))
-    assert s.decision.one_seed
-    assert blocks[3].rows[0][7] == f"better ({ONE_SEED})"
+    assert s.decision.one_seed and s.decision.recommendation == s.decision.baseline
+    assert blocks[1].text.startswith("No verdict from one seed:")
+    assert "it cannot tell a configuration's effect from its seed's luck" in blocks[1].text
+    assert blocks[3].rows[0][7] == "not tested"
     evidence = blocks[-1].text
     assert evidence.startswith("Evidence: 1 seed(s) (0) per configuration")
     assert evidence.endswith("no verdict here is firm; run at least 3 seeds.")
@@ -221,4 +235,7 @@ def test_rule_text_names_the_plans_metrics_margins_and_baseline():
         "Pre-specified: primary metric macro f1; equivalence margin ±0.03; harm margin 0.05 on the secondary "
         "metrics (balanced accuracy, mcc, f1 of the rarest class)."
     )
-    assert len(re.findall("oversample / ce", text)) == 2
+    assert len(re.findall("oversample / ce", text)) == 3
+    assert text.endswith(
+        "oversample / ce stays unless the alternative is confirmed better: a screen it fails is reported, never acted on alone."
+    )

@@ -6,7 +6,7 @@ import pandas as pd
 
 from imbal.metrics import METRICS
 from imbal.study.report.render import Block
-from imbal.study.report.sections.findings import CORRECTIONS, qualify
+from imbal.study.report.sections.findings import correction_text, level, qualify
 from imbal.study.report.sections.section import Section
 from imbal.study.report.sections.section import config_name as name
 
@@ -24,12 +24,12 @@ def comparisons_section(s: Section) -> list[Block]:
         Block(
             "p",
             f"Exploratory: the choice and its confirmation are in the findings above. Paired difference "
-            f"(configuration minus baseline) with its 95% interval from seed-to-seed and test-image noise. "
+            f"(configuration minus baseline) with its {level(s.plan)} interval from seed-to-seed and test-image noise. "
             f"{primary} (primary): the rows are tested only when the confirmation said better or worse "
             f"(fixed sequence), then with Holm over them, and read 'equivalent' when a Holm-adjusted TOST shows "
             f"the difference inside ±{s.plan.margin:g}; 'not tested' otherwise. Secondary metrics: one family each, "
-            f"corrected by {CORRECTIONS[s.plan.correction]}, and checked for non-inferiority against the "
-            f"harm margin {s.plan.harm_margin:g} (one-sided 95%). 'seeds needed': seeds for 80% power at Holm's "
+            f"corrected by {correction_text(s.plan)}, and checked for non-inferiority against the "
+            f"harm margin {s.plan.harm_margin:g} (one-sided {level(s.plan)}). 'seeds needed': seeds for 80% power at Holm's "
             "strictest level, taking the observed effect and spread as true (a planning estimate).",
         )
     )
@@ -54,7 +54,7 @@ def comparisons_section(s: Section) -> list[Block]:
         "metric",
         "role",
         "difference",
-        "95% CI",
+        f"{level(s.plan)} CI",
         "p",
         "p adjusted",
         "verdict",

@@ -15,13 +15,28 @@ from imbal.metrics import METRICS
 from imbal.study.analysis.decision import Decision, NonInferiority
 from imbal.study.analysis.outputs import Config
 from imbal.study.analysis.plan import Plan
-from imbal.study.analysis.stats import MAX_SEEDS, Verdict
+from imbal.study.analysis.stats import MAX_SEEDS, Estimate, Verdict
 from imbal.study.report.render import Block
 from imbal.study.report.sections.section import Section
 from imbal.study.report.sections.section import config_name as name
 
-CORRECTIONS = {"holm": "Holm (family-wise error 5%)", "bh": "Benjamini-Hochberg (false discovery rate 5%)"}
+CORRECTIONS = {
+    "holm": "Holm (family-wise error {alpha})",
+    "bh": "Benjamini-Hochberg (false discovery rate {alpha})",
+}
+
+
+def correction_text(plan: Plan) -> str:
+    """The plan's multiplicity correction in words, at its level."""
+    return CORRECTIONS[plan.correction].format(alpha=f"{plan.alpha:.0%}")
+
+
 ONE_SEED = "test images only, 1 seed"
+
+
+def level(plan: Plan) -> str:
+    """The confidence of the plan's intervals, as the report writes it (95% at alpha 0.05)."""
+    return f"{1 - plan.alpha:.0%}"
 
 
 def rule_text(plan: Plan, baseline: Config) -> str:
@@ -31,10 +46,11 @@ def rule_text(plan: Plan, baseline: Config) -> str:
         f"Pre-specified: primary metric {label}; equivalence margin ±{plan.margin:g}; harm margin {plan.harm_margin:g} "
         f"on the secondary metrics ({secondary}). Rule: on the validation split, leave out every configuration "
         f"that zeroed a class in more than half of its seeds or is worse than {name(baseline)} on a secondary "
-        f"metric by more than the harm margin (one-sided 95%); the best mean validation {label} among the rest "
-        "is the choice (ties to the simplest). The test split is used once: to confirm the best alternative to "
-        f"{name(baseline)} against it, cross-fitted over seeds, with intervals that hold both seed-to-seed and "
-        "test-image noise."
+        f"metric by more than the harm margin (one-sided {level(plan)}); the best mean validation {label} among the "
+        "rest is the choice (ties to the simplest). The test split is used once: to confirm the best alternative "
+        f"to {name(baseline)} against it, cross-fitted over seeds, with intervals that hold both seed-to-seed and "
+        f"test-image noise. {name(baseline)} stays unless the alternative is confirmed better: a screen it fails "
+        "is reported, never acted on alone."
     )
 
 
@@ -47,60 +63,98 @@ def qualify(v: Verdict, one_seed: bool) -> str:
     )
 
 
-def _effect(d: Decision) -> str:
-    est = d.confirmation.estimate  # type: ignore[union-attr]
-    low, high = est.interval(1 - d.plan.alpha)
-    return f"{est.difference:+.3f} (95% CI [{low:+.3f}, {high:+.3f}], p = {max(est.p_value, 1e-4):.3g})"
+def _interval(est: Estimate, plan: Plan) -> str:
+    low, high = est.interval(1 - plan.alpha)
+    return f"{est.difference:+.3f} ({level(plan)} CI [{low:+.3f}, {high:+.3f}], p = {max(est.p_value, 1e-4):.3g})"
+
+
+def _effects(d: Decision) -> str:
+    """Both effects, each labelled: the procedure's cross-fitted one (the confirmation) and the chosen
+    configuration's own over every seed (exploratory: its choice saw these seeds' validation outputs)."""
+    conf, alt, plan = d.confirmation, d.alternative, d.plan
+    assert conf is not None and alt is not None
+    s = len(conf.seeds)
+    kept = conf.kept_baseline(d.baseline)
+    folds = f"choice procedure, cross-fitted over {s} seeds"
+    if not conf.stable:
+        picks = pd.Series([name(c) for c in conf.fold_choices]).value_counts()
+        folds += " (folds chose " + ", ".join(f"{k} {v} of {s}" for k, v in picks.items()) + ")"
+    if kept:
+        folds += (
+            f"; in {kept} of {s} folds no alternative qualified and the procedure kept {name(d.baseline)}"
+        )
+    text = f"{_interval(conf.estimate, plan)} [{folds}]"
+    own = d.row(plan.primary, alt)
+    if own is not None and not (conf.stable and not kept):
+        text += (
+            f"; {name(alt)} itself over all {own.seeds} seeds: {own.difference:+.3f} "
+            f"[{own.ci_low:+.3f}, {own.ci_high:+.3f}] (exploratory)"
+        )
+    return text
+
+
+def _margin_note(d: Decision) -> str:
+    """What the data can say about "as good": the smallest margin they show equivalence within, and the
+    limit the test set's own noise sets whatever the seeds."""
+    est, plan = d.confirmation.estimate, d.plan  # type: ignore[union-attr]
+    res, floor = est.equivalence_resolution(plan.alpha), est.image_floor(plan.alpha)
+    return (
+        f"These data would show equivalence only within ±{res:.3f}; with any number of seeds this test set's own "
+        f"noise limits it to ±{floor:.3f} at best."
+    )
 
 
 def _answer(d: Decision) -> str:
     """The first sentence: the recommendation and its evidence."""
     base, alt, conf, plan = d.baseline, d.alternative, d.confirmation, d.plan
     label = METRICS[plan.primary].label.lower()
-    base_unstable = d.screens[base].unstable
     if alt is None or conf is None:
-        if base_unstable:
-            return (
-                f"No configuration qualifies: {name(base)} zeroed a class on validation in most seeds and every "
-                "other configuration failed a validation screen (see the table below)."
-            )
         return f"Stay with {name(base)}: no other configuration passed the validation screens (see the table below)."
-    v, effect = conf.verdict, _effect(d)
+    v, effect = conf.verdict, _effects(d)
     what = f"{name(alt)}, the best alternative on validation,"
+    if v is Verdict.NOT_TESTED:
+        return (
+            f"No verdict from one seed: on test {what} differs from {name(base)} by {label} {effect}. One seed shows "
+            "how these two runs differ on these images (the interval holds the test images' noise only); it cannot "
+            f"tell a configuration's effect from its seed's luck, and its choice saw the same run. Stay with "
+            f"{name(base)} for now; run at least 3 seeds."
+        )
     if v is Verdict.BETTER:
-        return f"Use {name(alt)}: chosen on validation, it is better than {name(base)} on test, {label} {effect}."
-    if v is Verdict.WORSE:
-        tail = (
-            f" {name(base)} itself zeroed a class on validation in most seeds, so no configuration qualifies."
-            if base_unstable
+        est = conf.estimate
+        inside = (
+            -plan.margin < est.interval(1 - plan.alpha)[0] and est.interval(1 - plan.alpha)[1] < plan.margin
+        )
+        size = (
+            f", by less than the margin ±{plan.margin:g} that the plan calls practically equal"
+            if inside
             else ""
         )
-        return f"Stay with {name(base)}: {what} is worse on test, {label} {effect}.{tail}"
+        return f"Use {name(alt)}: chosen on validation, it is better than {name(base)} on test{size}, {label} {effect}."
+    if v is Verdict.WORSE:
+        return f"Stay with {name(base)}: {what} is worse on test, {label} {effect}."
     if v is Verdict.EQUIVALENT:
-        pick = alt if base_unstable else base
-        why = (
-            f"{name(base)} zeroed a class on validation in most seeds"
-            if base_unstable
-            else f"prefer the simpler, {name(base)}"
-        )
         return (
-            f"Either is as good a choice on {label}: {what} and {name(base)} are equivalent within ±{plan.margin:g} "
-            f"on test ({effect}, TOST p = {conf.estimate.p_equivalence(plan.margin):.3g}); {why}. Use {name(pick)}."
+            f"Stay with {name(base)}, the simpler: {what} is equivalent to it within ±{plan.margin:g} on test ({effect}, "
+            f"TOST p = {conf.estimate.p_equivalence(plan.margin):.3g}), as good a choice on {label}."
         )
-    unknown = (
-        f"neither a difference nor equivalence within ±{plan.margin:g} is shown. {_planning_sentence(d)}"
+    unknown = f"neither a difference nor equivalence within ±{plan.margin:g} is shown. {_planning_sentence(d)} {_margin_note(d)}"
+    return f"Stay with {name(base)} for now, no difference shown: {what} differs from it on test by {label} {effect}: {unknown}"
+
+
+def _baseline_note(d: Decision) -> str | None:
+    """A baseline that failed a validation screen is reported (it does not move the recommendation)."""
+    sc = d.screens[d.baseline]
+    if sc.passed:
+        return None
+    parts = []
+    if sc.unstable:
+        seeds = "; ".join(f"seed {s}: {', '.join(k)}" for s, k in sc.zeroed)
+        parts.append(f"zeroed a class on validation in {len(sc.zeroed)} of {sc.seeds} seeds ({seeds})")
+    return (
+        f"{name(d.baseline)} failed a validation screen: {'; '.join(parts)}. A screen judged on a few validation "
+        "images is reported, not acted on: the recommendation changes only when an alternative is confirmed better "
+        "on test (see the rarest class's F1 below for what this costs)."
     )
-    if base_unstable:
-        return (
-            f"Use {name(alt)} for now, undecided: {name(base)} zeroed a class on validation in most seeds, so it "
-            f"is not the default; on test {what} differs from it by {effect} on {label}: {unknown}"
-        )
-    if d.chosen == base:
-        return (
-            f"Stay with {name(base)}: it had the best validation {label}; {what} differs from it on test by "
-            f"{effect}: {unknown}"
-        )
-    return f"Undecided: {what} differs from {name(base)} on test by {label} {effect}: {unknown}"
 
 
 def _planning_sentence(d: Decision) -> str:
@@ -161,7 +215,16 @@ def _confirmation_table(s: Section, d: Decision) -> Block | None:
             ]
         )
     alt_name = name(alt) if conf.stable else f"{name(alt)} (folds: see the note)"
-    header = ["metric", "role", name(d.baseline), alt_name, "difference", "95% CI", "p", "verdict"]
+    header = [
+        "metric",
+        "role",
+        name(d.baseline),
+        alt_name,
+        "difference",
+        f"{level(d.plan)} CI",
+        "p",
+        "verdict",
+    ]
     return Block("table", header=header, rows=rows)
 
 
@@ -197,6 +260,9 @@ def _validation_table(d: Decision) -> Block:
 def findings_blocks(s: Section, d: Decision) -> list[Block]:
     """What to use, by how much, how sure; then how the choice was made and the evidence it rests on."""
     blocks = [Block("h3", "Findings"), Block("p", _answer(d)), Block("p", rule_text(d.plan, d.baseline))]
+    note = _baseline_note(d)
+    if note:
+        blocks.append(Block("note", note))
     conf = d.confirmation
     if conf is not None and not conf.stable:
         picks = pd.Series([name(c) for c in conf.fold_choices]).value_counts()
@@ -205,7 +271,8 @@ def findings_blocks(s: Section, d: Decision) -> list[Block]:
                 "note",
                 "The validation choice changed when one seed was left out ("
                 + ", ".join(f"{k}: {v} of {len(conf.fold_choices)}" for k, v in picks.items())
-                + "): the confirmed effect is that of the choice procedure, not of one fixed configuration.",
+                + "): the confirmed effect is that of the choice procedure, not of one fixed configuration; "
+                "the first sentence gives both.",
             )
         )
     if d.alternative is not None and conf is not None:

@@ -42,9 +42,11 @@ def race_section(race: RaceFolder, figures_dir: Path, tables_dir: Path, key: str
     text = (
         f"The race chose {name(o.choice)} on validation: {REASONS[o.reason]}. It trained {o.runs} runs, "
         f"{o.runs / grid_runs:.0%} of the full grid ({len(configs)} configurations x {rules.max_seeds} seeds = {grid_runs}). "
-        f"A configuration left the race when it could not beat the round's leader by the margin ({rules.margin:g}) "
-        f"at the round's level ({rules.round_alpha(rules.min_seeds):.4f}, alpha {rules.alpha:g} over the "
-        f'{rules.testing_rounds} rounds before the last); docs/method.md, "The race".'
+        f"A configuration left the race when a rival beat it by more than the margin ({rules.margin:g}) with "
+        f"confidence: each rival tested at the round's level ({rules.round_alpha(rules.min_seeds):.4f}, alpha "
+        f"{rules.alpha:g} over the {rules.testing_rounds} rounds before the last) divided by its number of rivals, "
+        "each pair with its own seed spread and its validation images' noise, so the truly best one leaves with "
+        f'at most {rules.alpha:g} chance; docs/method.md, "The race".'
     )
     if o.undecided:
         text += f" Still undecided: {', '.join(name(c) for c in o.undecided)}."

@@ -7,13 +7,17 @@ import pandas as pd
 import pytest
 
 from imbal.errors import DataError, MissingFileError
+from imbal.study.analysis.archive import FORMAT, load_archive, write_archive
 from imbal.study.analysis.decision import decide
 from imbal.study.analysis.outputs import SplitOutputs, StudyOutputs
 from imbal.study.analysis.plan import Plan
-from imbal.study.report.archive import FORMAT, load_archive, write_archive
 from imbal.study.report.collect import read_outputs
 from imbal.study.report.data import DatasetReport
 from tests.study.report import fakes
+
+
+def as_dict(datasets):
+    return {d.key: d.outputs for d in datasets}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +30,7 @@ def datasets(tmp_path_factory):
 
 
 def test_round_trip_keeps_predictions_exactly_and_logits_to_float16(datasets, tmp_path):
-    path = write_archive(datasets, tmp_path / "outputs.npz")
+    path = write_archive(as_dict(datasets), tmp_path / "outputs.npz")
     assert path == tmp_path / "outputs.npz" and path.is_file()
     loaded = load_archive(path)
     assert list(loaded) == [d.key for d in datasets]
@@ -47,7 +51,7 @@ def test_round_trip_keeps_predictions_exactly_and_logits_to_float16(datasets, tm
 
 
 def test_the_reversed_data_set_is_the_same_runs_in_the_other_order(datasets, tmp_path):
-    loaded = load_archive(write_archive(datasets, tmp_path / "a.npz"))
+    loaded = load_archive(write_archive(as_dict(datasets), tmp_path / "a.npz"))
     a, b = loaded["fake"], loaded["fake (reversed)"]
     assert b.runs == a.runs[::-1]
     np.testing.assert_array_equal(b.test.preds, a.test.preds[::-1])
@@ -55,7 +59,7 @@ def test_the_reversed_data_set_is_the_same_runs_in_the_other_order(datasets, tmp
 
 def test_every_verdict_can_be_made_again_from_the_file(datasets, tmp_path):
     data = datasets[0]
-    loaded = load_archive(write_archive([data], tmp_path / "a.npz"))["fake"]
+    loaded = load_archive(write_archive(as_dict([data]), tmp_path / "a.npz"))["fake"]
     plan = Plan()
     want, got = decide(data.outputs, plan), decide(loaded, plan)
     assert got.recommendation == want.recommendation == fakes.BETTER
@@ -65,7 +69,7 @@ def test_every_verdict_can_be_made_again_from_the_file(datasets, tmp_path):
 
 
 def test_a_baseline_other_than_the_default_is_given_to_the_outputs(datasets, tmp_path):
-    loaded = load_archive(write_archive(datasets[:1], tmp_path / "a.npz"), baseline=fakes.SAME)
+    loaded = load_archive(write_archive(as_dict(datasets[:1]), tmp_path / "a.npz"), baseline=fakes.SAME)
     assert loaded["fake"].baseline == fakes.SAME
     assert loaded["fake"].grid()[0][0] == fakes.SAME
 
@@ -81,7 +85,7 @@ def _rewrite_meta(path, change):
 
 @pytest.mark.parametrize("fmt", [FORMAT + 1, 0, None])
 def test_an_archive_of_another_format_is_refused(datasets, tmp_path, fmt):
-    path = write_archive(datasets[:1], tmp_path / "a.npz")
+    path = write_archive(as_dict(datasets[:1]), tmp_path / "a.npz")
     _rewrite_meta(path, lambda meta: meta.update(format=fmt))
     with pytest.raises(DataError, match=rf"archive format {fmt!r}, expected {FORMAT}$"):
         load_archive(path)
@@ -101,6 +105,6 @@ def _without_logits(data: DatasetReport) -> DatasetReport:
 
 def test_outputs_without_logits_round_trip(datasets, tmp_path):
     data = _without_logits(datasets[0])
-    loaded = load_archive(write_archive([data], tmp_path / "a.npz"))["fake"]
+    loaded = load_archive(write_archive(as_dict([data]), tmp_path / "a.npz"))["fake"]
     assert loaded.test.logits is None
     np.testing.assert_array_equal(loaded.test.preds, data.outputs.test.preds)

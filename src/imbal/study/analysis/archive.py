@@ -18,26 +18,25 @@ from imbal.engine import run_dir as rd
 from imbal.errors import DataError, MissingFileError
 from imbal.naming import HELD_OUT
 from imbal.study.analysis.outputs import BASELINE, SplitOutputs, StudyOutputs
-from imbal.study.report.data import DatasetReport
 
 FORMAT = 1
 
 
-def write_archive(datasets: list[DatasetReport], path: str | Path) -> Path:
-    """Packs every data set's runs and outputs (:func:`~imbal.study.report.collect.collect_study`) into ``path``."""
+def write_archive(studies: dict[str, StudyOutputs], path: str | Path) -> Path:
+    """Packs every data set's runs and outputs (``{data set: StudyOutputs}``, e.g. a report's) into ``path``."""
     arrays: dict[str, np.ndarray] = {}
     meta: dict[str, dict] = {}
-    for data in datasets:
+    for name, study in studies.items():
         key = f"d{len(meta)}"
-        meta[data.key] = {
+        meta[name] = {
             "key": key,
-            "num_classes": data.facts.num_classes,
-            "minority": data.facts.minority,
-            "class_names": data.facts.class_names,
-            "runs": [[c[0], c[1], seed] for c, seed in data.outputs.runs],
+            "num_classes": study.num_classes,
+            "minority": study.minority,
+            "class_names": study.class_names,
+            "runs": [[c[0], c[1], seed] for c, seed in study.runs],
         }
         for split in HELD_OUT:
-            part = data.outputs.split(split)
+            part = study.split(split)
             arrays[f"{key}_{split}_labels"] = part.labels.astype(np.int16)
             arrays[f"{key}_{split}_preds"] = part.preds.astype(np.int16)
             if part.logits is not None:
