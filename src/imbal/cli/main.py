@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from imbal.cli import data_cmd, predict_cmd, study_cmd, train_cmd
+from imbal.cli import data_cmd, export_cmd, predict_cmd, study_cmd, train_cmd
 from imbal.cli.options import Parser, print_error
 from imbal.errors import NonFiniteLossError, UserError
 
@@ -20,6 +20,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     train_cmd.add_parsers(sub)
     predict_cmd.add_parser(sub)
+    export_cmd.add_parsers(sub)
     study_cmd.add_parsers(sub)
     data_cmd.add_parser(sub)
     return parser
