@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from imbal.cli.options import add_config_arguments, config_overrides
 from imbal.errors import ConfigError
@@ -23,6 +24,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _report_parsers(sub)
 
 
+EXECUTOR_HELP = (
+    "train each cell as a scheduler job through submitit (pip install 'imbal[cluster]'): slurm submits job "
+    "arrays from this process and waits (run it on a login node, e.g. in tmux); local runs the same jobs as "
+    "subprocesses here. The study's `cluster:` mapping sets each job's partition, time_min, gpus_per_cell, "
+    "cpus_per_cell, mem_gb and array_parallelism; rerunning the same command adopts the jobs still queued"
+)
+
+
 def _grid_parser(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser(
         "grid",
@@ -35,8 +44,11 @@ def _grid_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--out", default="runs/study", help="study folder (default runs/study)")
     g.add_argument("--jobs", type=int, default=1, help="cells trained at once, one process each")
     g.add_argument("--shard", help="i/n: take every n-th cell starting at i (0 <= i < n), for job arrays")
+    g.add_argument("--executor", choices=["local", "slurm"], help=EXECUTOR_HELP)
     g.add_argument(
-        "--dry-run", action="store_true", help="list the cells (and which are finished), train none"
+        "--dry-run",
+        action="store_true",
+        help="list the cells (and which are finished), train none; with --executor, the job array it submits",
     )
     g.add_argument("--quiet", action="store_true", help="one line per finished cell, no live progress")
     # each cell's folder and quietness are the grid's to set
@@ -59,6 +71,7 @@ def _recommend_parser(sub: argparse._SubParsersAction) -> None:
     rc.add_argument("--out", default="runs/recommend", help="race folder (default runs/recommend)")
     rc.add_argument("--jobs", type=int, default=1, help="cells trained at once, one process each")
     rc.add_argument("--shard", help="i/n: this process trains every n-th cell of each round (cluster arrays)")
+    rc.add_argument("--executor", choices=["local", "slurm"], help=EXECUTOR_HELP + " (one array per round)")
     rc.add_argument("--max-runs", type=int, help="stop when the next round would exceed this many trainings")
     rc.add_argument("--min-seeds", type=int, help="seeds of the first round (default 2, at least 2)")
     rc.add_argument("--max-seeds", type=int, help="seeds at most per configuration (default 5)")
@@ -97,6 +110,22 @@ def _report_parsers(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_embed)
 
 
+def cluster_executor(args: argparse.Namespace, spec: Any) -> Any:
+    """The ``--executor`` (checked: submitit installed, no --shard or --jobs beside it), or None."""
+    if args.executor is None:
+        return None
+    from imbal.study.run.cluster import ClusterExecutor
+
+    if args.shard:
+        raise ConfigError("--executor and --shard exclude each other: the executor submits every cell itself")
+    if args.jobs != 1:
+        raise ConfigError(
+            "--jobs applies to cells trained on this machine; with --executor, the study's "
+            "cluster.array_parallelism sets how many jobs run at once"
+        )
+    return ClusterExecutor(args.executor, spec.cluster)
+
+
 def run_grid_cmd(args: argparse.Namespace) -> int:
     from imbal.engine import run_dir as rd
     from imbal.study.run.grid import CellState, parse_shard, run_grid, shard_cells
@@ -107,8 +136,15 @@ def run_grid_cmd(args: argparse.Namespace) -> int:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
     spec = load_study(args.config, config_overrides(args))
     shard = parse_shard(args.shard)
+    executor = cluster_executor(args, spec)
     if args.dry_run:
         cells = shard_cells(spec.cells(), shard)
+        if executor is not None:
+            from imbal.study.run.cluster import layout
+
+            todo = [c for c in cells if not rd.is_finished(c.run_dir(Path(args.out)))]
+            print(layout(todo, executor.kind, spec.cluster, Path(args.out)))
+            return 0
         for cell in cells:
             print(f"{cell.key}{'  (finished)' if rd.is_finished(cell.run_dir(Path(args.out))) else ''}")
         print(
@@ -122,7 +158,14 @@ def run_grid_cmd(args: argparse.Namespace) -> int:
     seat = take_seat(Path(args.out), shard)  # shards of one grid agree on n
     try:
         with sigterm_as_interrupt():
-            status = run_grid(spec, args.out, jobs=args.jobs, shard=shard, live_every=0 if args.quiet else 30)
+            status = run_grid(
+                spec,
+                args.out,
+                jobs=args.jobs,
+                shard=shard,
+                live_every=0 if args.quiet else 30,
+                executor=executor,
+            )
     finally:
         seat.release()
     if status[CellState.BUSY]:
@@ -148,10 +191,17 @@ def run_recommend(args: argparse.Namespace) -> int:
         spec, {"max_runs": args.max_runs, "min_seeds": args.min_seeds, "max_seeds": args.max_seeds}
     )
     shard = parse_shard(args.shard)
+    executor = cluster_executor(args, spec)
     args.resume_hint = lambda: f"run the same command again to continue the race in {args.out}"
     with sigterm_as_interrupt():
         state = run_race(
-            spec, args.out, rules, jobs=args.jobs, shard=shard, live_every=0 if args.quiet else 30
+            spec,
+            args.out,
+            rules,
+            jobs=args.jobs,
+            shard=shard,
+            live_every=0 if args.quiet else 30,
+            executor=executor,
         )
     if shard[0] != 0:
         print(f"race finished; shard 0 writes the report: imbal report {args.out}")

@@ -9,7 +9,8 @@ import pytest
 
 from imbal.cli.main import main
 from imbal.engine import run_dir as rd
-from tests.study.race.tiny_race import finished
+from tests.study.race.tiny_race import finished, study
+from tests.study.run.test_grid_interrupt import wait_for
 
 # the module-scoped `race` fixture (a tiny race trained once) lives in conftest.py
 
@@ -136,3 +137,40 @@ def test_the_race_waits_naming_the_cells_and_since_when(tmp_path):
     assert "x/uniform/ce/seed2 (training: pid 4242 on otherhost)" in lines[0]
     assert "x/uniform/mcc/seed2 (not started by its shard yet)" in lines[0]
     assert lines[0].startswith("race: waiting since ")
+
+
+# ---------------------------------------------------------------- a scheduler's jobs (issue 29)
+
+
+def test_a_race_on_local_jobs_decides_as_in_process_and_a_killed_orchestrator_submits_nothing_twice(
+    race, tmp_path, monkeypatch
+):
+    from imbal.study.run import cluster
+
+    tmp, _ = race
+    # the in-process race trained each cell with all cores (one job): the jobs get the same threads
+    path = study(tmp_path / "study.yaml", cluster={"cpus_per_cell": os.cpu_count(), "array_parallelism": 2})
+    root = tmp_path / "r"
+    cmd = [sys.executable, "-m", "imbal.cli.main", "recommend", "--config", str(path), "--out", str(root)]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "IMBAL_CLUSTER_POLL": "0.2"}
+    orchestrator = subprocess.Popen(
+        [*cmd, "--quiet", "--executor", "local"], env=env, stdout=subprocess.DEVNULL
+    )
+    try:  # killed while its first jobs run: they go on, and the rerun adopts them
+        assert wait_for((root / cluster.FOLDER / cluster.JOBS_FILE).is_file, 120)
+    finally:
+        orchestrator.kill()
+        orchestrator.wait()
+    first = cluster.read_record(root)
+    monkeypatch.setattr(cluster, "POLL_SECONDS", 0.2)
+    assert (
+        main(["recommend", "--config", str(path), "--out", str(root), "--quiet", "--executor", "local"]) == 0
+    )
+    record = cluster.read_record(root)
+    assert set(first) <= set(record) and {r["submissions"] for r in record.values()} == {"1"}
+    assert len(record) == len(finished(root))  # a job per trained cell, each submitted once
+    assert finished(root) == finished(tmp / "r")  # the same rounds and drops
+    chosen = next(
+        x for x in (tmp / "r" / "report.md").read_text().splitlines() if x.startswith("The race chose")
+    )
+    assert chosen in (root / "report.md").read_text()

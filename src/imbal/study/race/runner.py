@@ -23,7 +23,7 @@ from imbal.study.analysis.outputs import Config, StudyOutputs
 from imbal.study.analysis.plan import Plan
 from imbal.study.race.folder import claim_folder, race_configs, race_state
 from imbal.study.race.rules import RaceOutcome, Rules, State, replay
-from imbal.study.run.grid import CellState, run_grid
+from imbal.study.run.grid import CellExecutor, CellState, run_grid
 from imbal.study.run.locks import lock_holder
 from imbal.study.run.shards import ShardSeat, take_seat
 from imbal.study.run.spec import Cell, StudySpec
@@ -83,6 +83,17 @@ def _holder(run: Path) -> str:
     return f"training: pid {holder[1]} on {holder[0]}" if holder else "not started by its shard yet"
 
 
+@dataclass(frozen=True)
+class Training:
+    """How a race trains its rounds: worker count, log, poll interval, live lines, or a scheduler."""
+
+    jobs: int
+    log: Callable[[str], None]
+    poll: float
+    live_every: float
+    executor: CellExecutor | None
+
+
 def run_race(
     spec: StudySpec,
     root: str | Path,
@@ -93,6 +104,7 @@ def run_race(
     log: Callable[[str], None] = print,
     poll: float = POLL_SECONDS,
     live_every: float = 30.0,
+    executor: CellExecutor | None = None,
 ) -> State:
     """Trains round after round until the race decides (or its limits are spent); returns its final state."""
     if len(spec.entries) != 1:
@@ -111,7 +123,7 @@ def run_race(
     claim_folder(root, spec, rules, configs)
     seat = take_seat(root, shard)
     try:
-        return _rounds(spec, root, rules, configs, seat, jobs, log, poll, live_every)
+        return _rounds(spec, root, rules, configs, seat, Training(jobs, log, poll, live_every, executor))
     finally:
         seat.release()
 
@@ -122,11 +134,9 @@ def _rounds(
     rules: Rules,
     configs: list[Config],
     seat: ShardSeat,
-    jobs: int,
-    log: Callable[[str], None],
-    poll: float,
-    live_every: float,
+    how: Training,
 ) -> State:
+    log = how.log
     waiting = Waiting(log)
     said = None
     while True:
@@ -141,7 +151,19 @@ def _rounds(
                 f"race: round with {state.seeds} seeds, {len(state.alive)} configurations in the race, "
                 f"{len(mine)} cells here"
             )
-        status = run_grid(spec, root, jobs=jobs, cells=mine, log=log, live_every=live_every) if mine else None
+        status = (
+            run_grid(
+                spec,
+                root,
+                jobs=how.jobs,
+                cells=mine,
+                log=log,
+                live_every=how.live_every,
+                executor=how.executor,
+            )
+            if mine
+            else None
+        )
         if status and status[CellState.FAILED]:
             raise RunFolderError(
                 f"the race cannot go on without {status[CellState.FAILED][0]}: it failed (see its error.txt); fix the "
@@ -150,7 +172,7 @@ def _rounds(
         if status is None or not status[CellState.DONE]:
             # the round's other cells are another shard's, or busy in another process
             waiting.report(root, [c for c in cells if not rd.is_finished(c.run_dir(root))])
-            time.sleep(poll)
+            time.sleep(how.poll)
         else:
             waiting.done()
 

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig, read_yaml_mapping
@@ -101,6 +102,23 @@ class CellOutcome:
     state: CellState
     seconds: float = 0.0
     detail: str = ""
+
+
+class CellExecutor(Protocol):
+    """Trains cells somewhere else (scheduler jobs: :class:`imbal.study.run.cluster.ClusterExecutor`)."""
+
+    name: str  # for the grid's lines: "slurm jobs"
+    parallelism: int  # cells at once, for the ETA
+
+    def train(
+        self,
+        spec: StudySpec,
+        root: Path,
+        cells: list[Cell],
+        on_done: Callable[[CellOutcome], None],
+    ) -> None:
+        """Train every cell (each as a local cell would be: lock, resume, error.txt); report each outcome."""
+        ...
 
 
 def run_cell(
@@ -264,6 +282,14 @@ def _in_pool(
         pool.shutdown(wait=True)
 
 
+def _on_executor(
+    executor: CellExecutor, spec: StudySpec, root: Path, todo: list[Cell], log: Callable[[str], None]
+) -> Progress:
+    progress = Progress(len(todo), executor.parallelism, log)
+    executor.train(spec, root, todo, lambda o: progress.record(o, root))
+    return progress
+
+
 def run_grid(
     spec: StudySpec,
     root: str | Path,
@@ -273,32 +299,37 @@ def run_grid(
     cells: list[Cell] | None = None,
     log: Callable[[str], None] = print,
     live_every: float = 30.0,
+    executor: CellExecutor | None = None,
 ) -> dict[str, list[str]]:
     """Run the cells of this shard that are not finished; return which finished, failed, were busy or skipped.
 
     ``cells`` restricts the grid to a subset of ``spec.cells()`` (benchmarks run a fraction).
-    ``live_every`` seconds, a line shows the running cells' epochs (0 = never).
+    ``live_every`` seconds, a line shows the running cells' epochs (0 = never). ``executor``: the
+    cells are its jobs (``--executor``) instead of forks of this machine's warm server.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     write_plan(root, spec.plan)  # the analysis is fixed before the first cell trains
     cells = shard_cells(spec.cells() if cells is None else cells, shard)
     todo = [c for c in cells if not rd.is_finished(c.run_dir(root))]
-    if todo:
+    if todo and executor is None:
         start_server()  # it imports the training stack while the finished cells are checked
     warn_changed_settings(spec, cells, root, log)
     status: dict[str, list[str]] = {state: [] for state in CellState}
     status[CellState.SKIPPED] = [c.key for c in cells if c not in todo]
     log(
         f"grid: {len(cells)} cells in shard {shard[0]}/{shard[1]}, {len(status['skipped'])} already finished, "
-        f"{len(todo)} to run with {jobs} job(s)"
+        f"{len(todo)} to run " + (f"as {executor.name}" if executor else f"with {jobs} job(s)")
     )
-    if todo:  # cells' times and the ETA should not include the server's imports
+    if todo and executor is None:  # cells' times and the ETA should not include the server's imports
         waited = server_ready()
         log(
             f"grid: warm server ready in {waited:.1f}s (it imports the training stack once; cells are forks of it)"
         )
-    progress = _train_cells(spec, root, todo, jobs, log, live_every)
+    if executor is None:
+        progress = _train_cells(spec, root, todo, jobs, log, live_every)
+    else:
+        progress = _on_executor(executor, spec, root, todo, log)
     for o in progress.outcomes:
         status[o.state].append(o.cell.key)
     log(

@@ -12,6 +12,7 @@ A study YAML::
     primary_metric: balanced_accuracy   # the analysis plan (imbal.study.analysis.plan), fixed before the runs
     equivalence_margin: 0.02
     harm_margin: 0.02
+    cluster: {partition: gpu, time_min: 240, gpus_per_cell: 1}   # jobs of --executor slurm|local
 
 Settings are layered: the study's ``config`` <- its ``train`` <- an entry's ``config`` <- the entry's
 ``train`` <- command-line overrides. Every name and value is checked before any cell runs, and two
@@ -20,7 +21,7 @@ entries never share a label (their cells would share folders).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ PAPER_GRID = [
     {"samplers": ["uniform", "oversample"], "losses": ["ce", "ce+f1", "ce+mcc", "f1", "focal", "mcc"]},
     {"samplers": ["weights"], "losses": ["ce", "ce+f1", "ce+mcc"]},
 ]
-STUDY_KEYS = ("config", "train", "datasets", "grid", "seeds", "budget", *PLAN_KEYS)
+STUDY_KEYS = ("config", "train", "datasets", "grid", "seeds", "budget", "cluster", *PLAN_KEYS)
 # config keys the grid sets for every cell itself (its folder, and no progress bar): not the user's
 SET_BY_THE_GRID = ("out", "quiet")
 ENTRY_KEYS = ("config", "train", "dataset", "label")
@@ -58,6 +59,61 @@ class Cell:
         return rd.cell_dir(root, self.dataset, self.sampler, self.loss, self.seed)
 
 
+@dataclass(frozen=True)
+class ClusterSettings:
+    """The study file's ``cluster:`` block: what each cell's job asks the scheduler for."""
+
+    partition: str | None = None
+    time_min: int = 240
+    gpus_per_cell: int = 0
+    cpus_per_cell: int = 2
+    mem_gb: float = 16.0
+    array_parallelism: int = 8  # jobs of one batch running at once
+
+    @classmethod
+    def from_mapping(cls, raw: Any, where: str) -> ClusterSettings:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"cluster in {where} must be a mapping like {{partition: gpu, time_min: 240}}, got {raw!r}"
+            )
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(raw) - set(names))
+        if unknown:
+            raise ConfigError(f"cluster in {where} has unknown keys {unknown}; expected {', '.join(names)}")
+        for key in ("time_min", "cpus_per_cell", "array_parallelism"):
+            if key in raw and (not isinstance(raw[key], int) or raw[key] < 1):
+                raise ConfigError(f"cluster.{key} in {where} must be an integer >= 1, got {raw[key]!r}")
+        if "gpus_per_cell" in raw and (not isinstance(raw["gpus_per_cell"], int) or raw["gpus_per_cell"] < 0):
+            raise ConfigError(
+                f"cluster.gpus_per_cell in {where} must be an integer >= 0, got {raw['gpus_per_cell']!r}"
+            )
+        if "mem_gb" in raw and (not isinstance(raw["mem_gb"], (int, float)) or raw["mem_gb"] <= 0):
+            raise ConfigError(f"cluster.mem_gb in {where} must be a number > 0, got {raw['mem_gb']!r}")
+        return cls(**raw)
+
+    def parameters(self, executor: str) -> dict[str, Any]:
+        """submitit's parameters for one cell's job."""
+        common = {
+            "timeout_min": self.time_min,
+            "gpus_per_node": self.gpus_per_cell,
+            "nodes": 1,
+            "tasks_per_node": 1,
+        }
+        if executor == "local":
+            return common
+        slurm: dict[str, Any] = {
+            "cpus_per_task": self.cpus_per_cell,
+            "mem_gb": self.mem_gb,
+            "slurm_array_parallelism": self.array_parallelism,
+            "slurm_signal_delay_s": 120,  # time to write a checkpoint before preemption or the time limit
+        }
+        if self.partition:
+            slurm["slurm_partition"] = self.partition
+        return {**common, **slurm}
+
+
 @dataclass
 class StudySpec:
     entries: dict[str, dict[str, Any]]  # label -> resolved train settings (dataset included)
@@ -69,6 +125,9 @@ class StudySpec:
     grid_given: bool = True  # False: the study file named no grid (the paper's was used)
     budget: dict[str, Any] = field(default_factory=dict)  # `imbal recommend` limits (imbal.study.race.runner)
     seeds_given: bool = False  # the study file named its seeds (a race takes them as its seed limit)
+    cluster: ClusterSettings = field(
+        default_factory=ClusterSettings
+    )  # each cell's job (imbal.study.run.cluster)
 
     def cells(self) -> list[Cell]:
         out = []
@@ -204,4 +263,5 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         "grid" in data,
         dict(budget),
         "seeds" in data,
+        ClusterSettings.from_mapping(data.get("cluster"), str(path)),
     )
