@@ -21,6 +21,7 @@ from imbal.data import (
     load_npz,
 )
 from imbal.data.cache import write_cache
+from imbal.data.folder import read_image
 from imbal.data.nifti import normalise_in_mask
 from imbal.errors import DataError, MissingFileError
 from imbal.naming import SPLITS
@@ -304,6 +305,36 @@ def test_16_bit_png_refused_not_clipped(tmp_path):
     Image.fromarray(np.full((10, 12), 90, np.uint16)).save(tmp_path / "i2.png")  # 16-bit file, 8-bit values
     splits = load_folder(csv)
     assert 90 in [int(x.float().mean()) for d in (splits.train, splits.val, splits.test) for x in d.images]
+
+
+def png_48_bit(path, value):
+    """A 16-bit-per-channel RGB PNG (PIL cannot write one) of 4 x 4 pixels of ``value``."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + struct.pack(">H", value) * 3 * 4 for _ in range(4))
+    ihdr = struct.pack(">IIBBBBB", 4, 4, 16, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_16_bit_colour_png_refused_not_read_by_its_high_byte(tmp_path):
+    from PIL import Image
+
+    png_48_bit(tmp_path / "c.png", 200)
+    with Image.open(tmp_path / "c.png") as im:  # what PIL alone would give: 200 -> 0, silently
+        assert im.mode == "RGB" and np.asarray(im).max() == 0
+    with pytest.raises(
+        DataError, match=r"c.png is a 16-bit colour PNG, which PIL reads by its high byte only"
+    ):
+        read_image(tmp_path / "c.png", 4, 3)
 
 
 def test_empty_or_incomplete_csv(tmp_path):

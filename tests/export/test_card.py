@@ -108,3 +108,30 @@ def test_card_command_writes_a_file_or_stdout_and_a_run_outside_a_study_says_so(
     (moved / rd.METRICS_FILE).unlink()
     assert main(["card", str(moved)]) == 2
     assert "has not finished" in capsys.readouterr().err
+
+
+def test_paths_are_cut_to_file_names_and_nothing_else_is():
+    from imbal.export.card import portable
+    from imbal.export.verdict import scrub
+
+    assert scrub("fake (trained with dataset /home/alice/data/x.npz)") == "fake (trained with dataset x.npz)"
+    assert scrub("C:\\data\\set.npz, no path here; 3/4 of it") == "set.npz, no path here; 3/4 of it"
+    spec = {"kind": "folder", "csv": "/srv/a/labels.csv", "classes": ["benign/malignant", "normal"]}
+    assert portable(spec) == {
+        "kind": "folder",
+        "csv": "labels.csv",
+        "classes": ["benign/malignant", "normal"],
+    }
+    assert portable("/srv/a/set.npz") == "set.npz" and portable("retinamnist") == "retinamnist"
+
+
+def test_a_study_whose_runs_folder_is_a_link_gets_its_card(tmp_path):
+    scratch, study = tmp_path / "scratch", tmp_path / "linked"
+    for seed in (0, 1):
+        write_run(scratch, BASELINE, seed, PLANTED[BASELINE])
+        write_run(scratch, BETTER, seed, PLANTED[BETTER])
+    study.mkdir()
+    (study / "runs").symlink_to(scratch / "runs")
+    card = model_card(cell(study, BETTER, 1))
+    assert "from the run `linked/runs/fake/oversample/ce+f1/seed1`" in card
+    assert "seed 1 of **oversample / ce+f1** in the study `linked`" in card and str(tmp_path) not in card

@@ -214,6 +214,13 @@ def frame_splits(
     return idx
 
 
+def _png_16_bit_colour(path: Path) -> bool:
+    """Whether the PNG's header says 16 bits per sample with colour or alpha (colour types 2, 4, 6)."""
+    with open(path, "rb") as f:
+        head = f.read(26)  # signature (8), IHDR length and type (8), width, height (8), depth, colour type
+    return len(head) == 26 and head[24] == 16 and head[25] in (2, 4, 6)
+
+
 def read_image(path: Path, size: int | tuple[int, int], channels: int, where: str = "") -> np.ndarray:
     """An image file as uint8 ``(channels, H, W)``: gray (1) or RGB (3), resized bilinearly to ``size``.
 
@@ -224,6 +231,12 @@ def read_image(path: Path, size: int | tuple[int, int], channels: int, where: st
     height, width = (size, size) if isinstance(size, int | np.integer) else size
     try:
         with Image.open(path) as im:
+            if im.format == "PNG" and _png_16_bit_colour(path):
+                # PIL reads 16-bit colour PNGs as 8-bit RGB(A) keeping the high byte: 200 becomes 0
+                raise DataError(
+                    f"{path}{where} is a 16-bit colour PNG, which PIL reads by its high byte only; expected 8-bit "
+                    "values (convert the image to 8 bits per channel first)"
+                )
             if im.mode.startswith(("I", "F")):
                 # PIL's 16-bit/float to 8-bit conversion clips at 255 (and floats in [0, 1] to {0, 1})
                 raw = np.asarray(im)

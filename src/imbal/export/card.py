@@ -12,6 +12,7 @@ written: files are named by their file name, the run by its place in its study (
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from imbal.engine import run_dir as rd
 from imbal.engine.config import FIELDS, KeyRole, TrainConfig, role_of
 from imbal.errors import RunFolderError
 from imbal.export.source import posthoc_values
-from imbal.export.verdict import study_root, verdict_lines
+from imbal.export.verdict import file_name, study_root, verdict_lines
 from imbal.metrics import METRICS
 from imbal.naming import class_names
 from imbal.study.analysis.influence import scores_and_influence
@@ -48,25 +49,24 @@ TEST_METRICS = (
 )
 
 
-def portable(value: Any) -> Any:
-    """``value`` with every path-like string cut to its file name (a card names no machine paths)."""
-    if isinstance(value, str) and ("/" in value or "\\" in value):
-        return Path(value.replace("\\", "/")).name
-    if isinstance(value, dict):
-        return {k: portable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [portable(v) for v in value]
-    return value
+# keys of a data-set spec that hold a file or folder (imbal.data.load_dataset); nothing else is cut
+PATH_KEYS = ("csv", "path", "image_dir", "root", "folder", "source")
+
+
+def portable(dataset: Any) -> Any:
+    """A data-set spec (a name, a path, or a mapping) with its paths cut to file names (no machine paths)."""
+    if isinstance(dataset, str):
+        return file_name(dataset)
+    if isinstance(dataset, dict):
+        return {k: file_name(v) if k in PATH_KEYS and isinstance(v, str) else v for k, v in dataset.items()}
+    return dataset
 
 
 def where(run: Path) -> str:
     """The run as the card names it: its place in its study, or its folder name."""
     root = study_root(run)
-    return (
-        f"{root.name}/{Path(run).resolve().relative_to(root.resolve()).as_posix()}"
-        if root
-        else Path(run).resolve().name
-    )
+    run = Path(os.path.abspath(run))  # as study_root matched it (a linked runs/ folder must not be resolved)
+    return f"{root.name}/{run.relative_to(os.path.abspath(root)).as_posix()}" if root else run.name
 
 
 def _f(value: Any) -> str:
@@ -126,7 +126,8 @@ def _data(m: dict[str, Any]) -> list[str]:
 
 
 def _training(m: dict[str, Any]) -> list[str]:
-    shown = {k: portable(m["config"][k]) for k in CARD_KEYS if k in m["config"]}
+    cfg = m["config"]
+    shown = {k: portable(cfg[k]) if k == "dataset" else cfg[k] for k in CARD_KEYS if k in cfg}
     return [
         "## Training configuration",
         "",
@@ -269,7 +270,8 @@ def _reproduce(m: dict[str, Any], run: Path) -> list[str]:
     keys = [k for k in CARD_KEYS if k in cfg and (k in always or cfg[k] != defaults.get(k))]
     cell = f"{cfg['sampler']}_{cfg['loss']}_seed{cfg['seed']}"
     out = f"runs/{rd.safe_name(cell)}"
-    args = " ".join(f"--{k.replace('_', '-')} {shlex.quote(_command_value(portable(cfg[k])))}" for k in keys)
+    values = {k: portable(cfg[k]) if k == "dataset" else cfg[k] for k in keys}
+    args = " ".join(f"--{k.replace('_', '-')} {shlex.quote(_command_value(v))}" for k, v in values.items())
     return [
         "## Reproduce",
         "",

@@ -39,11 +39,18 @@ def _image_files(run: LoadedRun) -> dict[str, Any] | None:
         "convert": mode,
         "resize": {"height": height, "width": width, "method": "bilinear", "library": "PIL"},
         "steps": [
-            "open the file with PIL; 16-bit or float pixels must be whole numbers in 0..255",
+            "open the file with PIL; 16-bit grey or float pixels must be whole numbers in 0..255 (16-bit "
+            "colour PNGs are refused)",
             f"convert it to PIL mode {mode!r}"
-            + (" (ITU-R 601-2 luma for colour files)" if mode == "L" else ""),
-            f"resize it to width {width}, height {height} with PIL's Image.resize(..., Resampling.BILINEAR) "
-            "(other libraries' bilinear resizing differs in the last grey levels)",
+            + (
+                " (colour files: L = (19595 R + 38470 G + 7471 B + 32768) >> 16, PIL's rounded ITU-R 601-2 luma)"
+                if mode == "L"
+                else ""
+            ),
+            f"resize it to width {width}, height {height} with PIL's Image.resize(..., Resampling.BILINEAR), a "
+            "triangle filter that widens with the reduction factor (antialiased, like torch's interpolate with "
+            "antialias=True); plain bilinear (OpenCV INTER_LINEAR, torch without antialias) differs by up to "
+            "about 110 grey levels when shrinking a large image",
             "take the pixels as uint8 (H, W) or (H, W, 3) and move channels first: (C, H, W)",
             SCALING,
         ],
@@ -61,9 +68,10 @@ def _volumes(run: LoadedRun) -> dict[str, Any] | None:
         "size": [depth, height, width],
         "steps": [
             "read each channel's volume with nibabel: numpy.asanyarray(nibabel.load(path).dataobj), the voxel "
-            "array as stored (no reorientation), trailing axes of length 1 dropped, as float64",
-            "mask = voxels != 0; inside the mask x = (v - min) / (max - min) over the masked voxels, clipped "
-            "to [0, 1] (all 1 when max == min); outside the mask x = 0",
+            "array with the header's scl_slope / scl_inter applied and no reorientation, trailing axes of "
+            "length 1 dropped, as float64",
+            "mask = voxels != 0 (after that scaling); inside the mask x = (v - min) / (max - min) over the "
+            "masked voxels, clipped to [0, 1] (all 1 when max == min), stored as float32; outside the mask x = 0",
             f"centre crop or zero-pad each axis to {depth} x {height} x {width}: cropping starts at "
             "(have - want) // 2, padding puts the volume at (want - have) // 2",
             "uint8 = round(x * 255), halves to even (numpy.rint)",

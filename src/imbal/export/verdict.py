@@ -11,6 +11,7 @@ written as the report writes them, so the card's numbers can be found in ``repor
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from imbal.engine import run_dir as rd
@@ -22,6 +23,18 @@ from imbal.study.analysis.plan import Plan, resolve_plan
 from imbal.study.analysis.stats import Estimate
 from imbal.study.report.collect import collect_study, failed_runs, unfinished_runs
 from imbal.study.report.data import DatasetReport
+
+
+def file_name(text: str) -> str:
+    """A path-like string's last part; other text as it is."""
+    return Path(text.replace("\\", "/")).name if ("/" in text or "\\" in text) else text
+
+
+def scrub(text: str) -> str:
+    """Free text (a data set's key, a message) with every absolute path cut to its last part."""
+    return re.sub(
+        r"(?<![\w.])(?:[A-Za-z]:)?(?:[/\\][^\s/\\,;:()'\"]+)+", lambda m: file_name(m.group(0)), text
+    )
 
 
 def study_root(run: Path) -> Path | None:
@@ -52,10 +65,10 @@ def interval(est: Estimate, plan: Plan) -> str:
 
 
 def _clean(text: str, root: Path) -> str:
-    """A message without the machine's path to the study (the card names no machine paths)."""
+    """A message without the machine's paths: the study's as its name, any other cut to its last part."""
     for prefix in {str(root), os.path.abspath(root), os.path.realpath(root)}:
         text = text.replace(prefix, root.name)
-    return text
+    return scrub(text)
 
 
 def _dataset_of(run: Path, datasets: list[DatasetReport]) -> DatasetReport | None:
@@ -120,10 +133,12 @@ def verdict_lines(run: Path, config: Config) -> list[str]:
     try:
         d = decide(data.outputs, plan, planning=False)
     except ValueError as exc:
-        return [f"The study `{root.name}` gives no verdict for {data.key}: {_clean(str(exc), root)}."]
+        return [
+            f"The study `{root.name}` gives no verdict for {_clean(data.key, root)}: {_clean(str(exc), root)}."
+        ]
     lines = [
         f"This run is seed {run.name.removeprefix('seed')} of **{name(config)}** in the study `{root.name}` "
-        f"({len(data.runs)} finished runs of {data.key}; {len(d.grid.configs)} configurations with seeds "
+        f"({len(data.runs)} finished runs of {_clean(data.key, root)}; {len(d.grid.configs)} configurations with seeds "
         f"{', '.join(map(str, d.seeds))} compared). {note}",
         "",
         f"- The study's recommendation: **{name(d.recommendation)}**"

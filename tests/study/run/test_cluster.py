@@ -142,27 +142,55 @@ def test_bad_cluster_settings_name_the_key(raw, message):
 
 
 @pytest.mark.parametrize(
-    "state,active",
+    "state,squeue_says_ended,active",
     [
-        ("PENDING", True),
-        ("RUNNING", True),
-        ("REQUEUED", True),
-        ("COMPLETED", False),
-        ("FAILED", False),
-        (None, True),
+        ("PENDING", None, True),
+        ("RUNNING", None, True),
+        ("REQUEUED", None, True),
+        ("PREEMPTED", None, True),  # submitit requeues it
+        ("SUSPENDED", None, True),  # submitit calls it done; its lock must not be freed
+        ("COMPLETED", None, False),
+        ("CANCELLED by 1234", None, False),
+        ("OUT_OF_MEMORY", None, False),
+        ("UNKNOWN", False, True),  # sacct has no answer (accounting off or down), nor squeue: may run
+        ("UNKNOWN", True, False),  # squeue no longer lists it
     ],
 )
-def test_a_recorded_slurm_job_is_adopted_while_the_scheduler_says_it_is_queued_or_running(
-    tmp_path, state, active
+def test_a_recorded_slurm_job_counts_as_running_until_the_scheduler_says_it_ended(
+    tmp_path, monkeypatch, state, squeue_says_ended, active
 ):
-    class SlurmJob:  # submitit's view of a job it did not submit in this process (sacct)
-        def __init__(self, folder, job_id):
-            if state is None:
-                raise RuntimeError("sacct: command not found")
-            self.state = state
+    made = []
 
+    class SlurmJob:  # submitit's view of a job an earlier orchestrator submitted (sacct never raises)
+        def __init__(self, folder, job_id):
+            self.job_id, self.state = job_id, state
+            made.append(folder)
+
+    monkeypatch.setattr(cluster, "_squeue_ended", lambda job_id: squeue_says_ended)
     fake = type("submitit", (), {"SlurmJob": SlurmJob})
     (cell,) = load_study(study(tmp_path, losses=["ce"], seeds=[0])).cells()
-    sub = cluster.Submitted(cell, "4242", "slurm", "out.log", "err.log")
-    # no answer from the scheduler: assume it runs rather than submit the cell twice
+    sub = cluster.Submitted(cell, "4242_3", "slurm", "out.log", "err.log")
     assert cluster._active(sub, fake, tmp_path) is active
+    assert (
+        cluster._active(sub, fake, tmp_path) is active and len(made) == 1
+    )  # one object per job, not per poll
+
+
+def test_a_lock_left_by_its_ended_job_is_freed_and_a_live_foreign_one_is_waited_for(tmp_path):
+    spec = load_study(study(tmp_path, losses=["ce"], seeds=[0, 1]))
+    root, (stale, live) = tmp_path / "s", spec.cells()
+    for cell, who in ((stale, "node7 4321"), (live, "node8 99")):
+        cell.run_dir(root).mkdir(parents=True)
+        (cell.run_dir(root) / rd.LOCK).write_text(f"{who}\n")
+    # the stale one: its recorded (local) job 999999 is gone, and the lock is that job's (started file)
+    started = root / cluster.FOLDER / cluster.STARTED / stale.key.replace("/", "__")
+    started.parent.mkdir(parents=True)
+    started.write_text("node7 4321 999999\n")
+    record = {
+        stale.key: {"job_id": "999999", "executor": "local", "stdout": "o", "stderr": "e", "submissions": "1"}
+    }
+    (root / cluster.FOLDER / cluster.JOBS_FILE).write_text(json.dumps(record))
+    status = run_grid(spec, root, executor=ClusterExecutor("local", spec.cluster, poll=0.2), log=print)
+    assert status["done"] == [stale.key] and read_record(root)[stale.key]["submissions"] == "2"
+    assert status["busy"] == [live.key] and live.key not in read_record(root)  # not submitted to find it busy
+    assert (live.run_dir(root) / rd.LOCK).read_text() == "node8 99\n"

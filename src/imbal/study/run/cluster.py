@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import Any
 
 from imbal.engine import run_dir as rd
 from imbal.errors import ConfigError
+from imbal.processes import pid_alive
 from imbal.study.run.grid import CellOutcome, CellState, cell_config, record_failure, train_cell
 from imbal.study.run.locks import acquire, lock_holder, release
 from imbal.study.run.spec import Cell, ClusterSettings, StudySpec
@@ -38,7 +40,19 @@ FOLDER = ".cluster"  # in the study folder: submitit's files and logs, the job r
 JOBS_FILE = "jobs.json"
 STARTED = "started"  # one file per cell: "<host> <pid> <job id>" of the job process training it
 POLL_SECONDS = float(os.environ.get("IMBAL_CLUSTER_POLL", 10.0))
-ACTIVE_SLURM = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"}
+# sacct's states after which a SLURM job never runs again ("CANCELLED by <uid>" starts with CANCELLED);
+# any other, UNKNOWN (accounting off or down) included, counts as queued or running: never submit twice
+ENDED_SLURM = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "REVOKED",
+}
 
 
 def require_submitit() -> Any:
@@ -122,12 +136,16 @@ def _started_file(root: Path, cell: Cell) -> Path:
     return root / FOLDER / STARTED / cell.key.replace("/", "__")
 
 
+def job_id_here() -> str:
+    """This job's id as submitit names it: ``<array>_<task>`` in a SLURM array, else the job or local id."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID", "")
+
+
 def _write_started(root: Path, cell: Cell) -> None:
-    job = (
-        os.environ.get("SLURM_ARRAY_JOB_ID")
-        or os.environ.get("SLURM_JOB_ID")
-        or os.environ.get("SUBMITIT_LOCAL_JOB_ID", "")
-    )
+    job = job_id_here()
     path = _started_file(root, cell)
     path.parent.mkdir(parents=True, exist_ok=True)
     rd.atomic_write_text(path, f"{socket.gethostname()} {os.getpid()} {job}\n")
@@ -154,7 +172,20 @@ class Submitted:
             "executor": self.executor,
             "stdout": self.stdout,
             "stderr": self.stderr,
+            "submitted_at": repr(self.submitted_at),
         }
+
+    @classmethod
+    def from_record(cls, cell: Cell, entry: dict[str, str]) -> Submitted:
+        """A job an earlier orchestrator recorded (no job object yet)."""
+        return cls(
+            cell,
+            str(entry["job_id"]),
+            str(entry["executor"]),
+            str(entry["stdout"]),
+            str(entry["stderr"]),
+            submitted_at=float(entry.get("submitted_at", 0.0)),
+        )
 
 
 def read_record(root: Path) -> dict[str, dict[str, str]]:
@@ -170,19 +201,60 @@ def _write_record(root: Path, submitted: list[Submitted]) -> None:
     rd.atomic_write_text(root / FOLDER / JOBS_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
-def _active(sub: Submitted, submitit: Any, folder: Path) -> bool:
-    """Whether a job is pending or running (its own object when submitted here, else the scheduler's word)."""
-    if sub.job is not None:
-        return not sub.job.done()
-    if sub.executor == "local":
-        from imbal.processes import pid_alive
-
-        return pid_alive(int(sub.job_id))
+def _squeue_ended(job_id: str) -> bool:
+    """squeue's word when sacct has none: a job it does not list (or no longer knows) has ended."""
     try:
-        state = submitit.SlurmJob(folder, sub.job_id).state
-    except Exception:  # sacct unavailable: assume it runs rather than submit twice
+        out = subprocess.run(
+            ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False  # no answer at all: it may run
+    if out.returncode != 0:
+        return "invalid job id" in out.stderr.lower()
+    return not out.stdout.strip()
+
+
+def _slurm_ended(job: Any) -> bool:
+    words = str(job.state).upper().split()
+    state = words[0] if words else "UNKNOWN"
+    if state in ENDED_SLURM:
         return True
-    return str(state).upper() in ACTIVE_SLURM
+    return state == "UNKNOWN" and _squeue_ended(str(job.job_id))
+
+
+def _active(sub: Submitted, submitit: Any, folder: Path) -> bool:
+    """Whether a job may still run: only a definite end (the scheduler's, or a dead local job) says no."""
+    if sub.executor == "local":
+        return not sub.job.done() if sub.job is not None else pid_alive(int(sub.job_id))
+    if sub.job is None:  # recorded by an earlier orchestrator: one object per job (each one polls sacct)
+        sub.job = submitit.SlurmJob(folder / "%j", sub.job_id)
+    # not job.done(): submitit calls a SUSPENDED job done, and its lock must not be freed
+    return not _slurm_ended(sub.job)
+
+
+def _free_or_busy(root: Path, cell: Cell, entry: dict[str, str] | None) -> str:
+    """'' when the cell can be submitted (its lock free, or left by its own recorded job that has ended);
+    else who holds it: a job is never submitted only to find the cell busy again."""
+    run = cell.run_dir(root)
+    holder = lock_holder(run / rd.LOCK)
+    if holder is None:
+        return ""
+    host, pid = holder
+    if host == socket.gethostname() and not pid_alive(pid):
+        return ""  # the job's own acquire takes over a dead holder of this host
+    started = _started_file(root, cell)
+    if entry and started.is_file() and _started_by(started) == (host, pid, str(entry["job_id"])):
+        release(run)  # held by the recorded job, which the scheduler says has ended
+        return ""
+    return f"{run / rd.LOCK} is held by process {pid} on {host}"
+
+
+def _started_by(path: Path) -> tuple[str, int, str] | None:
+    parts = path.read_text().split()
+    try:
+        return parts[0], int(parts[1]), parts[2] if len(parts) > 2 else ""
+    except (IndexError, ValueError):
+        return None
 
 
 def _executor(submitit: Any, kind: str, folder: Path, settings: ClusterSettings) -> Any:
@@ -225,15 +297,15 @@ def train_on_executor(
     to_submit: list[Cell] = []
     for cell in cells:
         entry = record.get(cell.key)
-        sub = (
-            Submitted(
-                cell, str(entry["job_id"]), str(entry["executor"]), str(entry["stdout"]), str(entry["stderr"])
-            )
-            if entry
-            else None
-        )
+        sub = Submitted.from_record(cell, entry) if entry else None
         if sub is not None and _active(sub, submitit, folder):
             adopted.append(sub)
+            continue
+        busy = _free_or_busy(root, cell, entry)
+        if (
+            busy
+        ):  # another process (a job of another orchestrator, a local grid) trains it: wait, not resubmit
+            on_done(CellOutcome(cell, CellState.BUSY, 0.0, busy))
         else:
             to_submit.append(cell)
     executor = _executor(submitit, kind, folder, settings)
@@ -289,10 +361,8 @@ def _settle(root: Path, sub: Submitted) -> tuple[CellState, str]:
         return CellState.BUSY, said
     holder = lock_holder(run / rd.LOCK)
     started = _started_file(root, sub.cell)
-    if holder and started.is_file():
-        host, pid, *_ = started.read_text().split()
-        if holder == (host, int(pid)):  # the scheduler says that job ended: its lock is stale anywhere
-            release(run)
+    if holder and started.is_file() and _started_by(started) == (*holder, sub.job_id):
+        release(run)  # held by this job, which the scheduler says has ended: stale on any host
     error = run / rd.ERROR
     log = f"{sub.executor} job {sub.job_id}, log {sub.stderr}"
     if error.is_file() and sub.submitted_at and error.stat().st_mtime >= sub.submitted_at:
@@ -303,7 +373,7 @@ def _settle(root: Path, sub: Submitted) -> tuple[CellState, str]:
 
 
 def _result(sub: Submitted) -> str:
-    """What the job's :class:`CellJob` returned ('' when it raised, died, or was not submitted here)."""
+    """What the job's :class:`CellJob` returned ('' when it raised, died, or is a local job of an earlier run)."""
     if sub.job is None:
         return ""
     try:
