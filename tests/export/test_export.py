@@ -89,6 +89,7 @@ def test_export_gives_predicts_probabilities_at_batch_1_and_7(runs, dims, fmt, t
     spec = json.loads((out / "preprocessing.json").read_text())
     assert spec["input"]["shape"] == ["batch", 3 if dims == 2 else 2, *([12, 12] if dims == 2 else [8, 8, 8])]
     assert spec["parity"]["batch_sizes"] == [1, 7] and spec["parity"]["max_abs_difference"] <= 1e-5
+    assert spec["parity"]["max_logit_difference_relative"] <= 1e-4
     assert spec["class_names"] == ["0", "1", "2"]
     assert spec["input"]["centre_crop"] == ({"size": 6, "inside_model": True} if dims == 3 else None)
     assert spec["posthoc"]["applied_in_model"] is False and spec["posthoc"]["temperature"] > 0
@@ -173,22 +174,40 @@ def test_onnx_without_its_extra_is_one_line_and_writes_nothing(runs, tmp_path, m
     assert not out.exists()
 
 
-def test_a_parity_failure_names_the_difference_and_writes_nothing(runs, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "output,shift,message",
+    [
+        (1, 3e-4, "differs from PyTorch by 0.0003 (tolerance 1e-05) in the probability of class '1'"),
+        # the probabilities unchanged: a logit error a saturated softmax would hide
+        (
+            0,
+            5e-3,
+            r"differs from PyTorch by 0.005 (tolerance 0.0001 x max(1, |logit|)) in the logit of class '1'",
+        ),
+    ],
+)
+def test_a_parity_failure_names_the_difference_and_writes_nothing(
+    runs, tmp_path, monkeypatch, capsys, output, shift, message
+):
     real = bundle_mod.FORMATS["torchscript"]
 
     def off_by_a_bit(data, threads):
         run = real.runner(data, threads)
-        return lambda x: run(x) + np.float32(3e-4) * (np.arange(3) == 1)
 
-    monkeypatch.setitem(
-        bundle_mod.FORMATS, "torchscript", bundle_mod.Format(**{**real.__dict__, "runner": off_by_a_bit})
-    )
+        def shifted(x):
+            outs = list(run(x))
+            outs[output] = outs[output] + np.float32(shift) * (np.arange(3) == 1)
+            return tuple(outs)
+
+        return shifted
+
+    off = bundle_mod.Format(**{**real.__dict__, "runner": off_by_a_bit})
+    monkeypatch.setitem(bundle_mod.FORMATS, "torchscript", off)
     out = tmp_path / "e"
     out.mkdir()
     assert main(["export", str(runs[2][0]), "--format", "torchscript", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "differs from PyTorch by 0.0003 (tolerance 1e-05) in the probability of class '1'" in err
-    assert "nothing was written" in err and list(out.iterdir()) == []
+    assert message in err and "nothing was written" in err and list(out.iterdir()) == []
 
 
 def test_out_folders_that_are_refused_stay_as_they_were(runs, tmp_path, capsys):

@@ -20,8 +20,8 @@ does not.
 Before anything is written the exported file is run (ONNX Runtime on the CPU, or the loaded
 TorchScript module) on the first --check-images test images of the run's data set (or on
 --check-inputs) at batch size 1 and all at once; its probabilities must equal `imbal predict`'s
-within 1e-5, else the export stops naming the largest difference. --format onnx needs
-`pip install 'imbal[export]'` (onnx, onnxruntime).
+within 1e-5 (its logits within 1e-4 x max(1, |logit|)), else the export stops naming the largest
+difference. --format onnx needs `pip install 'imbal[export]'` (onnx, onnxruntime).
 """
 
 CARD_DESCRIPTION = """\

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from imbal.engine import run_dir as rd
 from imbal.engine.user_output import enclosing_run
 from imbal.errors import ConfigError
 from imbal.export import card, onnx_export, preprocessing, torchscript_export
-from imbal.export.parity import DEFAULT_IMAGES, Parity, check_images, check_parity
+from imbal.export.parity import DEFAULT_IMAGES, LOGIT_TOLERANCE, Parity, Runner, check_images, check_parity
 from imbal.export.source import ExportedNet, load_run
 
 
@@ -36,7 +35,7 @@ class Format:
 
     model_file: str
     write: Callable[[torch.nn.Module, torch.Tensor], bytes]
-    runner: Callable[[bytes, int], Callable[[np.ndarray], np.ndarray]]
+    runner: Callable[[bytes, int], Runner]
     runtime: Callable[[], str]
     require: Callable[[], object] = lambda: None
 
@@ -101,7 +100,8 @@ def _export_lines(fmt: str, model_file: str, parity: Parity) -> list[str]:
         f"temperature and tau with their formulas are in `{preprocessing.FILE}` (applied by the caller, not in the model).",
         f"- Checked before writing: {parity.source}, at batch sizes {', '.join(map(str, parity.batch_sizes))}, "
         f"by {parity.runtime}: the largest difference from `imbal predict`'s probabilities was "
-        f"{parity.max_abs_difference:.1e} (tolerance {parity.tolerance:g}).",
+        f"{parity.max_abs_difference:.1e} (tolerance {parity.tolerance:g}), of its logits "
+        f"{parity.max_logit_difference:.1e} x max(1, |logit|) (tolerance {LOGIT_TOLERANCE:g}).",
     ]
 
 

@@ -66,8 +66,8 @@ def to_onnx(net: torch.nn.Module, example: torch.Tensor) -> bytes:
     return data
 
 
-def onnx_runner(data: bytes, threads: int = 0) -> Callable[[np.ndarray], np.ndarray]:
-    """``images (N, C, *spatial) float32 -> probabilities (N, C)`` by ONNX Runtime on the CPU.
+def onnx_runner(data: bytes, threads: int = 0) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``images (N, C, *spatial) float32 -> (logits, probabilities)``, each ``(N, C)``, by ONNX Runtime on the CPU.
 
     ``threads`` > 0 fixes ONNX Runtime's intra-op threads (the benchmark compares at equal threads).
     """
@@ -77,8 +77,9 @@ def onnx_runner(data: bytes, threads: int = 0) -> Callable[[np.ndarray], np.ndar
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
 
-    def run(images: np.ndarray) -> np.ndarray:
-        return np.asarray(session.run([OUTPUTS[1]], {INPUT: images})[0])
+    def run(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, probabilities = session.run(list(OUTPUTS), {INPUT: images})
+        return np.asarray(logits), np.asarray(probabilities)
 
     return run
 

@@ -23,7 +23,10 @@ from imbal.engine.predict import predict_logits
 from imbal.errors import DataError, UserError
 from imbal.export.source import LoadedRun
 
-TOLERANCE = 1e-5
+TOLERANCE = 1e-5  # on the probabilities
+LOGIT_TOLERANCE = 1e-4  # on the logits, relative to max(1, |logit|)
+# the exported file, run: images (N, C, *spatial) float32 -> (logits, probabilities)
+Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 DEFAULT_IMAGES = 8  # of the run's test split: enough to exercise every class head, seconds in 3D
 
 
@@ -50,6 +53,7 @@ class Parity:
     max_abs_difference: float
     tolerance: float
     runtime: str
+    max_logit_difference: float = 0.0  # relative to max(1, |logit|)
 
 
 def check_images(run: LoadedRun, inputs: Sequence[str | Path] | None, count: int) -> CheckImages:
@@ -73,40 +77,51 @@ def check_images(run: LoadedRun, inputs: Sequence[str | Path] | None, count: int
     return CheckImages(test.images[:k].cpu(), names, f"the first {k} images of the test split of {name}")
 
 
-def reference_probabilities(run: LoadedRun, images: torch.Tensor) -> np.ndarray:
-    """``imbal predict``'s probabilities (no post hoc) of uint8 images, on the CPU in float32."""
+def reference_outputs(run: LoadedRun, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``imbal predict``'s logits and probabilities (no post hoc) of uint8 images, on the CPU in float32."""
     fabric = Fabric(accelerator="cpu", devices=1)
     names = [str(i) for i in range(len(images))]
     _, logits = predict_logits(run.model.to("cpu"), iter([(names, images)]), run.augmentation, fabric)
-    return logits.softmax(-1).numpy()
+    return logits.numpy(), logits.softmax(-1).numpy()
 
 
-def check_parity(
-    runner: Callable[[np.ndarray], np.ndarray],
-    run: LoadedRun,
-    check: CheckImages,
-    runtime: str,
-    tolerance: float = TOLERANCE,
-) -> Parity:
-    """Run the exported model on ``check`` (batch 1 and the whole set) against the reference, or raise."""
-    reference = reference_probabilities(run, check.images)
+def _worst(got: np.ndarray, reference: np.ndarray, scale: np.ndarray) -> tuple[float, int, int]:
+    """The largest ``|got - reference| / scale`` (NaN counts as infinite), with its image and class."""
+    diff = np.abs(got.astype(np.float64) - reference) / scale
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    i, k = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    return float(diff[i, k]), int(i), int(k)
+
+
+def check_parity(runner: Runner, run: LoadedRun, check: CheckImages, runtime: str) -> Parity:
+    """Run the exported model on ``check`` (batch 1 and the whole set) against the reference, or raise.
+
+    Both outputs are checked: the probabilities within :data:`TOLERANCE`, the logits within
+    :data:`LOGIT_TOLERANCE` x max(1, |logit|) (a saturated softmax would hide a logit error, and the
+    post-hoc formulas start from the logits).
+    """
+    reference = reference_outputs(run, check.images)
+    scales = (np.maximum(1.0, np.abs(reference[0])), np.ones_like(reference[1]))
+    limits = {"logit": LOGIT_TOLERANCE, "probability": TOLERANCE}
     x = check.images.float().div(255.0).numpy()  # the exported input: the preprocessing file's scaling
     sizes = sorted({1, len(x)})
-    worst = (0.0, 0, 0, sizes[0])
+    worst = {name: (0.0, 0, 0, sizes[0]) for name in limits}
     for size in sizes:
-        got = np.concatenate([runner(x[i : i + size]) for i in range(0, len(x), size)])
-        if got.shape != reference.shape:
+        parts = [runner(x[i : i + size]) for i in range(0, len(x), size)]
+        for j, name in enumerate(limits):
+            got = np.concatenate([p[j] for p in parts])
+            if got.shape != reference[j].shape:
+                raise ParityError(
+                    f"the exported model gives {name}s of shape {got.shape}, PyTorch {reference[j].shape}"
+                )
+            d, i, k = _worst(got, reference[j], scales[j])
+            if d > worst[name][0]:
+                worst[name] = (d, i, k, size)
+    for name, (d, image, cls, size) in worst.items():
+        if not d <= limits[name]:
+            limit = f"{limits[name]:g}" + (" x max(1, |logit|)" if name == "logit" else "")
             raise ParityError(
-                f"the exported model gives probabilities of shape {got.shape}, PyTorch {reference.shape}"
+                f"the exported model differs from PyTorch by {d:.3g} (tolerance {limit}) in the {name} of class "
+                f"{run.class_names[cls]!r} for {check.names[image]} at batch size {size}; nothing was written"
             )
-        diff = np.abs(got.astype(np.float64) - reference)
-        i, k = np.unravel_index(int(np.argmax(diff)), diff.shape)
-        if not np.isfinite(diff).all() or diff[i, k] > worst[0]:
-            worst = (float(diff[i, k]), int(i), int(k), size)
-    if not worst[0] <= tolerance:  # NaN fails too
-        d, image, cls, size = worst
-        raise ParityError(
-            f"the exported model differs from PyTorch by {d:.3g} (tolerance {tolerance:g}) in the probability "
-            f"of class {run.class_names[cls]!r} for {check.names[image]} at batch size {size}; nothing was written"
-        )
-    return Parity(len(x), check.source, sizes, worst[0], tolerance, runtime)
+    return Parity(len(x), check.source, sizes, worst["probability"][0], TOLERANCE, runtime, worst["logit"][0])

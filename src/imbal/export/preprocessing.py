@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from imbal import __version__
-from imbal.export.parity import Parity
+from imbal.export.parity import LOGIT_TOLERANCE, Parity
 from imbal.export.source import LoadedRun
 from imbal.posthoc import adjust_logits
 
@@ -162,6 +162,8 @@ def preprocessing_spec(run: LoadedRun, fmt: str, model_file: str, parity: Parity
             "batch_sizes": parity.batch_sizes,
             "max_abs_difference": parity.max_abs_difference,
             "tolerance": parity.tolerance,
+            "max_logit_difference_relative": parity.max_logit_difference,
+            "logit_tolerance_relative": LOGIT_TOLERANCE,
             "runtime": parity.runtime,
         },
     }

@@ -28,16 +28,19 @@ def to_torchscript(net: torch.nn.Module, example: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-def torchscript_runner(data: bytes, threads: int = 0) -> Callable[[np.ndarray], np.ndarray]:
-    """``images (N, C, *spatial) float32 -> probabilities (N, C)`` by the loaded TorchScript module on the CPU.
+def torchscript_runner(
+    data: bytes, threads: int = 0
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``images (N, C, *spatial) float32 -> (logits, probabilities)`` by the loaded TorchScript module on the CPU.
 
     ``threads`` is accepted for symmetry with ONNX Runtime; torch's own thread setting applies.
     """
     module = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
 
     @torch.no_grad()
-    def run(images: np.ndarray) -> np.ndarray:
-        return module(torch.from_numpy(images))[1].numpy()
+    def run(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, probabilities = module(torch.from_numpy(images))
+        return logits.numpy(), probabilities.numpy()
 
     return run
 
