@@ -36,6 +36,12 @@ def wait_for(predicate, timeout):
     return False
 
 
+def as_from_a_terminal():
+    """The grid as a terminal starts it: Ctrl-C not ignored. A suite run in the background (`nohup ... &`)
+    ignores SIGINT, and a child inherits that: its Ctrl-C would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def started(root):
     """Cells with a checkpoint to resume from."""
     return [run for run in rd.cell_dirs(root) if (run / rd.LAST).is_file()]
@@ -49,7 +55,7 @@ def test_one_interrupt_stops_the_grid_and_the_cells_resume(tmp_path, target):
     cmd += ["--out", str(root), "--jobs", "2", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True, preexec_fn=as_from_a_terminal)  # fmt: skip
     try:
         # both running cells have written an epoch (a checkpoint to resume from)
         assert wait_for(lambda: len(started(root)) >= 2, 180), proc.communicate(timeout=5)
