@@ -149,7 +149,7 @@ def test_a_race_on_local_jobs_decides_as_in_process_and_a_killed_orchestrator_su
 
     tmp, _ = race
     # the in-process race trained each cell with all cores (one job): the jobs get the same threads
-    path = study(tmp_path / "study.yaml", cluster={"cpus_per_cell": os.cpu_count(), "array_parallelism": 2})
+    path = study(tmp_path / "study.yaml", cluster={"cpus_per_cell": os.cpu_count(), "array_parallelism": 3})
     root = tmp_path / "r"
     cmd = [sys.executable, "-m", "imbal.cli.main", "recommend", "--config", str(path), "--out", str(root)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "IMBAL_CLUSTER_POLL": "0.2"}
