@@ -1,4 +1,4 @@
-"""Names every layer shares: a data set's splits and its classes' display names.
+"""Names every layer shares: a data set's splits, its classes' display names, export formats, executors.
 
 The loaders, the cache, the run folder, the evaluation and the study read them from here, so a
 split or an unnamed class is spelled one way everywhere.
@@ -10,6 +10,10 @@ from collections.abc import Sequence
 
 SPLITS = ("train", "val", "test")
 HELD_OUT = ("val", "test")  # the splits a run scores: validation picks the epoch, test confirms
+# imbal export --format (imbal.export.bundle.FORMATS holds what each does)
+EXPORT_FORMATS = ("onnx", "torchscript")
+# imbal grid / recommend --executor (imbal.study.run.cluster)
+EXECUTORS = ("local", "slurm")
 
 
 def class_names(names: Sequence[str] | None, num_classes: int) -> list[str]:

@@ -91,6 +91,7 @@ def test_export_gives_predicts_probabilities_at_batch_1_and_7(runs, dims, fmt, t
     assert spec["parity"]["batch_sizes"] == [1, 7] and spec["parity"]["max_abs_difference"] <= 1e-5
     assert spec["parity"]["max_logit_difference_relative"] <= 1e-4
     assert spec["class_names"] == ["0", "1", "2"]
+    assert spec["input"]["channel_order"] == (["red", "green", "blue"] if dims == 2 else ["t1", "t2"])
     assert spec["input"]["centre_crop"] == ({"size": 6, "inside_model": True} if dims == 3 else None)
     assert spec["posthoc"]["applied_in_model"] is False and spec["posthoc"]["temperature"] > 0
     text = (out / "preprocessing.json").read_text() + (out / "MODEL_CARD.md").read_text()
@@ -249,3 +250,22 @@ def test_an_unfinished_run_and_a_broken_checkpoint_are_refused(runs, tmp_path, c
     assert main(["export", str(run), "--format", "torchscript", "--out", out]) == 2
     assert "is not a readable checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_names_have_one_home_and_a_users_three_channels_are_not_called_rgb():
+    from types import SimpleNamespace
+
+    from imbal.data.inputs import Expected
+    from imbal.export.preprocessing import _channel_order
+    from imbal.naming import EXECUTORS, EXPORT_FORMATS
+    from imbal.study.run import cluster
+
+    assert tuple(bundle_mod.FORMATS) == EXPORT_FORMATS and cluster.EXECUTORS is EXECUTORS
+    want = Expected(3, (12, 12))
+    assert _channel_order(SimpleNamespace(want=want, cfg=SimpleNamespace(dataset="retinamnist"))) == [
+        "red",
+        "green",
+        "blue",
+    ]
+    mine = SimpleNamespace(want=want, cfg=SimpleNamespace(dataset="/data/mine.npz"))
+    assert _channel_order(mine) == [f"channel {k} of the training data" for k in range(3)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from imbal.naming import EXPORT_FORMATS
+
 EXPORT_DESCRIPTION = """\
 Export a finished run's best model for pipelines that do not run imbal (ONNX Runtime, Triton, MONAI
 Deploy, a C++ viewer): --out gets the model (model.onnx or model.pt, dynamic batch size),
@@ -41,7 +43,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (best.ckpt, metrics.json)")
-    p.add_argument("--format", required=True, choices=["onnx", "torchscript"], help="the model file's format")
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="the model file's format")
     p.add_argument("--out", required=True, help="a new or empty folder (not inside a run folder)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     p.add_argument(

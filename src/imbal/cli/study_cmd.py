@@ -8,6 +8,7 @@ from typing import Any
 
 from imbal.cli.options import add_config_arguments, config_overrides
 from imbal.errors import ConfigError
+from imbal.naming import EXECUTORS
 from imbal.processes import sigterm_as_interrupt
 
 
@@ -44,7 +45,7 @@ def _grid_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--out", default="runs/study", help="study folder (default runs/study)")
     g.add_argument("--jobs", type=int, default=1, help="cells trained at once, one process each")
     g.add_argument("--shard", help="i/n: take every n-th cell starting at i (0 <= i < n), for job arrays")
-    g.add_argument("--executor", choices=["local", "slurm"], help=EXECUTOR_HELP)
+    g.add_argument("--executor", choices=EXECUTORS, help=EXECUTOR_HELP)
     g.add_argument(
         "--dry-run",
         action="store_true",
@@ -71,7 +72,7 @@ def _recommend_parser(sub: argparse._SubParsersAction) -> None:
     rc.add_argument("--out", default="runs/recommend", help="race folder (default runs/recommend)")
     rc.add_argument("--jobs", type=int, default=1, help="cells trained at once, one process each")
     rc.add_argument("--shard", help="i/n: this process trains every n-th cell of each round (cluster arrays)")
-    rc.add_argument("--executor", choices=["local", "slurm"], help=EXECUTOR_HELP + " (one array per round)")
+    rc.add_argument("--executor", choices=EXECUTORS, help=EXECUTOR_HELP + " (one array per round)")
     rc.add_argument("--max-runs", type=int, help="stop when the next round would exceed this many trainings")
     rc.add_argument("--min-seeds", type=int, help="seeds of the first round (default 2, at least 2)")
     rc.add_argument("--max-seeds", type=int, help="seeds at most per configuration (default 5)")

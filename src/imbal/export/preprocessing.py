@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from imbal import __version__
+from imbal.data.medmnist_info import MEDMNIST
 from imbal.export.parity import LOGIT_TOLERANCE, Parity
 from imbal.export.source import LoadedRun
 from imbal.posthoc import adjust_logits
@@ -98,10 +99,18 @@ def _arrays(run: LoadedRun) -> dict[str, Any]:
     }
 
 
+def _known_rgb(dataset: object) -> bool:
+    """Whether 3 channels are red, green, blue: a MedMNIST colour set or image files (converted to RGB);
+    a user's npz may hold any 3 channels, and the file must not guess."""
+    if isinstance(dataset, str):
+        return dataset.lower() in MEDMNIST
+    return isinstance(dataset, dict) and dataset.get("kind") in ("folder", "medmnist")
+
+
 def _channel_order(run: LoadedRun) -> list[str]:
     if run.want.sequence_columns:
         return list(run.want.sequence_columns)
-    if run.want.spatial_dims == 2 and run.want.in_channels == 3:
+    if run.want.spatial_dims == 2 and run.want.in_channels == 3 and _known_rgb(run.cfg.dataset):
         return ["red", "green", "blue"]
     if run.want.in_channels == 1:
         return ["gray" if run.want.spatial_dims == 2 else "intensity"]

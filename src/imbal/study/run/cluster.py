@@ -30,12 +30,12 @@ from typing import Any
 
 from imbal.engine import run_dir as rd
 from imbal.errors import ConfigError
+from imbal.naming import EXECUTORS
 from imbal.processes import pid_alive
 from imbal.study.run.grid import CellOutcome, CellState, cell_config, record_failure, train_cell
 from imbal.study.run.locks import acquire, lock_holder, release
 from imbal.study.run.spec import Cell, ClusterSettings, StudySpec
 
-EXECUTORS = ("local", "slurm")
 FOLDER = ".cluster"  # in the study folder: submitit's files and logs, the job record
 JOBS_FILE = "jobs.json"
 STARTED = "started"  # one file per cell: "<host> <pid> <job id>" of the job process training it
