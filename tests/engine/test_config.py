@@ -55,7 +55,19 @@ BAD_CONFIGS = [
     ({"metric_memory": "-2"}, "metric_memory must be >= 0, got -2"),
     ({"dataset": "{kind: npz, path: [x"}, "dataset '{kind: npz, path: \\[x' is not a valid YAML mapping"),
     ({"norm": "layer"}, "norm must be one of batch, group, got 'layer'"),
+    (
+        {"cv_folds": "2"},
+        r"cv_folds must be 0 \(off\) or >= 3 \(a test, a validation and a training fold\), got 2",
+    ),
+    ({"cv_folds": "5", "cv_fold": "5"}, r"cv_fold must lie in \[0, cv_folds=5\), got 5"),
+    ({"cv_folds": "5", "train_subset": "100"}, "train_subset and cv_folds cannot be combined"),
+    ({"cv_over": "val,test"}, "cv_over must be distinct names of train, val, test including train, got"),
+    ({"cv_over": "[1]"}, r"cv_over expects list\[str\], got \[1\]"),
 ]
+
+
+def test_cv_over_reads_a_comma_list():
+    assert load_config(None, {"cv_folds": "4", "cv_over": "train, val"}).cv_over == ["train", "val"]
 
 
 @pytest.mark.parametrize(("overrides", "message"), BAD_CONFIGS)

@@ -7,14 +7,18 @@ from imbal.study import demo
 
 @pytest.mark.slow
 def test_demo_prints_findings_first(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(demo, "TRAIN", {**demo.TRAIN, "widen_factor": 0.125, "train_subset": 120})
-    assert demo.main(["--out", str(tmp_path / "demo"), "--epochs", "1", "--seeds", "1"]) == 0
+    """The default design, cross-validated (3 configurations x folds), at a tiny size."""
+    small = {"kind": "synthetic", "spatial_dims": 2, "n": 300, "size": 12, "class_ratios": [0.6, 0.25, 0.15]}
+    monkeypatch.setattr(demo, "pick_dataset", lambda: ("synthetic", small, "SYNTHETIC data (test)"))
+    monkeypatch.setattr(demo, "TRAIN", {**demo.TRAIN, "widen_factor": 0.125})
+    assert demo.main(["--out", str(tmp_path / "demo"), "--epochs", "1", "--folds", "3"]) == 0
     out = capsys.readouterr().out
+    assert "3 configurations x 3 folds over every labelled image" in out
     body = out[out.index("### Findings") :]
     assert body.index("### Findings") < body.index("### What was run") < body.index("### Balanced accuracy")
     answer = body.split("\n\n")[1]
     assert answer.startswith(("Use ", "Stay with ", "Undecided", "Either", "No configuration qualifies"))
-    assert "run at least 3 seeds" in body  # one seed: the caveat is in the findings
+    assert "3-fold cross-validation x 1 repeat(s)" in body
     assert "open the report:" in out
 
 

@@ -20,6 +20,10 @@ give the same probabilities as `imbal evaluate`. Inputs are decoded and scored i
 larger than memory works (an npz is read whole). An input of another dimensionality, channel count or
 shape, or an unreadable file, stops with one line naming it (exit 2) and writes nothing.
 
+With --config SAMPLER/LOSS, RUN_DIR is a cross-validated study folder and the probabilities are the
+mean of that configuration's fold models' probabilities (every finished fold of every repeat: the
+ensemble nnU-Net ships); `prediction` is its most probable class. --posthoc needs a single run.
+
 --posthoc applies the two post-hoc options the run fit on its validation split (posthoc.json):
 the probabilities become softmax(logits / T) with the fitted temperature T (calibration; the most
 probable class does not change), and a column `prediction_posthoc` holds
@@ -35,7 +39,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (best.ckpt, metrics.json)")
+    p.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        help="a finished run folder (best.ckpt, metrics.json), or with --config a cross-validated study folder",
+    )
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="image / NIfTI / npz / CSV files or folders")
     p.add_argument(
         "--out",
@@ -58,6 +66,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, help="inputs per batch (default: the run's eval_batch_size)")
     p.add_argument(
+        "--config",
+        metavar="SAMPLER/LOSS",
+        help="RUN_DIR is a cross-validated study: average the probabilities of this configuration's fold models",
+    )
+    p.add_argument(
         "--sequence-columns",
         help="comma-separated CSV columns naming each case's volumes (default: the run's own)",
     )
@@ -76,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         accelerator=args.accelerator,
         batch_size=args.batch_size,
         sequence_columns=columns,
+        config=args.config,
     )
     # with --out - the CSV is standard output: what is said about it goes to standard error
     say = sys.stderr if result["out"] is None else sys.stdout
@@ -85,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         for entry in result["skipped"]:
             print(f"  {entry.path.name}: {entry.reason}", file=say)
     line = f"{result['rows']} input(s) -> {result['out'] or 'standard output'}"
+    if len(result["models"]) > 1:
+        line += f" (probabilities: the mean of {len(result['models'])} fold models of {args.config})"
     if result["posthoc"]:
         r = result["posthoc"]
         source = "fit now from outputs_val.npz" if result["refit"] else "from posthoc.json"

@@ -127,6 +127,30 @@ def cluster_executor(args: argparse.Namespace, spec: Any) -> Any:
     return ClusterExecutor(args.executor, spec.cluster)
 
 
+def dry_run_summary(spec: Any, cells: list, out: Path, jobs: int) -> str:
+    """Cells by their factors, and a time estimate from the cells this folder has finished (their median)."""
+    from imbal.engine import run_dir as rd
+
+    configs = len({(c.sampler, c.loss) for c in cells})
+    unit = f"{len(spec.seeds)} repeat(s) x {spec.folds} folds" if spec.folds else f"{len(spec.seeds)} seed(s)"
+    line = f"{len(cells)} cells ({len(spec.entries)} data set(s) x {configs} configurations x {unit})"
+    done = [c for c in cells if rd.is_finished(c.run_dir(out))]
+    seconds = []
+    for c in done:
+        timing = rd.read_json(c.run_dir(out) / rd.METRICS_FILE).get("timing", {})
+        if isinstance(timing.get("wall_seconds"), int | float):
+            seconds.append(float(timing["wall_seconds"]))
+    left = len(cells) - len(done)
+    if not seconds:
+        return line + f"; {left} to train, no estimate until one has finished here"
+    median = sorted(seconds)[len(seconds) // 2]
+    eta = median * left / max(1, min(jobs, left or 1)) / 60
+    return (
+        line
+        + f"; {left} to train, about {eta:.0f} min at --jobs {jobs} (median {median:.0f} s per finished cell)"
+    )
+
+
 def run_grid_cmd(args: argparse.Namespace) -> int:
     from imbal.engine import run_dir as rd
     from imbal.study.run.grid import CellState, parse_shard, run_grid, shard_cells
@@ -148,9 +172,7 @@ def run_grid_cmd(args: argparse.Namespace) -> int:
             return 0
         for cell in cells:
             print(f"{cell.key}{'  (finished)' if rd.is_finished(cell.run_dir(Path(args.out))) else ''}")
-        print(
-            f"{len(cells)} cells ({len(spec.entries)} data set(s) x configurations x {len(spec.seeds)} seeds)"
-        )
+        print(dry_run_summary(spec, cells, Path(args.out), args.jobs))
         return 0
     args.resume_hint = lambda: (
         f"run the same command again to continue (finished cells are kept in {args.out})"
@@ -188,6 +210,11 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
     spec = load_study(args.config, config_overrides(args))
+    if spec.folds:
+        raise ConfigError(
+            f"{args.config} is cross-validated (cv:); a race over its repeats is not built yet: run the whole study "
+            "with `imbal grid` (its --dry-run counts the runs), then `imbal report`"
+        )
     rules = race_rules(
         spec, {"max_runs": args.max_runs, "min_seeds": args.min_seeds, "max_seeds": args.max_seeds}
     )

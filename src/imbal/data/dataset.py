@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from imbal.errors import DataError
@@ -28,6 +29,9 @@ class Split:
     name: str
     class_names: list[str]
     synthetic: bool
+    # optional per-image patient (or other group) ids, and positions in a cross-validation pool
+    groups: Any = None
+    pool_index: torch.Tensor | None = None
 
     def _check_labels(self, where: str = "") -> None:
         """(N, C, *spatial) images with 2 or 3 spatial dims and labels (N,) in [0, num_classes)."""
@@ -109,11 +113,19 @@ class ImageDataset(Split):
     name: str = "dataset"
     class_names: list[str] = field(default_factory=list)
     synthetic: bool = False
+    groups: Any = None  # (N,) group ids (a patient's images), or None
+    pool_index: torch.Tensor | None = None  # (N,) positions in a cross-validation pool, or None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8:
             raise TypeError(f"images must be uint8 (N, C, *spatial), got dtype={self.images.dtype}")
         self._check_labels()
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups)
+            if self.groups.shape != (len(self.labels),):
+                raise DataError(
+                    f"groups must have one entry per image, shape ({len(self.labels)},), got {self.groups.shape}"
+                )
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Float images in [0, 1] and labels for ``index`` (a gather, on the data's device)."""
@@ -130,6 +142,8 @@ class ImageDataset(Split):
             self.name,
             self.class_names,
             self.synthetic,
+            None if self.groups is None else self.groups[index.cpu().numpy()],
+            None if self.pool_index is None else self.pool_index[index.cpu()],
         )
 
     def to(self, device: torch.device | str) -> ImageDataset:
@@ -141,6 +155,8 @@ class ImageDataset(Split):
             self.name,
             self.class_names,
             self.synthetic,
+            self.groups,
+            self.pool_index,
         )
 
 
@@ -291,8 +307,9 @@ def make_splits(
     name: str = "dataset",
     source: str = "",
     synthetic: bool = False,
+    groups: Mapping[str, Any] | None = None,
 ) -> Splits:
-    """Checked :class:`Splits` from per-split uint8 images and int64 labels.
+    """Checked :class:`Splits` from per-split uint8 images and int64 labels (and group ids, when known).
 
     The class set is ``num_classes``, else ``len(class_names)``, else the largest training label + 1.
     """
@@ -301,7 +318,15 @@ def make_splits(
         num_classes = len(class_names) if class_names else (int(train.max()) + 1 if len(train) else 0)
     check_splits(labels, {s: tuple(images[s].shape) for s in SPLITS}, num_classes, class_names or (), source)
     parts = {
-        s: ImageDataset(images[s], labels[s], num_classes, name, list(class_names or []), synthetic)
+        s: ImageDataset(
+            images[s],
+            labels[s],
+            num_classes,
+            name,
+            list(class_names or []),
+            synthetic,
+            None if groups is None else groups[s],
+        )
         for s in SPLITS
     }
     return Splits(parts["train"], parts["val"], parts["test"], source=source)

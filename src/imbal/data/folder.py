@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from imbal.data.dataset import Splits, check_splits, exc_text, make_splits, stratified_split
+from imbal.data.folds import grouped_split
 from imbal.errors import DataError, MissingFileError
 from imbal.naming import SPLITS, class_names
 
@@ -175,8 +176,9 @@ def split_frame(
     fractions: Sequence[float],
     seed: int,
     csv: str | Path = "",
+    groups: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Indices per split: from ``split_column`` (train/val/test) when given, else stratified."""
+    """Indices per split: from ``split_column`` (train/val/test) when given, else stratified (by group when given)."""
     if split_column:
         if split_column not in df.columns:
             raise DataError(f"{csv}: split column {split_column!r} not in CSV columns {list(df.columns)}")
@@ -190,8 +192,34 @@ def split_frame(
         return {s: torch.from_numpy(np.flatnonzero(values.to_numpy() == s)) for s in SPLITS}
     if len(fractions) != 3:
         raise DataError(f"fractions must be three numbers (train, val, test), got {fractions}")
-    parts = stratified_split(labels, tuple(fractions), seed)
+    if groups is not None:
+        parts = grouped_split(labels.numpy(), groups, tuple(fractions), seed)
+    else:
+        parts = stratified_split(labels, tuple(fractions), seed)
     return dict(zip(SPLITS, parts))
+
+
+def group_ids(df: pd.DataFrame, group_column: str | None, csv: str | Path) -> np.ndarray | None:
+    """The CSV's group (patient) column as text ids, or None; an empty cell is an error."""
+    if group_column is None:
+        return None
+    values = df[group_column]
+    empty = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
+    if empty.any():
+        raise DataError(f"{csv}: group column {group_column!r} is empty at {lines(empty)}")
+    return values.astype(str).str.strip().to_numpy()
+
+
+def check_groups_apart(groups: np.ndarray, idx: dict[str, torch.Tensor], where: str) -> None:
+    """A group (patient) in two splits would let a model see its test patient: refused, naming one."""
+    seen: dict[str, str] = {}
+    for s in SPLITS:
+        for g in set(groups[idx[s].numpy()].tolist()):
+            if g in seen and seen[g] != s:
+                raise DataError(
+                    f"{where}: group {g!r} has images in both {seen[g]} and {s}; a group must stay in one split"
+                )
+            seen[g] = s
 
 
 def frame_splits(
@@ -201,9 +229,12 @@ def frame_splits(
     names: list[str],
     split: tuple[str | None, Sequence[float], int],
     sample_shape: tuple[int, ...],
+    groups: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
     """Split indices, with the cross-split checks run before any image is decoded (fail fast)."""
-    idx = split_frame(df, labels, *split, csv=csv)
+    idx = split_frame(df, labels, *split, csv=csv, groups=groups)
+    if groups is not None:
+        check_groups_apart(groups, idx, str(csv))
     check_splits(
         {s: labels[idx[s]] for s in SPLITS},
         {s: (len(idx[s]), *sample_shape) for s in SPLITS},
@@ -266,6 +297,7 @@ def load_image_folder(
     label_column: str = "Class_Int",
     class_names_column: str | None = "Class",
     split_column: str | None = None,
+    group_column: str | None = None,
     classes: list[str] | None = None,
     size: int = 240,
     channels: int = 3,
@@ -276,6 +308,7 @@ def load_image_folder(
     """Read every image listed in ``csv`` (resized to ``size``), into uint8 memory.
 
     Splits come from ``split_column`` or a stratified split with ``fractions`` (train, val, test);
+    ``group_column`` (patient ids): a group stays in one split and one cross-validation fold.
     the study used 3/4 train and 1/4 test, here a part of its train becomes validation. The
     classes are ``classes`` when given (names in label order), else 0..K-1 for an integer label
     column (named by ``class_names_column``) or the sorted names of a text label column.
@@ -286,10 +319,18 @@ def load_image_folder(
         raise DataError(f"size must be a positive integer (pixels), got {size!r}")
     csv = Path(csv)
     columns = {filename_column: "filename_column", label_column: "label_column"}
-    df = read_table(csv, columns | ({split_column: "split_column"} if split_column else {}))
+    df = read_table(
+        csv,
+        columns
+        | ({split_column: "split_column"} if split_column else {})
+        | ({group_column: "group_column"} if group_column else {}),
+    )
     image_dir = Path(image_dir) if image_dir else csv.parent
     labels, names = labels_from_frame(df, label_column, class_names_column, csv, classes)
-    idx = frame_splits(csv, df, labels, names, (split_column, fractions, seed), (channels, size, size))
+    groups = group_ids(df, group_column, csv)
+    idx = frame_splits(
+        csv, df, labels, names, (split_column, fractions, seed), (channels, size, size), groups
+    )
     files = [image_dir / str(f) for f in df[filename_column]]
     missing = [f.name for f in files if not f.is_file()]
     if missing:
@@ -306,4 +347,5 @@ def load_image_folder(
         class_names=names,
         name=name or csv.stem,
         source=str(csv),
+        groups=None if groups is None else {s: groups[idx[s].numpy()] for s in SPLITS},
     )

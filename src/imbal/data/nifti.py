@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from imbal.data.dataset import Splits, exc_text, make_splits
-from imbal.data.folder import frame_splits, labels_from_frame, read_table
+from imbal.data.folder import frame_splits, group_ids, labels_from_frame, read_table
 from imbal.errors import DataError, MissingFileError
 from imbal.naming import SPLITS
 
@@ -84,6 +85,21 @@ def read_channel(path: Path, size: tuple[int, int, int], where: str) -> np.ndarr
     return np.rint(vol * 255).astype(np.uint8)
 
 
+def _read_volumes(
+    csv: Path, df: Any, sequence_columns: list[str], image_dir: Path, size3: tuple[int, int, int]
+) -> np.ndarray:
+    """Every case's volumes, one channel per sequence column, as uint8 ``(N, C, D, H, W)``."""
+    volumes = np.zeros((len(df), len(sequence_columns), *size3), dtype=np.uint8)
+    for i, row in enumerate(df[sequence_columns].itertuples(index=False)):
+        for j, col in enumerate(sequence_columns):
+            path = image_dir / str(row[j])
+            where = f"{csv} line {i + 2}, column {col!r}"
+            if not path.is_file():
+                raise MissingFileError(f"{where}: volume {path} does not exist")
+            volumes[i, j] = read_channel(path, size3, where)
+    return volumes
+
+
 def load_nifti_csv(
     csv: str | Path,
     *,
@@ -91,6 +107,7 @@ def load_nifti_csv(
     label_column: str = "label",
     class_names_column: str | None = None,
     split_column: str | None = None,
+    group_column: str | None = None,
     classes: list[str] | None = None,
     image_dir: str | Path | None = None,
     size: int | tuple[int, int, int] = 96,
@@ -117,20 +134,18 @@ def load_nifti_csv(
         raise DataError(f"size must be a positive integer or three of them (D, H, W), got {size!r}")
     csv = Path(csv)
     columns = dict.fromkeys(sequence_columns, "sequence_columns") | {label_column: "label_column"}
-    df = read_table(csv, columns | ({split_column: "split_column"} if split_column else {}))
+    df = read_table(
+        csv,
+        columns
+        | ({split_column: "split_column"} if split_column else {})
+        | ({group_column: "group_column"} if group_column else {}),
+    )
     image_dir = Path(image_dir) if image_dir else csv.parent
     labels, names = labels_from_frame(df, label_column, class_names_column, csv, classes)
+    groups = group_ids(df, group_column, csv)
     channels = len(sequence_columns)
-    idx = frame_splits(csv, df, labels, names, (split_column, fractions, seed), (channels, *size3))
-    volumes = np.zeros((len(df), channels, *size3), dtype=np.uint8)
-    for i, row in enumerate(df[sequence_columns].itertuples(index=False)):
-        for j, col in enumerate(sequence_columns):
-            path = image_dir / str(row[j])
-            where = f"{csv} line {i + 2}, column {col!r}"
-            if not path.is_file():
-                raise MissingFileError(f"{where}: volume {path} does not exist")
-            volumes[i, j] = read_channel(path, size3, where)
-    images = torch.from_numpy(volumes)
+    idx = frame_splits(csv, df, labels, names, (split_column, fractions, seed), (channels, *size3), groups)
+    images = torch.from_numpy(_read_volumes(csv, df, sequence_columns, image_dir, size3))
     return make_splits(
         {s: images[idx[s]] for s in SPLITS},
         {s: labels[idx[s]] for s in SPLITS},
@@ -138,4 +153,5 @@ def load_nifti_csv(
         class_names=names,
         name=name or csv.stem,
         source=str(csv),
+        groups=None if groups is None else {s: groups[idx[s].numpy()] for s in SPLITS},
     )

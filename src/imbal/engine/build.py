@@ -17,6 +17,7 @@ from lightning_fabric.plugins.environments import LightningEnvironment
 
 from imbal.data import Augmentation, Splits, load_dataset, stratified_split
 from imbal.data.cache import cache_folder, check_cache, content_checksum, read_manifest
+from imbal.data.folds import cv_splits
 from imbal.data.stream import AnyDataset
 from imbal.engine import run_dir as rd
 from imbal.engine.config import TrainConfig
@@ -102,8 +103,10 @@ def loggers_for(cfg: TrainConfig) -> list:
 
 
 def prepare_data(cfg: TrainConfig) -> Splits:
-    """The config's data set, with the optional stratified training subset."""
+    """The config's data set: its own splits or one cross-validation fold, with the optional training subset."""
     splits = load_dataset(cfg.dataset, size=cfg.size)
+    if cfg.cv_folds:
+        splits = cv_splits(splits, cfg.cv_folds, cfg.cv_fold, cfg.cv_repeat, tuple(cfg.cv_over))
     if cfg.train_subset and cfg.train_subset < len(splits.train):
         frac = cfg.train_subset / len(splits.train)
         keep, _ = stratified_split(splits.train.labels, (frac, 1 - frac), seed=cfg.seed)

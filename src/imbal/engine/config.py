@@ -153,6 +153,31 @@ class TrainConfig(LossOptions):
         *_at_least(0),
     )
     seed: int = _key(0, "seed of weights, batches and augmentation", KeyRole.VARIED)
+    # cross-validation (imbal.data.folds; docs/method.md, "Cross-validated studies")
+    cv_folds: int = _key(
+        0,
+        "> 0: pool the cv_over splits and train fold cv_fold of a k-fold partition (its next fold "
+        "validates, the rest train); 0: the data set's own splits",
+        KeyRole.TRAINING,
+        lambda v: v == 0 or v >= 3,
+        "must be 0 (off) or >= 3 (a test, a validation and a training fold)",
+    )
+    cv_fold: int = _key(0, "the test fold, 0..cv_folds-1", KeyRole.VARIED, *_at_least(0))
+    cv_repeat: int = _key(
+        0, "which partition (its seed): repeats are fresh partitions", KeyRole.VARIED, *_at_least(0)
+    )
+    cv_over: list[str] = _key(
+        ["train", "val", "test"],
+        "the splits cross-validation pools (train among them)",
+        KeyRole.TRAINING,
+        lambda v: (
+            isinstance(v, list)
+            and "train" in v
+            and set(v) <= {"train", "val", "test"}
+            and len(set(v)) == len(v)
+        ),
+        "must be distinct names of train, val, test including train",
+    )
     # selection and checkpoints
     select_metric: str = _key(
         "balanced_accuracy",
@@ -219,6 +244,14 @@ class TrainConfig(LossOptions):
         check(
             self.logger != "tensorboard" or tensorboard_installed(),
             "logger tensorboard needs the tensorboard package: pip install 'imbal[tensorboard]'",
+        )
+        check(
+            not self.cv_folds or self.cv_fold < self.cv_folds,
+            f"cv_fold must lie in [0, cv_folds={self.cv_folds}), got {self.cv_fold}",
+        )
+        check(
+            not (self.cv_folds and self.train_subset),
+            "train_subset and cv_folds cannot be combined (a fold's training part is fixed by the partition)",
         )
         if SAMPLERS[self.sampler].class_weights:
             check(
@@ -333,6 +366,12 @@ def coerce(key: str, value: Any) -> Any:
             if not isinstance(value, list):
                 raise TypeError
             return [float(v) for v in value]
+        if kind == list[str]:
+            if isinstance(value, str):  # the command line's "train,val"
+                value = [v.strip() for v in value.split(",")]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise TypeError
+            return list(value)
     except (TypeError, ValueError):
         pass
     raise ConfigError(f"{key} expects {type_name(key)}, got {value!r}")

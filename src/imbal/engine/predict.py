@@ -129,14 +129,29 @@ def predict_run(
     accelerator: str = "auto",
     batch_size: int | None = None,
     sequence_columns: Sequence[str] | None = None,
+    config: str | None = None,
 ) -> dict[str, Any]:
-    """Write ``out`` (CSV) for every input; returns what was done (rows, skipped files, post-hoc values)."""
+    """Write ``out`` (CSV) for every input; returns what was done (rows, skipped files, post-hoc values, models).
+
+    ``run_dir`` is a run folder, or with ``config`` ("sampler/loss") a cross-validated study folder:
+    then the probabilities are the mean of that configuration's fold models' (nnU-Net's ensemble).
+    """
     run_dir = Path(run_dir)
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    model, ckpt = load_model(run_dir / rd.BEST)
+    runs = fold_runs(run_dir, config) if config is not None else [run_dir]
+    if posthoc and len(runs) > 1:
+        raise ConfigError(
+            "--posthoc applies one run's fitted temperature and tau; a fold ensemble has one per fold: score "
+            "with a single fold's run folder for post-hoc values"
+        )
+    models = [load_model(r / rd.BEST) for r in runs]
+    wants = [expected_input(r, ckpt, sequence_columns) for r, (_, ckpt) in zip(runs, models)]
+    if any(w != wants[0] for w in wants[1:]):
+        raise ConfigError(f"the fold models of {config} expect different inputs; they cannot be averaged")
+    ckpt = models[0][1]
     cfg = stored_config(ckpt)
-    want = expected_input(run_dir, ckpt, sequence_columns)
+    want = wants[0]
     items, skipped = collect_inputs(inputs, want)  # every input checked before any is decoded
     target = output_target(out, inputs=[p for item in items for p in item.sources])
     num_classes = int(ckpt["model_config"]["num_classes"])
@@ -146,8 +161,45 @@ def predict_run(
         accelerator=resolve_accelerator(dataclasses.replace(cfg, accelerator=accelerator)), devices=1
     )
     aug = Augmentation(want.spatial_dims, enabled=False, crop_size=cfg.crop_size or None)
-    names, logits = predict_logits(model.to(fabric.device), batches(items, want, size), aug, fabric)
     class_names = [str(c) for c in ckpt.get("class_names") or range(num_classes)]
+    names, logits = ensemble_logits([m for m, _ in models], lambda: batches(items, want, size), aug, fabric)
     frame = predictions_frame(names, logits, class_names, record)
     write_output(target, frame.to_csv(index=False))
-    return {"rows": len(frame), "out": target, "skipped": skipped, "posthoc": record, "refit": refit}
+    return {
+        "rows": len(frame),
+        "out": target,
+        "skipped": skipped,
+        "posthoc": record,
+        "refit": refit,
+        "models": [str(r) for r in runs],
+    }
+
+
+def ensemble_logits(
+    models: list[Classifier], stream: Any, aug: Augmentation, fabric: Fabric
+) -> tuple[list[str], torch.Tensor]:
+    """One model's logits, or for several the log of their mean probabilities (softmax gives that mean back)."""
+    if len(models) == 1:
+        return predict_logits(models[0].to(fabric.device), stream(), aug, fabric)
+    probs = []
+    for m in models:
+        names, logits = predict_logits(m.to(fabric.device), stream(), aug, fabric)
+        probs.append(logits.softmax(-1))
+    return names, torch.stack(probs).mean(0).log()
+
+
+def fold_runs(study: Path, config: str) -> list[Path]:
+    """The finished fold runs of ``config`` ("sampler/loss") in a cross-validated study folder, every repeat."""
+    parts = config.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--config must be sampler/loss (e.g. oversample/ce+f1), got {config!r}")
+    sampler, loss = (rd.safe_name(p) for p in parts)
+    cells = [c for c in rd.cell_dirs(study) if c.parts[-3:-1] == (sampler, loss) and rd.is_finished(c)]
+    folded = [c for c in cells if int(rd.read_json(c / rd.METRICS_FILE)["config"].get("cv_folds") or 0) > 0]
+    if not folded:
+        found = sorted({"/".join(c.parts[-3:-1]) for c in rd.cell_dirs(study) if rd.is_finished(c)})
+        raise ConfigError(
+            f"{study} holds no finished fold runs of {config} (a cross-validated study's); finished configurations: "
+            f"{', '.join(found) or 'none'}"
+        )
+    return folded

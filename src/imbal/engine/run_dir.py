@@ -135,8 +135,10 @@ def dataset_label(dataset: Any) -> str:
     raise ConfigError(f"dataset must be a name, a path or a mapping, got {dataset!r}")
 
 
-def cell_dir(root: Path, dataset: str, sampler: str, loss: str, seed: int) -> Path:
-    return Path(root) / RUNS / safe_name(dataset) / safe_name(sampler) / safe_name(loss) / f"seed{seed}"
+def cell_dir(root: Path, dataset: str, sampler: str, loss: str, seed: int, fold: int | None = None) -> Path:
+    """A study cell's folder; a cross-validation cell's last part names its fold too (``seed0-fold3``)."""
+    last = f"seed{seed}" if fold is None else f"seed{seed}-fold{fold}"
+    return Path(root) / RUNS / safe_name(dataset) / safe_name(sampler) / safe_name(loss) / last
 
 
 def cell_label(run: Path) -> str:
@@ -289,7 +291,8 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 
 def read_outputs(run: Path, split: str, features: bool = False) -> dict[str, np.ndarray]:
-    """A finished run's ``outputs_<split>.npz``: labels ``(N,)``, logits ``(N, C)`` (and ``features``), checked.
+    """A finished run's ``outputs_<split>.npz``: labels ``(N,)``, logits ``(N, C)`` (and ``features``, and a
+    cross-validation fold's ``pool_index``), checked.
 
     The one reader of these files (the report, the race, the calibration); a damaged file is one
     line naming it.
@@ -306,12 +309,22 @@ def read_outputs(run: Path, split: str, features: bool = False) -> dict[str, np.
     try:
         with np.load(path, allow_pickle=False) as z:
             out = {k: np.asarray(z[k]) for k in keys}
+            if "pool_index" in z.files:  # a cross-validation fold's positions in the pool
+                out["pool_index"] = np.asarray(z["pool_index"])
     except Exception as exc:  # numpy and zipfile raise many types for a damaged file
         raise RunFolderError(
             f"{path} is not readable ({type(exc).__name__}: {_first_line(exc)}); the file is damaged: train the "
             "run again, or remove the run folder"
         ) from None
     labels, logits = out["labels"], out["logits"]
+    pool = out.get("pool_index")
+    if pool is not None and (
+        pool.shape != labels.shape or (pool.size and pool.min() < 0) or len(np.unique(pool)) != len(pool)
+    ):
+        raise RunFolderError(
+            f"{path} holds pool_index {pool.shape} for {labels.shape} labels, not distinct positions >= 0; the file is "
+            "damaged: train the run again, or remove the run folder"
+        )
     if labels.ndim != 1 or logits.ndim != 2 or len(labels) != len(logits) or not np.isfinite(logits).all():
         raise RunFolderError(
             f"{path} holds labels {labels.shape} and logits {logits.shape}, not (N,) and finite (N, C); the file is "

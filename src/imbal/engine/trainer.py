@@ -350,6 +350,8 @@ def dataset_summary(run: Run, test_fingerprint: str) -> dict[str, Any]:
         "in_channels": run.train_set.in_channels,
         "test_fingerprint": test_fingerprint,
         "data_checksum": run.data_checksum,
+        # patient (group) ids were read: the splits and any cross-validation folds kept each group whole
+        "grouped": run.train_set.groups is not None,
     }
 
 

@@ -108,3 +108,16 @@ def test_outputs_without_logits_round_trip(datasets, tmp_path):
     loaded = load_archive(write_archive(as_dict([data]), tmp_path / "a.npz"))["fake"]
     assert loaded.test.logits is None
     np.testing.assert_array_equal(loaded.test.preds, data.outputs.test.preds)
+
+
+def test_a_cross_validated_study_keeps_its_folds(tmp_path):
+    import numpy as np
+
+    from imbal.study.analysis.archive import load_archive, write_archive
+    from imbal.study.simulation import studies as sim
+
+    truth = sim.Truth(np.zeros(3), sim.RETINA, 2, configs=list(sim.CONFIGS[:3]))
+    study = sim.draw_folds(truth, np.random.default_rng(0), folds=4)
+    back = load_archive(write_archive({"cv": study}, tmp_path / "a.npz"))["cv"]
+    assert back.folds.k == 4 and np.array_equal(back.folds.ids, study.folds.ids)
+    assert np.array_equal(back.test.preds, study.test.preds)

@@ -204,3 +204,60 @@ def test_changed_settings_names_the_keys_a_stored_config_differs_in(tmp_path):
     older = {k: v for k, v in stored.items() if k != "lr"}
     assert spec.changed_settings(cell, older, root) == []
     assert spec.changed_settings(cell, {**older, "epochs": 9}, root) == ["epochs"]
+
+
+def _cv_study(tmp_path, cv, **kw):
+    data = {"train": TRAIN, "grid": [{"samplers": ["uniform"], "losses": ["ce", "ce+f1"]}], "cv": cv, **kw}
+    return write(tmp_path / "cv.yaml", data)
+
+
+def test_a_cv_study_has_a_cell_per_configuration_repeat_and_fold(tmp_path):
+    spec = load_study(_cv_study(tmp_path, {"folds": 4, "repeats": 2}))
+    cells = spec.cells()
+    assert spec.folds == 4 and spec.seeds == [0, 1] and len(cells) == 2 * 2 * 4
+    cell = cells[1]
+    assert [(c.seed, c.fold) for c in cells[:5]] == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0)]
+    assert (cell.seed, cell.fold) == (0, 1) and cell.key.endswith("/seed0/fold1")
+    assert cell.run_dir(tmp_path).name == "seed0-fold1"
+    cfg = spec.config_for(cell, tmp_path)
+    # repeat r is partition r, trained with seed r; every configuration meets the same folds
+    assert (cfg.cv_folds, cfg.cv_fold, cfg.cv_repeat, cfg.seed) == (4, 1, 0, 0)
+    assert cfg.cv_over == ["train", "val", "test"]
+    assert rd.cell_label(cell.run_dir(tmp_path)) == cell.dataset
+
+
+@pytest.mark.parametrize(
+    ("cv", "extra", "message"),
+    [
+        (
+            {"folds": 2},
+            {},
+            r"cv.folds in .* must be an integer >= 3 \(a test, a validation, a training fold\), got 2",
+        ),
+        ({"repeats": 2}, {}, r"cv in .* must be a mapping like \{folds: 5, repeats: 1\}"),
+        (
+            {"folds": 5, "group": "patient"},
+            {},
+            r"cv in .* has unknown keys \['group'\]; expected folds, repeats, over",
+        ),
+        ({"folds": 5, "repeats": 0}, {}, r"cv.repeats in .* must be an integer >= 1, got 0"),
+        (
+            {"folds": 5},
+            {"seeds": 3},
+            r"has both seeds and cv: a cross-validated study's seeds are its repeats",
+        ),
+        (
+            {"folds": 5, "over": ["val"]},
+            {},
+            r"cv_over must be distinct names of train, val, test including train",
+        ),
+    ],
+)
+def test_bad_cv_blocks_are_refused(tmp_path, cv, extra, message):
+    path = _cv_study(tmp_path, cv, **extra)
+    if "seeds" not in extra:
+        data = yaml.safe_load(path.read_text())
+        data.pop("seeds", None)
+        path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=message):
+        load_study(path)

@@ -97,6 +97,7 @@ def count_asked(monkeypatch, argv: list[str]) -> tuple[str, int]:
     asked = []
     monkeypatch.setattr(tables, "report", lambda n: asked.append(("report", n)) or "")
     monkeypatch.setattr(tables, "race_report", lambda n: asked.append(("race", n)) or "")
+    monkeypatch.setattr(tables, "cv_report", lambda n: asked.append(("cv", n)) or "")
     tables.main(argv)
     (got,) = asked
     return got
@@ -109,6 +110,7 @@ def count_asked(monkeypatch, argv: list[str]) -> tuple[str, int]:
         pytest.param(["race", "500"], ("race", 500), id="race-count"),
         pytest.param([], ("report", 2000), id="default"),
         pytest.param(["race"], ("race", 1000), id="race-default"),
+        pytest.param(["cv", "300"], ("cv", 300), id="cv-count"),
     ],
 )
 def test_the_command_line_runs_the_count_it_is_given(monkeypatch, argv, expected):
@@ -118,4 +120,15 @@ def test_the_command_line_runs_the_count_it_is_given(monkeypatch, argv, expected
 def test_a_bad_command_line_is_one_line(capsys):
     with pytest.raises(SystemExit) as stop:
         tables.main(["many"])
-    assert stop.value.code == 2 and "expected [race] [N], got many" in capsys.readouterr().err
+    assert stop.value.code == 2 and "expected [race|cv] [N], got many" in capsys.readouterr().err
+
+
+def test_cv_report_holds_the_rows_of_the_documented_tables():
+    md = tables.cv_report(studies=4).splitlines()
+    doc = [
+        t for t in tables_of(METHOD.read_text().splitlines()) if t[0].startswith("| cross-validated scenario")
+    ]
+    ours = tables_of(md)
+    assert len(ours) == len(doc) == 2
+    for a, b in zip(ours, doc):
+        assert [cells(line)[0] for line in a] == [cells(line)[0] for line in b]

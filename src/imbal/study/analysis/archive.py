@@ -4,7 +4,8 @@
 and its logits (float16: enough for AUROC, a few hundred KB for a RetinaMNIST study of 80 runs) on
 validation and test, with the labels and the data's facts. :func:`load_archive` gives back one
 :class:`~imbal.study.analysis.outputs.StudyOutputs` per data set, the same object the report builds from the
-run folders, so every verdict can be made again from the file.
+run folders, so every verdict can be made again from the file (a cross-validated study's fold ids
+included).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from imbal.engine import run_dir as rd
 from imbal.errors import DataError, MissingFileError
 from imbal.naming import HELD_OUT
+from imbal.study.analysis.folds import Folds
 from imbal.study.analysis.outputs import BASELINE, SplitOutputs, StudyOutputs
 
 FORMAT = 1
@@ -41,6 +43,9 @@ def write_archive(studies: dict[str, StudyOutputs], path: str | Path) -> Path:
             arrays[f"{key}_{split}_preds"] = part.preds.astype(np.int16)
             if part.logits is not None:
                 arrays[f"{key}_{split}_logits"] = part.logits.astype(np.float16)
+        if study.folds is not None:  # a cross-validated study: each image's test fold per repeat
+            meta[name]["folds"] = study.folds.k
+            arrays[f"{key}_folds"] = study.folds.ids.astype(np.int16)
     arrays["meta"] = np.array(json.dumps({"format": FORMAT, "datasets": meta}))
     path = Path(path)
     rd.save_npz(path, **arrays)
@@ -75,5 +80,6 @@ def load_archive(path: str | Path, baseline: tuple[str, str] = BASELINE) -> dict
                 info["minority"],
                 baseline,
                 info["class_names"],
+                Folds(z[f"{key}_folds"].astype(np.int64), int(info["folds"])) if "folds" in info else None,
             )
     return out

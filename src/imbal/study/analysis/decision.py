@@ -35,6 +35,8 @@ import pandas as pd
 
 from imbal.metrics import METRICS
 from imbal.naming import class_names
+from imbal.study.analysis.crossval import Runs, cv_estimates, procedure_runs, view_scores, view_zeroed
+from imbal.study.analysis.folds import Folds
 from imbal.study.analysis.outputs import Config, StudyOutputs, simplicity
 from imbal.study.analysis.plan import Plan
 from imbal.study.analysis.stats import (
@@ -67,27 +69,61 @@ class NonInferiority(StrEnum):
 
 
 class Grid:
-    """The complete part of a study as arrays: configuration x seed, the baseline in row 0."""
+    """The complete part of a study as arrays: configuration x seed, the baseline in row 0.
 
-    def __init__(self, study: StudyOutputs) -> None:
+    A cross-validated study (``study.folds``) reads the same way, its repeats as seeds; its
+    estimates are :func:`~imbal.study.analysis.crossval.cv_estimates`, and a *view* (``mask``: the
+    slots, repeat x fold, whose predictions it reads) is what a cross-fitted choice sees.
+    """
+
+    def __init__(self, study: StudyOutputs, mask: np.ndarray | None = None) -> None:
         self.study = study
         self.configs, self.seeds, self.rows, self.left_out = study.grid()
+        self.folds = study.folds
+        self.mask = mask
+
+    def view(self, mask: np.ndarray) -> Grid:
+        """The same grid reading only the slots of ``mask`` (a cross-validated study)."""
+        return Grid(self.study, mask)
+
+    def require_folds(self) -> Folds:
+        """The study's folds; asked only on a cross-validated study's paths."""
+        if self.folds is None:
+            raise ValueError("this study is not cross-validated: it has no folds")
+        return self.folds
+
+    @property
+    def units(self) -> int:
+        """Runs per configuration behind a comparison: seeds, or repeats x folds."""
+        return len(self.seeds) * (self.folds.k if self.folds is not None else 1)
+
+    def _runs(self, split: str, metric: str) -> Runs:
+        return Runs.of(self.study, split, self.rows, metric)
 
     def scores(self, split: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
         """Scores ``(K, S)`` and influence values ``(K, S, n)``."""
+        if self.mask is not None:
+            return view_scores(self._runs(split, metric), self.require_folds().owner(split), self.mask)
         s, g = self.study.scores(split, metric)
         return s[self.rows], g[self.rows]
 
     def estimates(self, split: str, metric: str, seeds: np.ndarray | None = None) -> list[Estimate]:
         """Every configuration but the baseline (rows 1..K-1) minus the baseline, over seed columns ``seeds``."""
-        s, g = self.scores(split, metric)
         cols = np.arange(len(self.seeds)) if seeds is None else np.asarray(seeds)
+        if self.folds is not None:
+            mask = self.folds.all_slots() if self.mask is None else self.mask
+            keep = np.zeros_like(mask)
+            keep[cols] = mask[cols]
+            return cv_estimates(self._runs(split, metric), self.folds.owner(split), keep)
+        s, g = self.scores(split, metric)
         d = s[1:][:, cols] - s[0][cols][None]
         infl = g[1:][:, cols] - g[0][cols][None]
         return paired_estimates(d, infl, self.study.split(split).labels)
 
     def zeroed(self, split: str = "val") -> np.ndarray:
         """``(K, S, C)``: the run had F1 0 on a class present in the split."""
+        if self.mask is not None:
+            return view_zeroed(self._runs(split, "accuracy"), self.require_folds().owner(split), self.mask)
         return self.study.zeroed(split)[self.rows]
 
 
@@ -165,6 +201,8 @@ def confirm(grid: Grid, plan: Plan, screens: bool = True) -> Confirmation | None
     the estimate is reported but gives no verdict (NOT_TESTED). ``screens=False`` chooses by the
     validation primary alone (a claim about "the best X", not a recommendation).
     """
+    if grid.folds is not None:
+        return _confirm_folds(grid, plan, screens)
     s, g = grid.scores("test", plan.primary)
     n_seeds = len(grid.seeds)
     diffs, infl, folds = [], [], []
@@ -185,6 +223,40 @@ def confirm(grid: Grid, plan: Plan, screens: bool = True) -> Confirmation | None
     return Confirmation(
         est, verdict(est, plan.alpha, plan.margin, higher_is_better=plan.sign > 0), folds, list(grid.seeds)
     )
+
+
+def fold_choices(grid: Grid, plan: Plan, screens: bool = True) -> np.ndarray:
+    """``(R, K)`` grid index of each slot's alternative in a cross-validated study (0: none qualified).
+
+    Slot j's choice reads the validation predictions of its repeat's slots other than j and j - 1
+    (:meth:`~imbal.study.analysis.folds.Folds.choice_slots`): never its test fold's images, never its
+    own model.
+    """
+    folds = grid.require_folds()
+    chosen = np.zeros((folds.repeats, folds.k), dtype=np.int64)
+    for r in range(folds.repeats):
+        for j in range(folds.k):
+            view, cols = grid.view(folds.choice_slots(r, j)), np.array([r])
+            passed = screen(view, plan, cols) if screens else [Screen([], [], 1) for _ in grid.configs]
+            alt = choose(view, plan, cols, passed, baseline_allowed=False)
+            chosen[r, j] = 0 if alt is None else alt
+    return chosen
+
+
+def _confirm_folds(grid: Grid, plan: Plan, screens: bool) -> Confirmation | None:
+    """:func:`confirm` of a cross-validated study: the pooled test effect of following each slot's choice."""
+    chosen = fold_choices(grid, plan, screens)
+    if not chosen.any():
+        return None
+    folds = grid.require_folds()
+    test = procedure_runs(Runs.of(grid.study, "test", grid.rows, plan.primary), folds, chosen)
+    est = cv_estimates(test, folds.owner("test"), folds.all_slots())[0]
+    v = (
+        verdict(est, plan.alpha, plan.margin, higher_is_better=plan.sign > 0)
+        if est.seeds >= 2
+        else Verdict.NOT_TESTED
+    )
+    return Confirmation(est, v, [grid.configs[c] for c in chosen.ravel()], list(range(chosen.size)))
 
 
 @dataclass(frozen=True)
@@ -363,7 +435,7 @@ class Decision:
 
     @property
     def one_seed(self) -> bool:
-        return len(self.grid.seeds) < 2
+        return self.grid.units < 2
 
 
 def decide(study: StudyOutputs, plan: Plan, planning: bool = True, secondary_rows: bool = True) -> Decision:
@@ -374,6 +446,7 @@ def decide(study: StudyOutputs, plan: Plan, planning: bool = True, secondary_row
     validation either way). The simulations leave both out.
     """
     grid = Grid(study)
+    planning = planning and grid.folds is None  # more repeats shrink the fold level only: no seeds to plan
     if len(grid.configs) < 2:
         raise ValueError(
             f"a study needs the baseline {study.baseline} and >= 1 other configuration with the same seeds, "

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from imbal.metrics import METRICS, confusion_matrices, confusion_scores
+from imbal.metrics import METRICS, confusion_scores
 
 
 def _check(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> None:
@@ -34,18 +34,37 @@ def confusion_influence(
     metric: str, labels: np.ndarray, preds: np.ndarray, num_classes: int, minority: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores ``(R,)`` and influence values ``(R, n)`` of R runs' hard predictions ``preds`` ``(R, n)``."""
+    scores, influence = grouped_confusion_influence(
+        metric, labels, preds, np.zeros(len(labels), int), 1, num_classes, minority
+    )
+    return scores[:, 0], influence
+
+
+def grouped_confusion_influence(
+    metric: str,
+    labels: np.ndarray,
+    preds: np.ndarray,
+    groups: np.ndarray,
+    n_groups: int,
+    num_classes: int,
+    minority: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores ``(R, G)`` of each run on each group of images (``groups`` ``(n,)`` in ``[0, G)``) and each image's
+    influence ``(R, n)`` on its own group's score: one autograd pass for every group (a study's folds)."""
     labels = np.asarray(labels, dtype=np.int64)
     preds = np.asarray(preds, dtype=np.int64)
     _check(labels, preds, num_classes)
     r, c = preds.shape[0], num_classes
-    counts = confusion_matrices(torch.from_numpy(labels), torch.from_numpy(preds), c)
-    cm = counts.to(torch.float64).requires_grad_(True)
+    rows = np.arange(r)[:, None]
+    cell = ((rows * n_groups + groups[None]) * c + labels[None]) * c + preds  # (R, n) flat confusion cell
+    counts = np.bincount(cell.ravel(), minlength=r * n_groups * c * c).astype(np.float64)
+    cm = torch.from_numpy(counts.reshape(r * n_groups, c, c)).requires_grad_(True)
     scores = confusion_scores(cm, minority)[metric]
     (grad,) = torch.autograd.grad(scores.sum(), cm)
     # a branch that torch.where did not select can still hand back 0 * inf; its true derivative is 0
-    g = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0).numpy()
-    influence = g[np.arange(r)[:, None], labels[None], preds]
-    return scores.detach().numpy(), influence
+    g = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0).numpy().reshape(r, n_groups, c, c)
+    influence = g[rows, groups[None], labels[None], preds]
+    return scores.detach().numpy().reshape(r, n_groups), influence
 
 
 def _placements(x: np.ndarray, ref: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import torch
 from imbal.losses import parse_loss_name
 from imbal.metrics import confusion_matrices, confusion_scores
 from imbal.naming import HELD_OUT
+from imbal.study.analysis.folds import Folds
 from imbal.study.analysis.influence import scores_and_influence
 
 Config = tuple[str, str]  # (sampler, loss)
@@ -60,6 +61,8 @@ class StudyOutputs:
     minority: int
     baseline: Config = BASELINE
     class_names: list[str] | None = None
+    # a cross-validated study: its runs are (configuration, repeat), both splits the pooled images
+    folds: Folds | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +72,10 @@ class StudyOutputs:
             self._seeds.setdefault(c, []).append(s)
         if len(self.row) != len(self.runs):
             raise ValueError("runs must be distinct (config, seed) pairs")
+        if self.folds is not None and self.folds.ids.shape[1] != len(self.test.labels):
+            raise ValueError(
+                f"fold ids must cover the {len(self.test.labels)} pooled images, got shape {self.folds.ids.shape}"
+            )
         for name in HELD_OUT:
             split = self.split(name)
             if split.preds.shape != (len(self.runs), len(split.labels)):
@@ -108,7 +115,7 @@ class StudyOutputs:
             return SplitOutputs(split.labels, split.preds[keep], logits)
 
         runs = [self.runs[i] for i in keep]
-        facts = (self.num_classes, self.minority, self.baseline, self.class_names)
+        facts = (self.num_classes, self.minority, self.baseline, self.class_names, self.folds)
         return StudyOutputs(runs, part(self.val), part(self.test), *facts)
 
     def split(self, name: str) -> SplitOutputs:

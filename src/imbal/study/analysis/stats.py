@@ -144,7 +144,7 @@ def t_sf(x: float, df: float) -> float:
     return float(special.ndtr(-x) if math.isinf(df) else special.stdtr(df, -x))
 
 
-def _within_class_var(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def within_class_var(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Variance of a sum over images when each class's images are resampled (class sizes fixed).
 
     ``values`` ``(..., n)`` per-image influence values; returns ``(...)``: the sum over classes of
@@ -170,12 +170,12 @@ def paired_estimates(diffs: np.ndarray, influence: np.ndarray, labels: np.ndarra
     if not (np.isfinite(d).all() and np.isfinite(g).all()):
         raise ValueError("diffs and influence values must be finite")
     m, s = d.shape
-    per_seed = _within_class_var(g, labels)  # (M, S)
+    per_seed = within_class_var(g, labels)  # (M, S)
     if s == 1:
         return [
             Estimate(float(d[i, 0]), 0.0, max(0.0, float(per_seed[i, 0])), 1, len(labels)) for i in range(m)
         ]
-    pooled = _within_class_var(g.mean(1), labels)  # (M,)
+    pooled = within_class_var(g.mean(1), labels)  # (M,)
     # the seed-averaged image variance still holds each seed's own image noise / S, which the seed
     # level measures already; method of moments for the shared part (docs/method.md)
     shared = np.maximum(0.0, (s * pooled - per_seed.mean(1)) / (s - 1))

@@ -31,6 +31,7 @@ from imbal.naming import HELD_OUT
 from imbal.samplers import SAMPLERS
 from imbal.study.analysis.outputs import BASELINE, Config, SplitOutputs, StudyOutputs
 from imbal.study.report.data import DatasetReport, Facts
+from imbal.study.report.folds import is_cross_validated, pool_folds
 
 # what a finding compares (loss, sampler), repeats (seed) or may differ without changing the
 # numbers' meaning (thread count: reported in the findings' settings table instead); any other
@@ -155,6 +156,8 @@ def _row(run: Path) -> dict:
         "dataset_info": data,
         "select_metric": m.get("select_metric"),
     }
+    if int(cfg.get("cv_folds") or 0) > 0:  # a fold run: which fold it tested (runs.csv lists it)
+        row["cv_fold"] = int(cfg.get("cv_fold", 0))
     for k in METRICS:
         row[k] = _metric(c, k, cm)
     return row
@@ -206,6 +209,9 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
     if frame.empty:
         raise MissingFileError(f"no finished runs under {root / rd.RUNS} (run `imbal grid` first)")
     frame["dataset"] = frame.label
+    # the folds of a cross-validation pool test on different images by design: they are one data set
+    folded = frame.config.map(lambda c: int(c.get("cv_folds") or 0) > 0)
+    frame.loc[folded, "test_fingerprint"] = "pooled folds"
     for label, grp in frame.groupby("label"):
         prints = sorted(grp.test_fingerprint.unique())
         if len(prints) > 1:
@@ -289,6 +295,12 @@ def collect_study(root: str | Path, baseline: Config = BASELINE) -> Study:
     datasets = []
     for key, rows in runs.groupby("dataset", sort=True):
         rows = rows.reset_index(drop=True)
+        if is_cross_validated(rows):
+            classes = max(len(f1) for f1 in rows.f1_per_class)
+            rows, outputs, left = pool_folds(rows, load_outputs, classes, baseline)
+            rows.attrs["left_out_folds"] = left
+            datasets.append(DatasetReport(str(key), Facts.of(rows, str(key)), rows, outputs))
+            continue
         facts = Facts.of(rows, str(key))
         datasets.append(DatasetReport(str(key), facts, rows, read_outputs(rows, facts, baseline)))
     return Study(root, runs, datasets)

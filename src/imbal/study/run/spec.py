@@ -9,6 +9,7 @@ A study YAML::
       - {config: vesselmnist3d.yaml, train: {epochs: 60}, label: vessel}
     grid: [{samplers: [uniform, oversample], losses: [ce, ce+mcc]}]   # default: the paper's 15
     seeds: 5                        # or a list of seeds
+    cv: {folds: 5, repeats: 1}      # cross-validation over all labelled images (instead of seeds)
     primary_metric: balanced_accuracy   # the analysis plan (imbal.study.analysis.plan), fixed before the runs
     equivalence_margin: 0.02
     harm_margin: 0.02
@@ -36,7 +37,8 @@ PAPER_GRID = [
     {"samplers": ["uniform", "oversample"], "losses": ["ce", "ce+f1", "ce+mcc", "f1", "focal", "mcc"]},
     {"samplers": ["weights"], "losses": ["ce", "ce+f1", "ce+mcc"]},
 ]
-STUDY_KEYS = ("config", "train", "datasets", "grid", "seeds", "budget", "cluster", *PLAN_KEYS)
+STUDY_KEYS = ("config", "train", "datasets", "grid", "seeds", "cv", "budget", "cluster", *PLAN_KEYS)
+CV_KEYS = ("folds", "repeats", "over")
 # config keys the grid sets for every cell itself (its folder, and no progress bar): not the user's
 SET_BY_THE_GRID = ("out", "quiet")
 ENTRY_KEYS = ("config", "train", "dataset", "label")
@@ -50,13 +52,15 @@ class Cell:
     seed: int
     # the entry's train settings; labels are unique per study, so they need not take part in equality
     settings: dict = field(default_factory=dict, compare=False, hash=False)
+    fold: int | None = None  # a cross-validation cell's test fold (its repeat is its seed)
 
     @property
     def key(self) -> str:
-        return f"{self.dataset}/{self.sampler}/{self.loss}/seed{self.seed}"
+        fold = "" if self.fold is None else f"/fold{self.fold}"
+        return f"{self.dataset}/{self.sampler}/{self.loss}/seed{self.seed}{fold}"
 
     def run_dir(self, root: Path) -> Path:
-        return rd.cell_dir(root, self.dataset, self.sampler, self.loss, self.seed)
+        return rd.cell_dir(root, self.dataset, self.sampler, self.loss, self.seed, self.fold)
 
 
 @dataclass(frozen=True)
@@ -128,15 +132,17 @@ class StudySpec:
     cluster: ClusterSettings = field(
         default_factory=ClusterSettings
     )  # each cell's job (imbal.study.run.cluster)
+    folds: int = 0  # > 0: a cross-validated study; its seeds are its repeats (each a fresh partition)
 
     def cells(self) -> list[Cell]:
-        out = []
+        out: list[Cell] = []
+        folds = list(range(self.folds)) if self.folds else [None]
         for label, settings in self.entries.items():
             for block in self.grid:
                 for sampler in block["samplers"]:
                     for loss in block["losses"]:
                         for seed in self.seeds:
-                            out.append(Cell(label, sampler, loss, seed, settings))
+                            out.extend(Cell(label, sampler, loss, seed, settings, f) for f in folds)
         # a configuration listed in two blocks is one cell
         return list(dict.fromkeys(out))
 
@@ -144,6 +150,8 @@ class StudySpec:
         """The cell's full config: its entry's settings, its sampler, loss and seed, and its folder (quiet)."""
         values = dict(cell.settings)
         values.update(sampler=cell.sampler, loss=cell.loss, seed=cell.seed)
+        if cell.fold is not None:  # repeat r is partition r, trained with seed r
+            values.update(cv_fold=cell.fold, cv_repeat=cell.seed)
         values.update(zip(SET_BY_THE_GRID, (str(cell.run_dir(root)), True)))
         values.update(extra)
         return load_config(None, values)
@@ -218,6 +226,37 @@ def _seeds(data: dict[str, Any], where: str) -> list[int]:
     return list(seeds)
 
 
+def _cv(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """The ``cv`` block as train settings (cv_folds, cv_over) and its repeats; {} without one."""
+    cv = data.get("cv")
+    if cv is None:
+        return {}
+    if not isinstance(cv, dict) or "folds" not in cv:
+        raise ConfigError(f"cv in {where} must be a mapping like {{folds: 5, repeats: 1}}, got {cv!r}")
+    unknown = sorted(set(cv) - set(CV_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"cv in {where} has unknown keys {unknown}; expected {', '.join(CV_KEYS)} (patient groups come from "
+            "the data set's group_column)"
+        )
+    if "seeds" in data:
+        raise ConfigError(
+            f"{where} has both seeds and cv: a cross-validated study's seeds are its repeats (cv.repeats)"
+        )
+    folds = cv["folds"]
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 3:
+        raise ConfigError(
+            f"cv.folds in {where} must be an integer >= 3 (a test, a validation, a training fold), got {folds!r}"
+        )
+    repeats = cv.get("repeats", 1)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ConfigError(f"cv.repeats in {where} must be an integer >= 1, got {repeats!r}")
+    values = {"cv_folds": cv["folds"], "repeats": repeats}
+    if "over" in cv:
+        values["cv_over"] = cv["over"]
+    return values
+
+
 def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> StudySpec:
     """Read and check a study YAML (see the module doc); ``overrides`` apply to every cell."""
     path = Path(path)
@@ -226,6 +265,9 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     if unknown:
         raise ConfigError(f"unknown study keys {unknown} in {path}; expected {', '.join(STUDY_KEYS)}")
     shared = _layer(path.parent, data, str(path))
+    cv = _cv(data, str(path))
+    repeats = cv.pop("repeats", None)
+    shared.update(cv)
     raw_entries = data.get("datasets") or [shared.get("dataset", TrainConfig().dataset)]
     if not isinstance(raw_entries, list):
         raise ConfigError(f"datasets in {path} must be a list, got {raw_entries!r}")
@@ -255,13 +297,18 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         raise ConfigError(
             f"budget in {path} must be a mapping like {{max_runs: 60, max_seeds: 5}}, got {budget!r}"
         )
+    if cv and any(v.get("cv_folds") != cv["cv_folds"] for v in entries.values()):
+        raise ConfigError(
+            f"an entry of {path} sets its own cv_folds; the study's cv block sets them for every entry"
+        )
     return StudySpec(
         entries,
         grid,
-        _seeds(data, str(path)),
+        list(range(repeats)) if repeats else _seeds(data, str(path)),
         plan_from(data, str(path)),
         "grid" in data,
         dict(budget),
         "seeds" in data,
         ClusterSettings.from_mapping(data.get("cluster"), str(path)),
+        cv.get("cv_folds", 0),
     )

@@ -30,7 +30,9 @@ from typing import Literal, overload
 import numpy as np
 from scipy.special import ndtri
 
+from imbal.data.folds import assign_folds
 from imbal.study.analysis.decision import decide
+from imbal.study.analysis.folds import Folds
 from imbal.study.analysis.outputs import BASELINE, Config, SplitOutputs, StudyOutputs
 from imbal.study.analysis.plan import Plan
 from imbal.study.analysis.stats import Verdict, seeds_needed
@@ -62,6 +64,9 @@ class Calibration:
     test_loadings: tuple[float, float]
     # the published study's measured numbers (TARGET_NAMES), validation then test
     measured: tuple[tuple[float, float, float], tuple[float, float, float]]
+    pool_counts: tuple[
+        int, ...
+    ] = ()  # every labelled image per class (train + val + test): what cross-validation pools
     epochs: int = 5  # epochs a run chooses its best from (validation balanced accuracy)
 
 
@@ -78,6 +83,7 @@ RETINA = Calibration(
     val_loadings=(0.483, 0.5338),
     test_loadings=(0.6227, 0.3766),
     measured=((0.0209, 0.0384, 0.0298), (0.0233, 0.0306, 0.0118)),
+    pool_counts=(714, 186, 326, 282, 92),
 )
 # Fitted the same way on runs/vessel/outputs.npz (docs/reproduction/vessel, 80 runs)
 VESSEL = Calibration(
@@ -91,6 +97,7 @@ VESSEL = Calibration(
     val_loadings=(0.1087, 0.7921),
     test_loadings=(0.5099, 0.4457),
     measured=((0.0235, 0.0309, 0.0370), (0.0335, 0.0377, 0.0184)),
+    pool_counts=(1693, 215),
 )
 CALIBRATIONS = {"retina": RETINA, "vessel": VESSEL}
 
@@ -192,6 +199,96 @@ def draw(truth: Truth, rng: np.random.Generator, minority: int | None = None) ->
 
 
 @dataclass
+class _Pool:
+    """The images of a simulated cross-validation pool and what every model shares about each."""
+
+    labels: np.ndarray
+    shared: np.ndarray  # difficulty for every configuration (N,)
+    own: np.ndarray  # difficulty per configuration (K, N)
+    confuser: np.ndarray  # the class a wrong answer names most of the time (N,)
+    loadings: tuple[float, float]
+
+    def answers(
+        self, rng: np.random.Generator, recall: np.ndarray, images: np.ndarray, epochs: int
+    ) -> np.ndarray:
+        """Hard predictions ``(K * epochs, n)`` of models ``recall`` ``(K * epochs, C)`` on ``images``."""
+        a, b = self.loadings
+        c, y, rows = recall.shape[1], self.labels[images], recall.shape[0]
+        z = a * self.shared[images][None] + b * np.repeat(self.own[:, images], epochs, axis=0)
+        z = z + math.sqrt(max(0.0, 1 - a * a - b * b)) * rng.standard_normal((rows, len(images)))
+        correct = z < ndtri(np.clip(recall[:, y], 1e-4, 1 - 1e-4))
+        other = (y[None] + rng.integers(1, c, (rows, len(images)))) % c
+        wrong = np.where(rng.random((rows, len(images))) < 0.7, self.confuser[images][None], other)
+        return np.where(correct, y[None], wrong)
+
+
+def _slot_shift(truth: Truth, rng: np.random.Generator, partition: np.ndarray | float) -> np.ndarray:
+    """Recall shifts ``(K, E, C)`` of one slot's models: seed (shared) + partition + run + epoch."""
+    cal = truth.calibration
+    k, e, c = len(truth.configs), cal.epochs, len(cal.recall)
+    scale = np.ones(k) if truth.run_sd_scale is None else np.asarray(truth.run_sd_scale, dtype=float)
+    if truth.heavy_tails is None:
+        run = rng.standard_normal((k, 1, c))
+    else:
+        df = truth.heavy_tails
+        run = rng.standard_t(df, (k, 1, c)) * math.sqrt((df - 2) / df)
+    noise = cal.run_sd * run + rng.normal(0, cal.epoch_sd, (k, e, c))
+    return rng.normal(0, cal.seed_sd) + partition + scale[:, None, None] * noise
+
+
+def draw_folds(
+    truth: Truth,
+    rng: np.random.Generator,
+    folds: int = 5,
+    partition_sd: float = 0.0,
+    minority: int | None = None,
+) -> StudyOutputs:
+    """One simulated cross-validated study: ``truth.seeds`` repeats x ``folds`` folds over the calibration's pool.
+
+    Every labelled image has one difficulty and one difficulty per configuration (the test split's
+    loadings), whichever model reads it: a model that validates on an image and another that tests
+    on it see the same image, which is what a choice made on the test fold's images would exploit.
+    Each slot's model has a seed shift (shared by the configurations of that repeat and fold), its
+    own run and epoch shifts, and keeps its best epoch on its validation fold. ``partition_sd``
+    (a stress setting) adds a shift per configuration and repeat that all its folds share: luck of
+    the partition, which the spread over folds cannot see.
+    """
+    cal = truth.calibration
+    if not cal.pool_counts:
+        raise ValueError(f"calibration {cal.name} has no pool_counts: no cross-validation can be simulated")
+    k, e, c, reps = len(truth.configs), cal.epochs, len(cal.recall), truth.seeds
+    labels = np.repeat(np.arange(c), cal.pool_counts)
+    n = len(labels)
+    pool = _Pool(
+        labels,
+        rng.standard_normal(n),
+        rng.standard_normal((k, n)),
+        (labels + rng.integers(1, c, n)) % c,
+        cal.test_loadings,
+    )
+    ids = np.stack([assign_folds(labels, folds, int(rng.integers(2**31))) for _ in range(reps)])
+    preds = {split: np.zeros((k, reps, n), dtype=np.int64) for split in ("val", "test")}
+    for r in range(reps):
+        partition = rng.normal(0, partition_sd, (k, 1, c)) if partition_sd else 0.0
+        for j in range(folds):
+            recall = (truth.recall[:, None, :] + _slot_shift(truth, rng, partition)).reshape(k * e, c)
+            test_images, val_images = np.flatnonzero(ids[r] == j), np.flatnonzero(ids[r] == (j + 1) % folds)
+            val, test = pool.answers(rng, recall, val_images, e), pool.answers(rng, recall, test_images, e)
+            rows = np.arange(k) * e + _balanced_accuracy(val, labels[val_images], c).reshape(k, e).argmax(1)
+            preds["val"][:, r, val_images] = val[rows]
+            preds["test"][:, r, test_images] = test[rows]
+    return StudyOutputs(
+        [(config, r) for config in truth.configs for r in range(reps)],
+        SplitOutputs(labels, preds["val"].reshape(k * reps, n)),
+        SplitOutputs(labels, preds["test"].reshape(k * reps, n)),
+        c,
+        int(np.argmin(cal.pool_counts)) if minority is None else minority,
+        baseline=truth.configs[0],
+        folds=Folds(ids, folds),
+    )
+
+
+@dataclass
 class SimulatedOutcome:
     """What one simulated study's analysis said, next to the truth."""
 
@@ -248,13 +345,21 @@ def analyse(study: StudyOutputs, truth: Truth, plan: Plan, planning: bool = Fals
 
 
 def run(
-    truth: Truth, studies: int, plan: Plan, seed: int = 0, planning: bool = False
+    truth: Truth,
+    studies: int,
+    plan: Plan,
+    seed: int = 0,
+    planning: bool = False,
+    folds: int = 0,
+    partition_sd: float = 0.0,
 ) -> list[SimulatedOutcome]:
-    """``studies`` simulated studies of ``truth`` analysed as a report would (numpy; no training)."""
+    """``studies`` simulated studies of ``truth`` analysed as a report would (numpy; no training);
+    ``folds`` > 0: cross-validated (:func:`draw_folds`, ``truth.seeds`` repeats)."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(studies):
-        o = analyse(draw(truth, rng), truth, plan, planning)
+        study = draw_folds(truth, rng, folds, partition_sd) if folds else draw(truth, rng)
+        o = analyse(study, truth, plan, planning)
         if o is not None:
             out.append(o)
     return out

@@ -2,6 +2,7 @@
 
     python -m imbal.study.simulation.tables [N]         # the report's rule, N studies per row (2000)
     python -m imbal.study.simulation.tables race [N]    # the race, N races per row (1000)
+    python -m imbal.study.simulation.tables cv [N]      # cross-validated studies, N per row (1000)
 
 Every row runs on studies drawn with the noise of the published RetinaMNIST and VesselMNIST3D studies
 (:mod:`imbal.study.simulation.studies`), and states its Monte Carlo standard error.
@@ -43,8 +44,8 @@ def _pair_estimates(effect: float, cal: Calibration, seeds: int, studies: int, s
 class _Table:
     """Markdown rows of measured rates with their Monte Carlo standard errors."""
 
-    def __init__(self, title: str) -> None:
-        self.lines = [title, "", "| scenario | measured | Monte Carlo SE |", "|---|---|---|"]
+    def __init__(self, title: str, what: str = "scenario") -> None:
+        self.lines = [title, "", f"| {what} | measured | Monte Carlo SE |", "|---|---|---|"]
 
     def rate(self, what: str, value: float | np.floating, n: int) -> None:
         se = math.sqrt(max(value * (1 - value), 1e-9) / n)
@@ -195,6 +196,70 @@ def report(studies: int = 2000) -> str:
     return "\n".join(lines).rstrip()
 
 
+def _cv_rows(t: _Table, cal: Calibration, plan: Plan, studies: int) -> None:
+    """A 5-fold study over the pool: the null's error rates and bias, coverage, power, half-width, stress."""
+    out = run(null(cal, 1), studies, plan, seed=51, folds=5)
+    t.rate(
+        "16 equal configurations, 5 folds x 1 repeat: any false better/worse on the primary",
+        np.mean([o.false_claim for o in out]),
+        len(out),
+    )
+    t.rate("... the findings keep the baseline", np.mean([o.baseline_kept for o in out]), len(out))
+    t.mean(
+        "... effect of the cross-fitted choice minus its truth (bias)", [o.estimate - o.truth for o in out]
+    )
+    for repeats in (1, 2, 3):
+        for effect in (0.0, 0.03):
+            res = run(pair(effect, cal, repeats), studies, plan, seed=52 + repeats, folds=5)
+            t.rate(
+                f"coverage of the {1 - plan.alpha:.0%} interval, 5 folds x {repeats}, difference {effect:+.2f}",
+                np.mean([o.covered for o in res]),
+                len(res),
+            )
+    cv = run(pair(0.05, cal, 1), studies, plan, seed=55, folds=5)
+    t.rate(
+        "power for +0.05, 5 folds x 1 repeat (80 runs at 16 configurations)",
+        np.mean([o.verdict is Verdict.BETTER for o in cv]),
+        len(cv),
+    )
+    seeds = run(pair(0.05, cal, 5), studies, plan, seed=56)
+    t.rate(
+        "... the official split, 5 seeds (the same 80 runs)",
+        np.mean([o.verdict is Verdict.BETTER for o in seeds]),
+        len(seeds),
+    )
+    half = [np.median([math.sqrt(o.seed_var + o.image_var) for o in res]) for res in (cv, seeds)]
+    t.text(
+        "median standard error of the confirmation, 5 folds x 1 / official split, 5 seeds",
+        f"{half[0]:.4f} / {half[1]:.4f} (ratio {half[0] / half[1]:.2f})",
+    )
+    for scale in (1.0, 2.0):
+        res = run(pair(0.03, cal, 1), studies, plan, seed=57, folds=5, partition_sd=scale * cal.run_sd)
+        t.rate(
+            f"stress: a shift shared by a repeat's folds ({scale:g} x the run SD), coverage at +0.03",
+            np.mean([o.covered for o in res]),
+            len(res),
+        )
+    tails = run(replace(pair(0.03, cal, 1), heavy_tails=3.0), studies, plan, seed=58, folds=5)
+    t.rate(
+        "stress: heavy-tailed runs (t3), coverage at +0.03", np.mean([o.covered for o in tails]), len(tails)
+    )
+
+
+def cv_report(studies: int = 1000) -> str:
+    """The cross-validation tables of docs/method.md ("Cross-validated studies"), as Markdown lines."""
+    plan = Plan()
+    lines = []
+    for cal in CALIBRATIONS.values():
+        t = _Table(
+            f"{cal.name}-like noise, every labelled image pooled ({sum(cal.pool_counts)}), {studies} studies per row:",
+            "cross-validated scenario",
+        )
+        _cv_rows(t, cal, plan, studies)
+        lines += [*t.lines, ""]
+    return "\n".join(lines).rstrip()
+
+
 def race_report(studies: int = 1000) -> str:
     """The race tables of docs/method.md ("The race"), as Markdown lines."""
     lines = [
@@ -231,16 +296,16 @@ def race_report(studies: int = 1000) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("words", nargs="*", metavar="[race] [N]", help="'race' for the race tables; N per row")
+    ap.add_argument(
+        "words", nargs="*", metavar="[race|cv] [N]", help="'race' or 'cv' for those tables; N per row"
+    )
     args = ap.parse_args(argv)
     words = list(args.words)
-    race = bool(words) and words[0] == "race"
-    if race:
-        words.pop(0)
+    kind = words.pop(0) if words and words[0] in ("race", "cv") else "report"
     if len(words) > 1 or (words and not words[0].isdigit()):
-        ap.error(f"expected [race] [N], got {' '.join(args.words)}")
-    n = int(words[0]) if words else (1000 if race else 2000)
-    print(race_report(n) if race else report(n))
+        ap.error(f"expected [race|cv] [N], got {' '.join(args.words)}")
+    n = int(words[0]) if words else (2000 if kind == "report" else 1000)
+    print({"report": report, "race": race_report, "cv": cv_report}[kind](n))
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ def comparisons_section(s: Section) -> list[Block]:
             "-" if pd.isna(r.p_adjusted) else f"{r.p_adjusted:.3f}",
             qualify(r.verdict, r.seeds < 2),
             r.non_inferiority or "-",
-            f"{r.seeds} seeds" if r.seeds >= 2 else f"1 seed, n = {r.n}",
+            (f"{r.seeds} folds" if s.data.outputs.folds is not None else f"{r.seeds} seeds")
+            if r.seeds >= 2
+            else f"1 seed, n = {r.n}",
             str(r.seeds_needed),
         ]
         for r in cmp.itertuples()

@@ -48,7 +48,22 @@ def context_blocks(s: Section) -> list[Block]:
         rows.append([key, values[0] if len(values) == 1 else f"varies: {', '.join(values)}"])
     grid = ", ".join(name(c) for c in tables.configurations(runs))
     rows.append(["configurations", f"{len(tables.configurations(runs))}: {grid}"])
-    rows.append(["seeds", seeds_text(runs)])
+    folds = s.data.outputs.folds
+    if folds is not None:
+        # pooled runs: one per configuration and repeat, each over every labelled image
+        rows[1] = [
+            "split sizes",
+            f"pooled {n['test']} images; per fold: train {n['train']}, validation and test 1/{folds.k} each",
+        ]
+        rows[2] = ["classes (pooled)", rows[2][1]]
+        rows.append(
+            [
+                "cross-validation",
+                f"{folds.k} folds x {folds.repeats} repeat(s) (repeat r: partition r, seed r)",
+            ]
+        )
+    else:
+        rows.append(["seeds", seeds_text(runs)])
     return [Block("h3", "What was run"), Block("table", header=["setting", "value"], rows=rows)]
 
 

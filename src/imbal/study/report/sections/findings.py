@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from imbal.data.folds import fold_balance
 from imbal.metrics import METRICS
 from imbal.study.analysis.decision import Decision, NonInferiority
 from imbal.study.analysis.outputs import Config
@@ -39,18 +40,31 @@ def level(plan: Plan) -> str:
     return f"{1 - plan.alpha:.0%}"
 
 
-def rule_text(plan: Plan, baseline: Config) -> str:
+def _unit(d: Decision) -> str:
+    """What a report's runs per configuration are: seeds, or a cross-validated study's repeats."""
+    return "repeat" if d.grid.folds is not None else "seed"
+
+
+def rule_text(plan: Plan, baseline: Config, folds: int = 0) -> str:
+    """The pre-specified rule in words; ``folds`` > 0: a cross-validated study's (repeats, folds)."""
     label = METRICS[plan.primary].label.lower()
     secondary = ", ".join(METRICS[m].label.lower() for m in plan.secondary)
+    units = "repeats" if folds else "seeds"
+    cross_fit = (
+        "cross-fitted over folds (each fold's alternative is chosen on the validation predictions of its repeat's "
+        "other folds, none of them made on its test images or by its own model), with intervals that hold both "
+        "fold-to-fold (model) and image noise"
+        if folds
+        else "cross-fitted over seeds, with intervals that hold both seed-to-seed and test-image noise"
+    )
     return (
         f"Pre-specified: primary metric {label}; equivalence margin ±{plan.margin:g}; harm margin {plan.harm_margin:g} "
         f"on the secondary metrics ({secondary}). Rule: on the validation split, leave out every configuration "
-        f"that zeroed a class in more than half of its seeds or is worse than {name(baseline)} on a secondary "
+        f"that zeroed a class in more than half of its {units} or is worse than {name(baseline)} on a secondary "
         f"metric by more than the harm margin (one-sided {level(plan)}); the best mean validation {label} among the "
         "rest is the choice (ties to the simplest). The test split is used once: to confirm the best alternative "
-        f"to {name(baseline)} against it, cross-fitted over seeds, with intervals that hold both seed-to-seed and "
-        f"test-image noise. {name(baseline)} stays unless the alternative is confirmed better: a screen it fails "
-        "is reported, never acted on alone."
+        f"to {name(baseline)} against it, {cross_fit}. {name(baseline)} stays unless the alternative is confirmed "
+        "better: a screen it fails is reported, never acted on alone."
     )
 
 
@@ -75,7 +89,7 @@ def _effects(d: Decision) -> str:
     assert conf is not None and alt is not None
     s = len(conf.seeds)
     kept = conf.kept_baseline(d.baseline)
-    folds = f"choice procedure, cross-fitted over {s} seeds"
+    folds = f"choice procedure, cross-fitted over {s} {'folds' if d.grid.folds is not None else 'seeds'}"
     if not conf.stable:
         picks = pd.Series([name(c) for c in conf.fold_choices]).value_counts()
         folds += " (folds chose " + ", ".join(f"{k} {v} of {s}" for k, v in picks.items()) + ")"
@@ -87,7 +101,8 @@ def _effects(d: Decision) -> str:
     own = d.row(plan.primary, alt)
     if own is not None and not (conf.stable and not kept):
         text += (
-            f"; {name(alt)} itself over all {own.seeds} seeds: {own.difference:+.3f} "
+            f"; {name(alt)} itself over all {own.seeds} {'folds' if d.grid.folds is not None else 'seeds'}: "
+            f"{own.difference:+.3f} "
             f"[{own.ci_low:+.3f}, {own.ci_high:+.3f}] (exploratory)"
         )
     return text
@@ -98,10 +113,12 @@ def _margin_note(d: Decision) -> str:
     limit the test set's own noise sets whatever the seeds."""
     est, plan = d.confirmation.estimate, d.plan  # type: ignore[union-attr]
     res, floor = est.equivalence_resolution(plan.alpha), est.image_floor(plan.alpha)
-    return (
-        f"These data would show equivalence only within ±{res:.3f}; with any number of seeds this test set's own "
-        f"noise limits it to ±{floor:.3f} at best."
+    images = (
+        f"with any number of repeats the noise of these {est.n} images"
+        if d.grid.folds is not None
+        else "with any number of seeds this test set's own noise"
     )
+    return f"These data would show equivalence only within ±{res:.3f}; {images} limits it to ±{floor:.3f} at best."
 
 
 def _answer(d: Decision) -> str:
@@ -148,7 +165,7 @@ def _baseline_note(d: Decision) -> str | None:
         return None
     parts = []
     if sc.unstable:
-        seeds = "; ".join(f"seed {s}: {', '.join(k)}" for s, k in sc.zeroed)
+        seeds = "; ".join(f"{_unit(d)} {s}: {', '.join(k)}" for s, k in sc.zeroed)
         parts.append(f"zeroed a class on validation in {len(sc.zeroed)} of {sc.seeds} seeds ({seeds})")
     return (
         f"{name(d.baseline)} failed a validation screen: {'; '.join(parts)}. A screen judged on a few validation "
@@ -158,6 +175,11 @@ def _baseline_note(d: Decision) -> str | None:
 
 
 def _planning_sentence(d: Decision) -> str:
+    if d.grid.folds is not None:
+        return (
+            "More repeats would shrink the fold-to-fold share of the interval only; the images' share stays "
+            "(no planning estimate for a cross-validated study)."
+        )
     if d.one_seed or d.planning is None or d.planning.one_seed:
         return "With one seed the seed-to-seed spread is unknown: run at least 3 seeds."
     est = d.confirmation.estimate  # type: ignore[union-attr]
@@ -236,7 +258,7 @@ def _validation_table(d: Decision) -> Block:
         sc = d.screens[c]
         status = []
         if sc.unstable:
-            status.append("unstable: " + "; ".join(f"seed {s}: {', '.join(k)}" for s, k in sc.zeroed))
+            status.append("unstable: " + "; ".join(f"{_unit(d)} {s}: {', '.join(k)}" for s, k in sc.zeroed))
         for metric, est in sc.harmed:
             status.append(f"harm: {METRICS[metric].label} {est.difference:+.3f}")
         mark = " (choice)" if c == d.chosen else (" (alternative)" if c == d.alternative else "")
@@ -252,14 +274,23 @@ def _validation_table(d: Decision) -> Block:
         rows.append([name(c), "-", "left out: lacks a seed of the baseline", "-"])
     return Block(
         "table",
-        header=["configuration", f"validation {label} (mean)", "screens", "seeds with a zeroed class"],
+        header=[
+            "configuration",
+            f"validation {label} (mean)",
+            "screens",
+            f"{'repeats' if d.grid.folds is not None else 'seeds'} with a zeroed class",
+        ],
         rows=rows,
     )
 
 
 def findings_blocks(s: Section, d: Decision) -> list[Block]:
     """What to use, by how much, how sure; then how the choice was made and the evidence it rests on."""
-    blocks = [Block("h3", "Findings"), Block("p", _answer(d)), Block("p", rule_text(d.plan, d.baseline))]
+    blocks = [
+        Block("h3", "Findings"),
+        Block("p", _answer(d)),
+        Block("p", rule_text(d.plan, d.baseline, d.grid.folds.k if d.grid.folds else 0)),
+    ]
     note = _baseline_note(d)
     if note:
         blocks.append(Block("note", note))
@@ -269,7 +300,11 @@ def findings_blocks(s: Section, d: Decision) -> list[Block]:
         blocks.append(
             Block(
                 "note",
-                "The validation choice changed when one seed was left out ("
+                (
+                    "The folds' validation choices differed ("
+                    if d.grid.folds is not None
+                    else "The validation choice changed when one seed was left out ("
+                )
                 + ", ".join(f"{k}: {v} of {len(conf.fold_choices)}" for k, v in picks.items())
                 + "): the confirmed effect is that of the choice procedure, not of one fixed configuration; "
                 "the first sentence gives both.",
@@ -301,6 +336,8 @@ def findings_blocks(s: Section, d: Decision) -> list[Block]:
 def _evidence(s: Section, d: Decision) -> str:
     f = s.facts
     rare = f" (rarest class {f.minority_label}: n = {f.test_counts[f.minority]})" if f.test_counts else ""
+    if d.grid.folds is not None:
+        return cv_evidence(s, d, rare)
     text = (
         f"Evidence: {len(d.seeds)} seed(s) ({', '.join(map(str, d.seeds))}) per configuration, test n = "
         f"{f.sizes['test']}{rare}. The best epoch, the post-hoc tau and the choice used the validation "
@@ -313,3 +350,27 @@ def _evidence(s: Section, d: Decision) -> str:
             "same runs: no verdict here is firm; run at least 3 seeds."
         )
     return text
+
+
+def cv_evidence(s: Section, d: Decision, rare: str) -> str:
+    """The evidence line of a cross-validated data set: the design, the pool, the folds' balance, the groups."""
+    folds, f = d.grid.require_folds(), s.facts
+    overs = {" + ".join(c.get("cv_over") or ["train", "val", "test"]) for c in s.data.runs.config}
+    over = " / ".join(sorted(overs))
+    labels = d.grid.study.test.labels
+    worst = max(fold_balance(labels, folds.ids[r], folds.k) for r in range(folds.repeats))
+    grouping = (
+        "folds keep each group (patient) whole"
+        if all(info.get("grouped") for info in s.data.runs.dataset_info)
+        else "image-level folds: this data set names no patient (group) ids, so one patient's images may sit in "
+        "different folds (the official split may have kept them together)"
+    )
+    return (
+        f"Evidence: {folds.k}-fold cross-validation x {folds.repeats} repeat(s) ({', '.join(map(str, d.seeds))}) per "
+        f"configuration over all {f.sizes['test']} labelled images ({over} pooled){rare}; every image is tested once "
+        f"and validated once per repeat. Each fold's run tests on its fold, validates on the next and trains on the "
+        f"other {folds.k - 2}; the folds' class counts lie within {worst:.1f} image(s) of an even share; {grouping}. "
+        "The best epoch, the post-hoc tau and the choice used validation predictions only; the choice for a fold "
+        "never read its test images. Intervals hold fold-to-fold (model) and image noise "
+        '(docs/method.md, "Cross-validated studies").'
+    )
