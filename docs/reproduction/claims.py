@@ -67,6 +67,7 @@ def write_predictions(archive: Path, dest: Path) -> None:
         if st.folds is not None:  # a cross-validated study: each pooled image's test fold per repeat
             out[label]["folds"] = st.folds.k
             out[label]["fold_ids"] = ["".join(map(str, row)) for row in st.folds.ids]
+            out[label]["fold_repeats"] = list(st.folds.repeat_ids)
     dest.write_text(json.dumps(out, indent=1) + "\n")
 
 
@@ -112,7 +113,7 @@ def load_predictions(folder: Path, data: str, data_root: Path | None = None) -> 
         folds = None
         if "fold_ids" in d:
             ids = np.array([[int(ch) for ch in row] for row in d["fold_ids"]], dtype=np.int64)
-            folds = Folds(ids, int(d["folds"]))
+            folds = Folds(ids, int(d["folds"]), tuple(d.get("fold_repeats", ())))
         out[label] = StudyOutputs(runs, parts["val"], parts["test"], *facts, folds)
     return out
 

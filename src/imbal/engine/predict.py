@@ -155,7 +155,7 @@ def predict_run(
     items, skipped = collect_inputs(inputs, want)  # every input checked before any is decoded
     target = output_target(out, inputs=[p for item in items for p in item.sources])
     num_classes = int(ckpt["model_config"]["num_classes"])
-    record, refit = load_posthoc(run_dir, num_classes) if posthoc else (None, False)
+    record, refit = load_posthoc(runs[0], num_classes) if posthoc else (None, False)
     size = batch_size or cfg.eval_batch_size
     fabric = Fabric(
         accelerator=resolve_accelerator(dataclasses.replace(cfg, accelerator=accelerator)), devices=1
@@ -191,10 +191,18 @@ def ensemble_logits(
 def fold_runs(study: Path, config: str) -> list[Path]:
     """The finished fold runs of ``config`` ("sampler/loss") in a cross-validated study folder, every repeat."""
     parts = config.split("/")
-    if len(parts) != 2 or not all(parts):
-        raise ConfigError(f"--config must be sampler/loss (e.g. oversample/ce+f1), got {config!r}")
-    sampler, loss = (rd.safe_name(p) for p in parts)
-    cells = [c for c in rd.cell_dirs(study) if c.parts[-3:-1] == (sampler, loss) and rd.is_finished(c)]
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ConfigError(
+            f"--config must be sampler/loss or label/sampler/loss (e.g. oversample/ce+f1), got {config!r}"
+        )
+    wanted = tuple(rd.safe_name(p) for p in parts)
+    cells = [c for c in rd.cell_dirs(study) if c.parts[-1 - len(wanted) : -1] == wanted and rd.is_finished(c)]
+    labels = sorted({rd.cell_label(c) for c in cells})
+    if len(labels) > 1:
+        raise ConfigError(
+            f"{study} holds {config} runs of {len(labels)} data sets ({', '.join(labels)}); name one: "
+            f"--config {labels[0]}/{config}"
+        )
     folded = [c for c in cells if int(rd.read_json(c / rd.METRICS_FILE)["config"].get("cv_folds") or 0) > 0]
     if not folded:
         found = sorted({"/".join(c.parts[-3:-1]) for c in rd.cell_dirs(study) if rd.is_finished(c)})

@@ -30,6 +30,8 @@ from imbal.naming import SPLITS
 CONFIG = "config.yaml"  # the resolved TrainConfig
 HISTORY = "history.csv"  # one row per epoch, rewritten every epoch
 METRICS_FILE = "metrics.json"  # written last: its presence means "finished"
+# the outputs_<split>.npz array of a cross-validation fold run: each image's position in the pool
+POOL_INDEX = "pool_index"
 BEST = "best.ckpt"  # best weights + model arguments (rebuilds the model alone)
 LAST = "last.ckpt"  # weights, optimiser, scheduler, loss state, history (resume)
 LOG = "train.log"  # a line per epoch, for following a run while it trains
@@ -309,15 +311,15 @@ def read_outputs(run: Path, split: str, features: bool = False) -> dict[str, np.
     try:
         with np.load(path, allow_pickle=False) as z:
             out = {k: np.asarray(z[k]) for k in keys}
-            if "pool_index" in z.files:  # a cross-validation fold's positions in the pool
-                out["pool_index"] = np.asarray(z["pool_index"])
+            if POOL_INDEX in z.files:  # a cross-validation fold's positions in the pool
+                out[POOL_INDEX] = np.asarray(z[POOL_INDEX])
     except Exception as exc:  # numpy and zipfile raise many types for a damaged file
         raise RunFolderError(
             f"{path} is not readable ({type(exc).__name__}: {_first_line(exc)}); the file is damaged: train the "
             "run again, or remove the run folder"
         ) from None
     labels, logits = out["labels"], out["logits"]
-    pool = out.get("pool_index")
+    pool = out.get(POOL_INDEX)
     if pool is not None and (
         pool.shape != labels.shape or (pool.size and pool.min() < 0) or len(np.unique(pool)) != len(pool)
     ):

@@ -81,7 +81,7 @@ def write_outputs(out: Path, split: str, data: AnyDataset, outputs: dict[str, to
     labels = data.labels.cpu().numpy()
     frame = pd.DataFrame({"index": outputs["index"].numpy(), "label": labels})
     # a cross-validation fold: where each image sits in the pool, so a report can put folds together
-    pool = {} if data.pool_index is None else {"pool_index": data.pool_index.cpu().numpy()}
+    pool = {} if data.pool_index is None else {rd.POOL_INDEX: data.pool_index.cpu().numpy()}
     frame = frame.assign(**pool)
     for k in range(probs.shape[1]):
         frame[f"prob_{k}"] = probs[:, k]

@@ -129,3 +129,22 @@ def test_folds_are_checked():
         ValueError, match=r"fold ids must have shape \(repeats, images\) with values in \[0, 5\)"
     ):
         Folds(np.array([0, 1, 5]), 5)
+
+
+def test_the_grid_reads_the_fold_ids_of_its_own_repeats():
+    """A baseline with repeat 1 only: the grid's one column is repeat 1, and its fold ids are repeat 1's."""
+    study = _study(configs=2, repeats=2)
+    study = study.select([i for i, (c, r) in enumerate(study.runs) if not (c == study.baseline and r == 0)])
+    grid = Grid(study)
+    assert grid.seeds == [1] and np.array_equal(grid.folds.ids, study.folds.ids[[1]])
+    (est,) = grid.estimates("test", "balanced_accuracy")
+    labels = study.test.labels
+    alt = study.test.preds[study.row[(sim.CONFIGS[1], 1)]]
+    base = study.test.preds[study.row[(study.baseline, 1)]]
+    assert est.difference == pytest.approx(
+        balanced_accuracy_score(labels, alt) - balanced_accuracy_score(labels, base)
+    )
+    with pytest.raises(
+        ValueError, match=r"no fold ids for repeat\(s\) \[7\]; the folds hold repeats \[0, 1\]"
+    ):
+        study.folds.for_repeats([7])

@@ -261,3 +261,16 @@ def test_bad_cv_blocks_are_refused(tmp_path, cv, extra, message):
         path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=message):
         load_study(path)
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ({"cv_folds": 5}, r"sets cv_folds without a cv: block; a cross-validated study is `cv: \{folds: 5"),
+        ({"cv_fold": 2}, r"sets \['cv_fold'\]; the grid sets each cell's fold and repeat"),
+    ],
+)
+def test_cv_keys_outside_a_cv_block_are_refused(tmp_path, train, message):
+    path = write(tmp_path / "s.yaml", {"train": {**TRAIN, **train}, "grid": GRID, "seeds": [0, 1]})
+    with pytest.raises(ConfigError, match=message):
+        load_study(path)

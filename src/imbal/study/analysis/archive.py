@@ -45,6 +45,7 @@ def write_archive(studies: dict[str, StudyOutputs], path: str | Path) -> Path:
                 arrays[f"{key}_{split}_logits"] = part.logits.astype(np.float16)
         if study.folds is not None:  # a cross-validated study: each image's test fold per repeat
             meta[name]["folds"] = study.folds.k
+            meta[name]["fold_repeats"] = list(study.folds.repeat_ids)
             arrays[f"{key}_folds"] = study.folds.ids.astype(np.int16)
     arrays["meta"] = np.array(json.dumps({"format": FORMAT, "datasets": meta}))
     path = Path(path)
@@ -80,6 +81,12 @@ def load_archive(path: str | Path, baseline: tuple[str, str] = BASELINE) -> dict
                 info["minority"],
                 baseline,
                 info["class_names"],
-                Folds(z[f"{key}_folds"].astype(np.int64), int(info["folds"])) if "folds" in info else None,
+                Folds(
+                    z[f"{key}_folds"].astype(np.int64),
+                    int(info["folds"]),
+                    tuple(info.get("fold_repeats", ())),
+                )
+                if "folds" in info
+                else None,
             )
     return out

@@ -14,7 +14,7 @@ two splits hold the same N images, plus the fold ids. What changes is the statis
   from the images' influence values, so the model share is ``max(0, var(d_j) - mean V_j) / J``.
   The image level is the pooled difference's influence over the N images. The two add like a
   seed level and an image level (:class:`Estimate`, ``J`` "seeds").
-- **The choice is nested and cross-fitted**: slot j's alternative is chosen on the validation
+- **The choice is cross-fitted**: slot j's alternative is chosen on the validation
   predictions of the slots other than j and j - 1 of its repeat, i.e. on images outside its test
   fold, by models other than itself. Its test effect then carries neither the image-level nor the
   model-level luck that its choice saw.
@@ -22,6 +22,7 @@ two splits hold the same N images, plus the fold ids. What changes is the statis
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,8 +144,17 @@ def cv_estimates(runs: Runs, owner: np.ndarray, mask: np.ndarray) -> list[Estima
             slot_v.append(within_class_var(gi[1:, mine] - gi[:1, mine], runs.labels[images][mine]))
     d, v = np.array(slot_d).T, np.array(slot_v).T  # (M-1, J)
     j = d.shape[1]
-    # each slot's difference holds its model's luck and its own fold's image noise (known): the rest is the model level
-    model_var = np.maximum(0.0, d.var(axis=1, ddof=1) - v.mean(1)) / j if j > 1 else np.zeros(len(diff))
+    # each slot's difference holds its model's luck and its own fold's image noise (known): the rest is
+    # the model level. Centred within each repeat: a repeat's folds cover the same N images, so their
+    # image noise sums to the same total in every repeat, which a spread around one grand mean would miss
+    per_repeat = [int(mask[r].sum()) for r in used]
+    starts = np.cumsum([0, *per_repeat])
+    centred = np.concatenate(
+        [d[:, a:b] - d[:, a:b].mean(1, keepdims=True) for a, b in itertools.pairwise(starts)], axis=1
+    )
+    dof = sum(n - 1 for n in per_repeat)
+    spread = (centred**2).sum(1) / dof if dof > 0 else np.zeros(len(diff))
+    model_var = np.maximum(0.0, spread - v.mean(1)) / j if dof > 0 else np.zeros(len(diff))
     return [
         Estimate(float(diff[i]), float(model_var[i]), max(0.0, float(image_var[i])), j, int(seen.sum()))
         for i in range(len(diff))

@@ -79,7 +79,8 @@ class Grid:
     def __init__(self, study: StudyOutputs, mask: np.ndarray | None = None) -> None:
         self.study = study
         self.configs, self.seeds, self.rows, self.left_out = study.grid()
-        self.folds = study.folds
+        # a cross-validated study's fold ids, row for row with the grid's columns (its repeats)
+        self.folds = None if study.folds is None else study.folds.for_repeats(self.seeds)
         self.mask = mask
 
     def view(self, mask: np.ndarray) -> Grid:

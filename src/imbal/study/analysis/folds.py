@@ -13,6 +13,15 @@ class Folds:
 
     ids: np.ndarray
     k: int
+    repeat_ids: tuple[int, ...] = ()  # the repeat (seed) of each row; () means 0..R-1
+
+    def for_repeats(self, repeats: list[int]) -> Folds:
+        """The rows of ``repeats``, in that order (a grid's columns are its baseline's repeats)."""
+        have = list(self.repeat_ids) or list(range(self.repeats))
+        missing = [r for r in repeats if r not in have]
+        if missing:
+            raise ValueError(f"no fold ids for repeat(s) {missing}; the folds hold repeats {have}")
+        return Folds(self.ids[[have.index(r) for r in repeats]], self.k, tuple(repeats))
 
     def __post_init__(self) -> None:
         ids = np.asarray(self.ids)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from imbal.engine import run_dir as rd
 from imbal.errors import RunFolderError
 from imbal.evaluator import Evaluator
 from imbal.metrics import METRICS
@@ -47,7 +48,13 @@ def _group_runs(rows: pd.DataFrame, k: int) -> tuple[dict[tuple[Config, int], di
     for row in rows.itertuples():
         cfg = row.config
         key = ((row.sampler, row.loss), int(cfg.get("cv_repeat", 0)))
-        groups.setdefault(key, {})[int(cfg.get("cv_fold", 0))] = row
+        fold = int(cfg.get("cv_fold", 0))
+        if fold in groups.get(key, {}):
+            raise RunFolderError(
+                f"{row.run_dir} and {groups[key][fold].run_dir} are both fold {fold} of {key[0][0]}/{key[0][1]} "
+                f"repeat {key[1]}; a study holds one run per fold"
+            )
+        groups.setdefault(key, {})[fold] = row
     complete = {key: g for key, g in groups.items() if sorted(g) == list(range(k))}
     left = [
         f"{c[0]}/{c[1]} repeat {r} ({len(g)} of {k} folds)"
@@ -60,15 +67,15 @@ def _group_runs(rows: pd.DataFrame, k: int) -> tuple[dict[tuple[Config, int], di
 def _pool_labels(loaded: dict) -> np.ndarray:
     """Every pooled image's label, from the fold runs' outputs (their pool_index)."""
     outs = [o[s] for g in loaded.values() for o in g.values() for s in HELD_OUT]
-    missing = [o for o in outs if "pool_index" not in o]
+    missing = [o for o in outs if rd.POOL_INDEX not in o]
     if missing:
         raise RunFolderError(
             "a fold run's outputs hold no pool_index (trained before imbal 0.x cross-validation): train it again"
         )
-    n = 1 + max(int(o["pool_index"].max()) for o in outs)
+    n = 1 + max(int(o[rd.POOL_INDEX].max()) for o in outs)
     labels = np.full(n, -1, dtype=np.int64)
     for o in outs:
-        labels[o["pool_index"]] = o["labels"]
+        labels[o[rd.POOL_INDEX]] = o["labels"]
     return labels
 
 
@@ -79,7 +86,7 @@ def _assemble(
     logits = np.zeros((len(labels), classes), dtype=np.float32)
     filled = np.zeros(len(labels), dtype=bool)
     for fold, out in fold_outputs:
-        idx = out["pool_index"]
+        idx = out[rd.POOL_INDEX]
         if not np.array_equal(labels[idx], out["labels"]):
             raise RunFolderError(
                 f"{where} fold {fold}: its labels disagree with the pool; the folds come from different data"
@@ -102,7 +109,7 @@ def _fold_ids(groups: dict, loaded: dict, repeats: list[int], n: int, k: int) ->
     for (config, repeat), g in groups.items():
         r = repeats.index(repeat)
         for fold in g:
-            idx = loaded[(config, repeat)][fold]["test"]["pool_index"]
+            idx = loaded[(config, repeat)][fold]["test"][rd.POOL_INDEX]
             if (ids[r, idx] >= 0).any() and not (ids[r, idx] == fold).all():
                 raise RunFolderError(
                     f"{g[fold].run_dir}: its test fold differs from another configuration's fold {fold} of repeat "
@@ -113,7 +120,7 @@ def _fold_ids(groups: dict, loaded: dict, repeats: list[int], n: int, k: int) ->
         raise RunFolderError("a repeat's folds do not cover every pooled image")
     for (config, repeat), g in groups.items():
         for fold in g:
-            val = loaded[(config, repeat)][fold]["val"]["pool_index"]
+            val = loaded[(config, repeat)][fold]["val"][rd.POOL_INDEX]
             if not (ids[repeats.index(repeat), val] == (fold + 1) % k).all():
                 raise RunFolderError(
                     f"{g[fold].run_dir}: it validated on images outside the fold after its test fold"
@@ -168,7 +175,7 @@ def pool_folds(
         minority,
         baseline,
         list(names) if names else None,
-        Folds(ids, k),
+        Folds(ids, k, tuple(repeats)),
     )
     return frame, outputs, left
 

@@ -166,7 +166,7 @@ def _baseline_note(d: Decision) -> str | None:
     parts = []
     if sc.unstable:
         seeds = "; ".join(f"{_unit(d)} {s}: {', '.join(k)}" for s, k in sc.zeroed)
-        parts.append(f"zeroed a class on validation in {len(sc.zeroed)} of {sc.seeds} seeds ({seeds})")
+        parts.append(f"zeroed a class on validation in {len(sc.zeroed)} of {sc.seeds} {_unit(d)}s ({seeds})")
     return (
         f"{name(d.baseline)} failed a validation screen: {'; '.join(parts)}. A screen judged on a few validation "
         "images is reported, not acted on: the recommendation changes only when an alternative is confirmed better "
