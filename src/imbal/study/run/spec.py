@@ -257,6 +257,24 @@ def _cv(data: dict[str, Any], where: str) -> dict[str, Any]:
     return values
 
 
+def _check_cv_settings(entries: dict[str, dict[str, Any]], cv: dict[str, Any], path: Path) -> None:
+    """Cross-validation is the study's cv block's: no entry sets its own folds, fold or repeat."""
+    by_hand = sorted({k for v in entries.values() for k in ("cv_fold", "cv_repeat") if k in v})
+    if by_hand:
+        raise ConfigError(
+            f"{path} sets {by_hand}; the grid sets each cell's fold and repeat (give a cv: block)"
+        )
+    if not cv and any(v.get("cv_folds") for v in entries.values()):
+        raise ConfigError(
+            f"{path} sets cv_folds without a cv: block; a cross-validated study is `cv: {{folds: 5, repeats: 1}}` "
+            "(its cells are then one per fold)"
+        )
+    if cv and any(v.get("cv_folds") != cv["cv_folds"] for v in entries.values()):
+        raise ConfigError(
+            f"an entry of {path} sets its own cv_folds; the study's cv block sets them for every entry"
+        )
+
+
 def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> StudySpec:
     """Read and check a study YAML (see the module doc); ``overrides`` apply to every cell."""
     path = Path(path)
@@ -297,20 +315,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         raise ConfigError(
             f"budget in {path} must be a mapping like {{max_runs: 60, max_seeds: 5}}, got {budget!r}"
         )
-    by_hand = sorted({k for v in entries.values() for k in ("cv_fold", "cv_repeat") if k in v})
-    if by_hand:
-        raise ConfigError(
-            f"{path} sets {by_hand}; the grid sets each cell's fold and repeat (give a cv: block)"
-        )
-    if not cv and any(v.get("cv_folds") for v in entries.values()):
-        raise ConfigError(
-            f"{path} sets cv_folds without a cv: block; a cross-validated study is `cv: {{folds: 5, repeats: 1}}` "
-            "(its cells are then one per fold)"
-        )
-    if cv and any(v.get("cv_folds") != cv["cv_folds"] for v in entries.values()):
-        raise ConfigError(
-            f"an entry of {path} sets its own cv_folds; the study's cv block sets them for every entry"
-        )
+    _check_cv_settings(entries, cv, path)
     return StudySpec(
         entries,
         grid,
