@@ -136,7 +136,7 @@ def pooled(splits: Splits, over: tuple[str, ...]) -> ImageDataset:
     if not all(isinstance(p, ImageDataset) for p in parts):
         raise DataError(
             "cross-validation pools the splits in memory; this data set is streamed from a cache "
-            "(load it with its own kind instead, or lower data_memory_mb's need)"
+            "(load the source with its own kind: npz, folder, nifti or a MedMNIST name)"
         )
     groups = [p.groups for p in parts]
     first = parts[0]

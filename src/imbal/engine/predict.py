@@ -203,7 +203,7 @@ def fold_runs(study: Path, config: str) -> list[Path]:
             f"{study} holds {config} runs of {len(labels)} data sets ({', '.join(labels)}); name one: "
             f"--config {labels[0]}/{config}"
         )
-    folded = [c for c in cells if int(rd.read_json(c / rd.METRICS_FILE)["config"].get("cv_folds") or 0) > 0]
+    folded = [c for c in cells if rd.is_fold_run(rd.read_json(c / rd.METRICS_FILE)["config"])]
     if not folded:
         found = sorted({"/".join(c.parts[-3:-1]) for c in rd.cell_dirs(study) if rd.is_finished(c)})
         raise ConfigError(

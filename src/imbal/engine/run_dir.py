@@ -137,6 +137,11 @@ def dataset_label(dataset: Any) -> str:
     raise ConfigError(f"dataset must be a name, a path or a mapping, got {dataset!r}")
 
 
+def is_fold_run(config: dict) -> bool:
+    """A run's stored config trained one cross-validation fold (its cv_folds is set)."""
+    return int(config.get("cv_folds") or 0) > 0
+
+
 def cell_dir(root: Path, dataset: str, sampler: str, loss: str, seed: int, fold: int | None = None) -> Path:
     """A study cell's folder; a cross-validation cell's last part names its fold too (``seed0-fold3``)."""
     last = f"seed{seed}" if fold is None else f"seed{seed}-fold{fold}"

@@ -156,7 +156,7 @@ def _row(run: Path) -> dict:
         "dataset_info": data,
         "select_metric": m.get("select_metric"),
     }
-    if int(cfg.get("cv_folds") or 0) > 0:  # a fold run: which fold it tested (runs.csv lists it)
+    if rd.is_fold_run(cfg):  # a fold run: which fold it tested (runs.csv lists it)
         row["cv_fold"] = int(cfg.get("cv_fold", 0))
     for k in METRICS:
         row[k] = _metric(c, k, cm)
@@ -210,7 +210,7 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
         raise MissingFileError(f"no finished runs under {root / rd.RUNS} (run `imbal grid` first)")
     frame["dataset"] = frame.label
     # the folds of a cross-validation pool test on different images by design: they are one data set
-    folded = frame.config.map(lambda c: int(c.get("cv_folds") or 0) > 0)
+    folded = frame.config.map(rd.is_fold_run)
     frame.loc[folded, "test_fingerprint"] = "pooled folds"
     for label, grp in frame.groupby("label"):
         prints = sorted(grp.test_fingerprint.unique())

@@ -39,7 +39,7 @@ def _agreed(rows: pd.DataFrame, values: list[Any], what: str) -> Any:
 
 def is_cross_validated(rows: pd.DataFrame) -> bool:
     """The rows are fold runs (their config set ``cv_folds``)."""
-    return bool(len(rows)) and all(int(cfg.get("cv_folds") or 0) > 0 for cfg in rows.config)
+    return bool(len(rows)) and all(rd.is_fold_run(cfg) for cfg in rows.config)
 
 
 def _group_runs(rows: pd.DataFrame, k: int) -> tuple[dict[tuple[Config, int], dict[int, Any]], list[str]]:
