@@ -62,7 +62,7 @@ def _recommend_parser(sub: argparse._SubParsersAction) -> None:
         "recommend",
         help="race the configurations: which loss and sampler to use, at a fraction of a full grid",
         description="A statistical race over a study's configurations (default: the paper's 15 and la-ce): every "
-        "configuration still in the race gets one more seed per round; after each round, on the validation primary "
+        "configuration still in the race gets one more seed per round (in a cv study: one more repeat of all folds); after each round, on the validation primary "
         "metric, those that cannot beat the leader by the equivalence margin leave. Then the choice is confirmed on "
         "test once and the report is written (docs/method.md, 'The race'). Rerun the same command after a kill.",
     )
@@ -74,8 +74,16 @@ def _recommend_parser(sub: argparse._SubParsersAction) -> None:
     rc.add_argument("--shard", help="i/n: this process trains every n-th cell of each round (cluster arrays)")
     rc.add_argument("--executor", choices=EXECUTORS, help=EXECUTOR_HELP + " (one array per round)")
     rc.add_argument("--max-runs", type=int, help="stop when the next round would exceed this many trainings")
-    rc.add_argument("--min-seeds", type=int, help="seeds of the first round (default 2, at least 2)")
-    rc.add_argument("--max-seeds", type=int, help="seeds at most per configuration (default 5)")
+    rc.add_argument(
+        "--min-seeds",
+        type=int,
+        help="seeds of the first round (default 2, at least 2); in a cv study repeats (default and least 1)",
+    )
+    rc.add_argument(
+        "--max-seeds",
+        type=int,
+        help="seeds at most per configuration (default 5); a cv study's limit is its cv: repeats",
+    )
     rc.add_argument("--quiet", action="store_true", help="one line per finished cell, no live progress")
     add_config_arguments(rc, "config keys (override every cell)", skip=set_by_the_grid)
     rc.set_defaults(func=run_recommend)
@@ -210,11 +218,6 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
     spec = load_study(args.config, config_overrides(args))
-    if spec.folds:
-        raise ConfigError(
-            f"{args.config} is cross-validated (cv:); a race over its repeats is not built yet: run the whole study "
-            "with `imbal grid` (its --dry-run counts the runs), then `imbal report`"
-        )
     rules = race_rules(
         spec, {"max_runs": args.max_runs, "min_seeds": args.min_seeds, "max_seeds": args.max_seeds}
     )

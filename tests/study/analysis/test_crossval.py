@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
+from imbal.study.analysis.choice import Grid, fold_choices
 from imbal.study.analysis.crossval import Runs, cv_estimates, procedure_runs, view_scores, view_zeroed
-from imbal.study.analysis.decision import Grid, decide, fold_choices
-from imbal.study.analysis.folds import Folds
+from imbal.study.analysis.decision import decide
+from imbal.study.analysis.outputs import Folds
 from imbal.study.analysis.plan import Plan
 from imbal.study.simulation import studies as sim
 

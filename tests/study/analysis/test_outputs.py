@@ -1,4 +1,5 @@
-"""A study's per-run predictions as arrays (analysis/outputs.py): checks, the complete grid, subsets, F1s."""
+"""A study's per-run predictions as arrays (analysis/outputs.py): checks, the complete grid, subsets, F1s, and
+which slot made each pooled prediction of a cross-validated study."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ from scipy.special import softmax as scipy_softmax
 from sklearn.metrics import f1_score
 
 from imbal.study.analysis.influence import confusion_influence
-from imbal.study.analysis.outputs import BASELINE, SplitOutputs, StudyOutputs, extra_parts, simplicity
+from imbal.study.analysis.outputs import BASELINE, Folds, SplitOutputs, StudyOutputs, extra_parts, simplicity
 
 C = 3
 FOCAL, MCC = ("uniform", "focal"), ("oversample", "mcc")
@@ -181,3 +182,28 @@ def test_simplicity_puts_the_baseline_first_then_the_fewest_extra_parts():
     ]
     # against another baseline, its own parts are free
     assert extra_parts(("oversample", "ce+mcc"), ("oversample", "ce")) == 1
+
+
+def test_test_predictions_come_from_the_fold_validation_from_the_one_before():
+    ids = np.array([[0, 1, 2, 3, 0, 1], [2, 2, 0, 1, 3, 0]])
+    folds = Folds(ids, 4)
+    assert folds.repeats == 2
+    assert np.array_equal(folds.owner("test"), ids)
+    assert np.array_equal(folds.owner("val"), (ids - 1) % 4)
+
+
+@pytest.mark.parametrize("k", [3, 5, 10])
+def test_a_choice_reads_k_minus_2_slots_of_its_own_repeat(k):
+    folds = Folds(np.tile(np.arange(k), (3, 2)), k)
+    for j in range(k):
+        mask = folds.choice_slots(1, j)
+        assert mask.sum() == k - 2 and mask[1].sum() == k - 2 and not mask[[0, 2]].any()
+        assert not mask[1, j] and not mask[1, (j - 1) % k]
+
+
+@pytest.mark.parametrize("ids", [np.array([0, 1]), np.zeros((1, 0), dtype=int), np.array([[0, 3]])])
+def test_bad_fold_ids_are_refused(ids):
+    with pytest.raises(
+        ValueError, match=r"fold ids must have shape \(repeats, images\) with values in \[0, 3\)"
+    ):
+        Folds(ids, 3)

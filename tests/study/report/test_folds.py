@@ -137,9 +137,3 @@ def test_dry_run_counts_folds_and_estimates_from_finished_cells(cv_study, capsys
     assert last.startswith("6 cells (1 data set(s) x 2 configurations x 1 repeat(s) x 3 folds); 0 to train")
     assert main(["grid", "--config", config, "--out", str(cv_study.parent / "new"), "--dry-run"]) == 0
     assert "6 to train, no estimate until one has finished here" in capsys.readouterr().out
-
-
-def test_a_race_over_a_cross_validated_study_is_refused_in_one_line(cv_study, capsys):
-    config = str(cv_study.parent / "study.yaml")
-    assert main(["recommend", "--config", config, "--out", str(cv_study.parent / "race")]) == 2
-    assert "a race over its repeats is not built yet" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from imbal.study.analysis.archive import write_archive
-from imbal.study.analysis.decision import Grid
+from imbal.study.analysis.choice import Grid
 from imbal.study.simulation import calibrate
 from imbal.study.simulation import studies as sim
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from imbal.study.analysis.decision import Grid
+from imbal.study.analysis.choice import Grid
 from imbal.study.analysis.plan import Plan
 from imbal.study.analysis.stats import Estimate, Verdict, power, seeds_needed, verdict
 from imbal.study.simulation import studies as sim

@@ -98,6 +98,7 @@ def count_asked(monkeypatch, argv: list[str]) -> tuple[str, int]:
     monkeypatch.setattr(tables, "report", lambda n: asked.append(("report", n)) or "")
     monkeypatch.setattr(tables, "race_report", lambda n: asked.append(("race", n)) or "")
     monkeypatch.setattr(tables, "cv_report", lambda n: asked.append(("cv", n)) or "")
+    monkeypatch.setattr(tables, "cv_race_report", lambda n: asked.append(("cv-race", n)) or "")
     tables.main(argv)
     (got,) = asked
     return got
@@ -111,6 +112,7 @@ def count_asked(monkeypatch, argv: list[str]) -> tuple[str, int]:
         pytest.param([], ("report", 2000), id="default"),
         pytest.param(["race"], ("race", 1000), id="race-default"),
         pytest.param(["cv", "300"], ("cv", 300), id="cv-count"),
+        pytest.param(["cv-race", "200"], ("cv-race", 200), id="cv-race-count"),
     ],
 )
 def test_the_command_line_runs_the_count_it_is_given(monkeypatch, argv, expected):
@@ -120,7 +122,7 @@ def test_the_command_line_runs_the_count_it_is_given(monkeypatch, argv, expected
 def test_a_bad_command_line_is_one_line(capsys):
     with pytest.raises(SystemExit) as stop:
         tables.main(["many"])
-    assert stop.value.code == 2 and "expected [race|cv] [N], got many" in capsys.readouterr().err
+    assert stop.value.code == 2 and "expected [race|cv|cv-race] [N], got many" in capsys.readouterr().err
 
 
 def test_cv_report_holds_the_rows_of_the_documented_tables():
@@ -132,3 +134,18 @@ def test_cv_report_holds_the_rows_of_the_documented_tables():
     assert len(ours) == len(doc) == 2
     for a, b in zip(ours, doc):
         assert [cells(line)[0] for line in a] == [cells(line)[0] for line in b]
+
+
+def test_cv_race_report_holds_a_row_per_noise_and_pattern(monkeypatch):
+    real = races.simulate_fold_races
+    asked = []
+
+    def few(pattern, n, plan, rules, cal, seed=0, partition_sd=0.0):
+        asked.append((n, rules.folds, rules.max_seeds))
+        return real(pattern, 1, plan, rules, cal, seed=seed, partition_sd=partition_sd)
+
+    monkeypatch.setattr(tables, "simulate_fold_races", few)
+    md = tables.cv_race_report(studies=30).splitlines()
+    rows_per_noise = len(races.PATTERNS) + 2  # the patterns, then two stress rows
+    assert asked == [(30, 5, 3)] * 2 * rows_per_noise and len(md) == 2 + 2 * rows_per_noise
+    assert md[0].startswith("| noise | pattern | share of the 16 x 3 x 5 grid |")

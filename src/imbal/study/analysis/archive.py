@@ -18,8 +18,7 @@ import numpy as np
 from imbal.engine import run_dir as rd
 from imbal.errors import DataError, MissingFileError
 from imbal.naming import HELD_OUT
-from imbal.study.analysis.folds import Folds
-from imbal.study.analysis.outputs import BASELINE, SplitOutputs, StudyOutputs
+from imbal.study.analysis.outputs import BASELINE, Folds, SplitOutputs, StudyOutputs
 
 FORMAT = 1
 

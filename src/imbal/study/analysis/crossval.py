@@ -29,9 +29,8 @@ import numpy as np
 import torch
 
 from imbal.metrics import METRICS, confusion_matrices, confusion_scores
-from imbal.study.analysis.folds import Folds
 from imbal.study.analysis.influence import grouped_confusion_influence, scores_and_influence
-from imbal.study.analysis.outputs import StudyOutputs
+from imbal.study.analysis.outputs import Folds, StudyOutputs
 from imbal.study.analysis.stats import Estimate, within_class_var
 
 
@@ -126,10 +125,22 @@ def view_zeroed(runs: Runs, owner: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def cv_estimates(runs: Runs, owner: np.ndarray, mask: np.ndarray) -> list[Estimate]:
     """Configurations ``1..M-1`` minus configuration 0, paired on the images and slots of ``mask`` (module doc)."""
+    m = runs.preds.shape[0]
+    return cv_pairs(runs, owner, mask, np.arange(1, m), np.zeros(m - 1, dtype=int))
+
+
+def cv_pairs(
+    runs: Runs, owner: np.ndarray, mask: np.ndarray, first: np.ndarray, second: np.ndarray
+) -> list[Estimate]:
+    """Configuration ``first[p]`` minus ``second[p]`` for every pair p, paired on the images and slots of ``mask``.
+
+    Every configuration is scored once, so all M (M - 1) pairs of a race's round cost M scorings.
+    """
+    a, b = np.asarray(first, dtype=int), np.asarray(second, dtype=int)
     pooled, infl = view_scores(runs, owner, mask)
     used = [r for r in range(len(mask)) if mask[r].any()]
-    diff = (pooled[1:] - pooled[:1])[:, used].mean(1)
-    g = (infl[1:] - infl[:1])[:, used].mean(1)  # (M-1, N)
+    diff = (pooled[a] - pooled[b])[:, used].mean(1)
+    g = (infl[a] - infl[b])[:, used].mean(1)  # (P, N)
     seen = np.zeros(len(runs.labels), dtype=bool)
     for r in used:
         seen |= mask[r][owner[r]]
@@ -140,9 +151,9 @@ def cv_estimates(runs: Runs, owner: np.ndarray, mask: np.ndarray) -> list[Estima
         s, gi, images = runs.slot_scores(r, owner[r], slots)
         for j, slot in enumerate(slots):
             mine = owner[r][images] == slot
-            slot_d.append(s[1:, j] - s[0, j])
-            slot_v.append(within_class_var(gi[1:, mine] - gi[:1, mine], runs.labels[images][mine]))
-    d, v = np.array(slot_d).T, np.array(slot_v).T  # (M-1, J)
+            slot_d.append(s[a, j] - s[b, j])
+            slot_v.append(within_class_var(gi[a][:, mine] - gi[b][:, mine], runs.labels[images][mine]))
+    d, v = np.array(slot_d).T, np.array(slot_v).T  # (P, J)
     j = d.shape[1]
     # each slot's difference holds its model's luck and its own fold's image noise (known): the rest is
     # the model level. Centred within each repeat: a repeat's folds cover the same N images, so their
@@ -150,7 +161,7 @@ def cv_estimates(runs: Runs, owner: np.ndarray, mask: np.ndarray) -> list[Estima
     per_repeat = [int(mask[r].sum()) for r in used]
     starts = np.cumsum([0, *per_repeat])
     centred = np.concatenate(
-        [d[:, a:b] - d[:, a:b].mean(1, keepdims=True) for a, b in itertools.pairwise(starts)], axis=1
+        [d[:, lo:hi] - d[:, lo:hi].mean(1, keepdims=True) for lo, hi in itertools.pairwise(starts)], axis=1
     )
     dof = sum(n - 1 for n in per_repeat)
     spread = (centred**2).sum(1) / dof if dof > 0 else np.zeros(len(diff))

@@ -1,4 +1,6 @@
-"""A study's per-run predictions on validation and test, as arrays (read from run folders or simulated).
+"""A study's per-run predictions on validation and test, as arrays (read from run folders or simulated), and,
+for a cross-validated study, which fold each pooled image was tested in (docs/method.md,
+"Cross-validated studies").
 
 Every statistic of a report is computed from these arrays, so the simulation that checks the report's
 error rates (:mod:`imbal.study.simulation.studies`) and the report itself run one code path.
@@ -11,10 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from imbal.engine.run_dir import POOL_INDEX
+from imbal.errors import RunFolderError
 from imbal.losses import parse_loss_name
 from imbal.metrics import confusion_matrices, confusion_scores
 from imbal.naming import HELD_OUT
-from imbal.study.analysis.folds import Folds
 from imbal.study.analysis.influence import scores_and_influence
 
 Config = tuple[str, str]  # (sampler, loss)
@@ -27,6 +30,71 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     e = np.exp(z - z.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Folds:
+    """Fold ids ``(R, N)`` of every pooled image per repeat (the study's seeds, in order) and the fold count."""
+
+    ids: np.ndarray
+    k: int
+    repeat_ids: tuple[int, ...] = ()  # the repeat (seed) of each row; () means 0..R-1
+
+    def for_repeats(self, repeats: list[int]) -> Folds:
+        """The rows of ``repeats``, in that order (a grid's columns are its baseline's repeats)."""
+        have = list(self.repeat_ids) or list(range(self.repeats))
+        missing = [r for r in repeats if r not in have]
+        if missing:
+            raise ValueError(f"no fold ids for repeat(s) {missing}; the folds hold repeats {have}")
+        return Folds(self.ids[[have.index(r) for r in repeats]], self.k, tuple(repeats))
+
+    def __post_init__(self) -> None:
+        ids = np.asarray(self.ids)
+        if ids.ndim != 2 or ids.size == 0 or ids.min() < 0 or ids.max() >= self.k:
+            raise ValueError(
+                f"fold ids must have shape (repeats, images) with values in [0, {self.k}), got {ids.shape}"
+            )
+
+    @property
+    def repeats(self) -> int:
+        return self.ids.shape[0]
+
+    def owner(self, split: str) -> np.ndarray:
+        """``(R, N)``: the slot whose model made each image's prediction on ``split`` (test: its fold; val: the fold before)."""
+        return self.ids if split == "test" else (self.ids - 1) % self.k
+
+    def all_slots(self) -> np.ndarray:
+        return np.ones((self.repeats, self.k), dtype=bool)
+
+    def choice_slots(self, repeat: int, slot: int) -> np.ndarray:
+        """The slots whose validation predictions choose for ``slot``: its repeat's, without it and the one validating on its test fold."""
+        mask = np.zeros((self.repeats, self.k), dtype=bool)
+        mask[repeat] = True
+        mask[repeat, [slot, (slot - 1) % self.k]] = False
+        return mask
+
+
+def assemble_folds(
+    where: str, fold_outputs: list[tuple[int, dict]], labels: np.ndarray, classes: int
+) -> np.ndarray:
+    """One pooled run's logits ``(N, C)`` from its folds' outputs of one split: each image exactly once."""
+    logits = np.zeros((len(labels), classes), dtype=np.float32)
+    filled = np.zeros(len(labels), dtype=bool)
+    for fold, out in fold_outputs:
+        idx = out[POOL_INDEX]
+        if not np.array_equal(labels[idx], out["labels"]):
+            raise RunFolderError(
+                f"{where} fold {fold}: its labels disagree with the pool; the folds come from different data"
+            )
+        if filled[idx].any():
+            raise RunFolderError(f"{where} fold {fold}: its images were already predicted by another fold")
+        filled[idx] = True
+        logits[idx] = out["logits"]
+    if not filled.all():
+        raise RunFolderError(
+            f"{where}: its folds leave {int((~filled).sum())} pooled images without a prediction"
+        )
+    return logits
 
 
 @dataclass

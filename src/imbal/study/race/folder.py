@@ -21,13 +21,14 @@ from imbal.errors import ConfigError, RunFolderError
 from imbal.study.analysis.influence import scores_and_influence
 from imbal.study.analysis.outputs import Config
 from imbal.study.analysis.plan import Plan, write_plan
-from imbal.study.race.rules import Rules, Score, State, advance
+from imbal.study.race.repeats import folder_evidence
+from imbal.study.race.rules import Rules, Score, State, advance, progress
 from imbal.study.run.spec import PAPER_GRID, Cell, StudySpec
 
 # without a `grid:` the race runs the paper's 15 configurations and logit-adjusted CE
 RACE_GRID = [*PAPER_GRID, {"samplers": ["uniform"], "losses": ["la-ce"]}]
 # a study file's `budget:` keys: the race's limits (its margin and level are the plan's)
-BUDGET_KEYS = tuple(f.name for f in dataclasses.fields(Rules) if f.name != "plan")
+BUDGET_KEYS = tuple(f.name for f in dataclasses.fields(Rules) if f.name not in ("plan", "folds"))
 
 
 def race_configs(spec: StudySpec) -> list[Config]:
@@ -41,12 +42,15 @@ def race_rules(spec: StudySpec, cli: dict[str, Any]) -> Rules:
     """The study file's ``budget:`` with the command line's limits on top, and the study's plan.
 
     A study file's ``seeds:`` is the race's seed limit (a race trains seeds 0, 1, ... in order): a
-    count, or the list 0..k-1; it may not contradict ``max_seeds``.
+    count, or the list 0..k-1; it may not contradict ``max_seeds``. A cross-validated study's race
+    adds repeats: its limit is ``cv: repeats`` (at least 2) and its first round one repeat.
     """
     unknown = sorted(set(spec.budget) - set(BUDGET_KEYS))
     if unknown:
         raise ConfigError(f"unknown budget keys {unknown}; expected {', '.join(BUDGET_KEYS)}")
     values = {**spec.budget, **{k: v for k, v in cli.items() if v is not None}}
+    if spec.folds:
+        return _repeat_rules(spec, values)
     if spec.seeds_given:
         if spec.seeds != list(range(len(spec.seeds))):
             raise ConfigError(
@@ -65,8 +69,28 @@ def race_rules(spec: StudySpec, cli: dict[str, Any]) -> Rules:
         raise ConfigError(str(exc)) from None
 
 
+def _repeat_rules(spec: StudySpec, values: dict[str, Any]) -> Rules:
+    repeats = len(spec.seeds)
+    if repeats < 2:
+        raise ConfigError(
+            f"a race over a cross-validated study's repeats needs cv: repeats >= 2 (its limit), got {repeats}; with "
+            "one repeat every configuration gets all its folds anyway: run `imbal grid`"
+        )
+    if values.get("max_seeds", repeats) != repeats:
+        raise ConfigError(
+            f"the study's cv: repeats is {repeats} and the race's max_seeds is {values['max_seeds']}; a race over "
+            "repeats has one limit: give cv: repeats"
+        )
+    try:
+        return Rules(spec.plan, **{"min_seeds": 1, **values, "max_seeds": repeats}, folds=spec.folds)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _budget(rules: Rules) -> dict[str, Any]:
-    return {k: getattr(rules, k) for k in BUDGET_KEYS if k != "max_runs"}
+    # a race over repeats names its folds; a seed race's budget is as it always was
+    folds = {"folds": rules.folds} if rules.folds else {}
+    return {**{k: getattr(rules, k) for k in BUDGET_KEYS if k != "max_runs"}, **folds}
 
 
 def _identity(spec: StudySpec, rules: Rules, configs: list[Config]) -> dict[str, Any]:
@@ -151,8 +175,14 @@ def check_runs_fit(root: Path, spec: StudySpec) -> None:
                 f"{root} holds runs of another data set ({rd.cell_label(run)!r}); use another --out"
             )
         stored = rd.read_json(run / rd.METRICS_FILE).get("config", {})
+        fold = stored.get("cv_fold") if rd.is_fold_run(stored) else None
         cell = Cell(
-            label, stored.get("sampler"), stored.get("loss"), int(stored.get("seed", 0)), spec.entries[label]
+            label,
+            stored.get("sampler"),
+            stored.get("loss"),
+            int(stored.get("seed", 0)),
+            spec.entries[label],
+            None if fold is None else int(fold),
         )
         diff = spec.changed_settings(cell, stored, root)
         if diff:
@@ -200,6 +230,8 @@ class ScoreReader:
 
 def race_state(root: Path, label: str, plan: Plan, rules: Rules, configs: list[Config]) -> State:
     """The race's state, recomputed from its finished cells (validation scores and their images' noise)."""
+    if rules.folds:
+        return progress(configs, plan.baseline, rules, folder_evidence(root, label, plan, rules.folds))
     reader = ScoreReader(root, label, plan)
     # the labels are read with the first finished cell; the state reads them once more when known
     state = advance(configs, plan.baseline, rules, reader)

@@ -58,6 +58,9 @@ class Rules:
     min_seeds: int = DEFAULT_MIN_SEEDS
     max_seeds: int = DEFAULT_MAX_SEEDS
     max_runs: int | None = None
+    # > 0: a race over a cross-validated study's repeats; a round adds one repeat of all its folds, and
+    # its "seeds" are repeats (docs/method.md, "A race over repeats")
+    folds: int = 0
 
     @property
     def margin(self) -> float:
@@ -68,10 +71,16 @@ class Rules:
         return self.plan.alpha
 
     def __post_init__(self) -> None:
-        if isinstance(self.min_seeds, bool) or not isinstance(self.min_seeds, int) or self.min_seeds < 2:
-            raise ValueError(
-                f"min_seeds must be an integer >= 2 (a paired spread needs two seeds), got {self.min_seeds!r}"
-            )
+        if (
+            isinstance(self.folds, bool)
+            or not isinstance(self.folds, int)
+            or (self.folds != 0 and self.folds < 3)
+        ):
+            raise ValueError(f"folds must be 0 (a seed race) or an integer >= 3, got {self.folds!r}")
+        # one repeat of k folds already has a spread (its k per-fold differences); one seed has none
+        low, why = (1, "one repeat of its folds") if self.folds else (2, "a paired spread needs two seeds")
+        if isinstance(self.min_seeds, bool) or not isinstance(self.min_seeds, int) or self.min_seeds < low:
+            raise ValueError(f"min_seeds must be an integer >= {low} ({why}), got {self.min_seeds!r}")
         if (
             isinstance(self.max_seeds, bool)
             or not isinstance(self.max_seeds, int)
@@ -86,6 +95,19 @@ class Rules:
             raise ValueError(f"max_runs must be a positive integer, got {self.max_runs!r}")
 
     @property
+    def unit(self) -> str:
+        """What a round adds per configuration: a seed, or a repeat of all folds."""
+        return "repeat" if self.folds else "seed"
+
+    def units(self, n: int) -> str:
+        """``n`` seeds or repeats, in words ("1 repeat", "2 repeats")."""
+        return f"{n} {self.unit}" + ("" if n == 1 else "s")
+
+    @property
+    def runs_per_unit(self) -> int:
+        return self.folds or 1
+
+    @property
     def rounds(self) -> int:
         """Planned rounds (looks): min_seeds, min_seeds + 1, ..., max_seeds seeds."""
         return self.max_seeds - self.min_seeds + 1
@@ -96,11 +118,12 @@ class Rules:
         return max(1, self.rounds - 1)
 
     def check_budget(self, configs: int) -> None:
-        first = configs * self.min_seeds
+        first = configs * self.min_seeds * self.runs_per_unit
         if self.max_runs is not None and self.max_runs < first:
+            folds = f" x {self.folds} folds" if self.folds else ""
             raise ValueError(
                 f"max_runs {self.max_runs} is smaller than the first round ({configs} configurations x "
-                f"{self.min_seeds} seeds = {first} runs)"
+                f"{self.units(self.min_seeds)}{folds} = {first} runs)"
             )
 
     def round_alpha(self, seeds: int) -> float:
@@ -175,6 +198,11 @@ def _p_beats(est: Estimate, margin: float) -> float:
     return float(t_sf((est.difference - margin) / est.se, est.df))
 
 
+# one round's evidence on the configurations in the race (None while one of its runs is missing): their
+# means (higher is better) and ``est[j][i]``, j minus i with both levels of noise
+Evidence = tuple[np.ndarray, list[list[Estimate]]]
+
+
 def look(
     scores: np.ndarray,
     configs: list[Config],
@@ -186,18 +214,32 @@ def look(
     """One round's decisions on validation scores ``(K, n)`` (higher is better) of the configurations in the race.
 
     ``influence`` ``(K, n, images)`` and ``labels`` add the validation images' noise to each pair's
-    standard error. Returns the leader's index, ``{index: (difference to the rival that beats it
-    most, p)}`` of the dropped, and whether all that stay are equivalent to the leader.
+    standard error. Returns what :func:`decide` returns.
     """
     k, n = scores.shape
-    means = scores.mean(1)
+    est = _pairs(scores, influence, labels) if k > 1 else [[]]
+    return decide(scores.mean(1), est, configs, baseline, rules, n)
+
+
+def decide(
+    means: np.ndarray,
+    est: list[list[Estimate]],
+    configs: list[Config],
+    baseline: Config,
+    rules: Rules,
+    seeds: int,
+) -> tuple[int, dict[int, tuple[float, float]], bool]:
+    """One round's decisions from the configurations' means and pair estimates (:data:`Evidence`) after ``seeds``
+    seeds (repeats). Returns the leader's index, ``{index: (difference to the rival that beats it most, p)}``
+    of the dropped, and whether all that stay are equivalent to the leader.
+    """
+    k = len(means)
     best = means.max()
     tied = [i for i in range(k) if means[i] >= best - 1e-12]
     leader = min(tied, key=lambda i: simplicity(configs[i], baseline))
     if k == 1:
         return leader, {}, True
-    est = _pairs(scores, influence, labels)
-    a = rules.round_alpha(n)
+    a = rules.round_alpha(seeds)
     dropped = {}
     for i in range(k):
         p, j = min((_p_beats(est[j][i], rules.margin), j) for j in range(k) if j != i)
@@ -219,7 +261,7 @@ class State:
 
     rounds: list[Round]
     alive: list[Config]
-    seeds: int  # seeds the alive configurations need next (0: the race is over)
+    seeds: int  # seeds (repeats) the alive configurations need next (0: the race is over)
     outcome: RaceOutcome | None
 
 
@@ -230,12 +272,39 @@ def advance(
     score_of: Callable[[Config, int], Score | None],
     labels: np.ndarray | None = None,
 ) -> State:
-    """Replays the race as far as ``score_of(config, seed)`` (validation primary and its per-image influence,
+    """Replays a seed race as far as ``score_of(config, seed)`` (validation primary and its per-image influence,
     or None if not run yet) allows; ``labels``: the validation images' classes (for the image level).
+    """
 
-    ``score_of`` returns None for runs that do not exist yet: the state then says which seeds the
-    configurations still in the race need next (all shards of a cluster race agree on it, because it
-    is a function of the finished runs alone).
+    def evidence(alive: list[Config], n: int) -> Evidence | None:
+        got = [[score_of(c, s) for s in range(n)] for c in alive]
+        done = [[v for v in row if v is not None] for row in got]
+        if any(len(row) < n for row in done) or any(score_of(baseline, s) is None for s in range(n)):
+            return None
+        arr = np.array([[v[0] for v in row] for row in done], dtype=float)
+        infl = [[v[1] for v in row] for row in done]
+        known = labels is not None and all(x is not None for row in infl for x in row)
+        pairs = (
+            _pairs(arr, np.array(infl, dtype=float) if known else None, labels if known else None)
+            if len(alive) > 1
+            else [[]]
+        )
+        return arr.mean(1), pairs
+
+    return progress(configs, baseline, rules, evidence)
+
+
+def progress(
+    configs: list[Config],
+    baseline: Config,
+    rules: Rules,
+    evidence: Callable[[list[Config], int], Evidence | None],
+) -> State:
+    """Replays the race as far as ``evidence(alive, n)`` (the round with ``n`` seeds or repeats, or None while one
+    of its runs, the baseline's included, is missing) allows.
+
+    The state then says which seeds the configurations still in the race need next (all shards of a
+    cluster race agree on it, because it is a function of the finished runs alone).
     """
     if not configs:
         raise ValueError("the race has no configurations")
@@ -246,28 +315,22 @@ def advance(
     rounds: list[Round] = []
     n = rules.min_seeds
     while True:
-        got = [[score_of(c, s) for s in range(n)] for c in alive]
-        done = [[v for v in row if v is not None] for row in got]
-        if any(len(row) < n for row in done) or any(score_of(baseline, s) is None for s in range(n)):
+        got = evidence(alive, n)
+        if got is None:
             return State(rounds, alive, n, None)
-        arr = np.array([[v[0] for v in row] for row in done], dtype=float)
-        infl = [[v[1] for v in row] for row in done]
-        known = labels is not None and all(x is not None for row in infl for x in row)
-        leader, dropped, equivalent = look(
-            arr,
-            alive,
-            baseline,
-            rules,
-            np.array(infl, dtype=float) if known else None,
-            labels if known else None,
-        )
-        means = dict(zip(alive, map(float, arr.mean(1))))
+        means, est = got
+        leader, dropped, equivalent = decide(means, est, alive, baseline, rules, n)
         rnd = Round(
-            n, list(alive), alive[leader], means, {alive[i]: v for i, v in dropped.items()}, equivalent
+            n,
+            list(alive),
+            alive[leader],
+            dict(zip(alive, map(float, means))),
+            {alive[i]: v for i, v in dropped.items()},
+            equivalent,
         )
         rounds.append(rnd)
         alive = [c for i, c in enumerate(alive) if i not in dropped]
-        runs = _runs_used(rounds, baseline)
+        runs = _runs_used(rounds, baseline) * rules.runs_per_unit
         outcome = _stop(rounds, alive, baseline, rules, runs)
         if outcome is not None:
             return State(rounds, alive, 0, outcome)
@@ -275,7 +338,7 @@ def advance(
 
 
 def _runs_used(rounds: list[Round], baseline: Config) -> int:
-    """Trainings so far: each configuration's seeds while it was in the race, the baseline's every round."""
+    """Seeds (repeats) so far: each configuration's while it was in the race, the baseline's every round."""
     seeds: dict[Config, int] = {}
     for r in rounds:
         for c in r.alive:
@@ -293,7 +356,7 @@ def _stop(
     if last.equivalent:
         choice = min(alive, key=lambda c: simplicity(c, baseline))
         return RaceOutcome(choice, RaceReason.EQUIVALENT, rounds, runs, [])
-    next_runs = runs + len(alive) + (baseline not in alive)
+    next_runs = runs + (len(alive) + (baseline not in alive)) * rules.runs_per_unit
     # spent without a decision: the leader is the best guess; the others still in are listed as undecided
     if last.seeds >= rules.max_seeds:
         return RaceOutcome(last.leader, RaceReason.SEEDS_SPENT, rounds, runs, list(alive))

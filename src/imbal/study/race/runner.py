@@ -42,7 +42,13 @@ def round_cells(spec: StudySpec, state: State) -> list[Cell]:
     (label,) = spec.entries
     baseline = spec.plan.baseline
     configs = list(state.alive) + ([] if baseline in state.alive else [baseline])
-    return [Cell(label, c[0], c[1], s, spec.entries[label]) for c in configs for s in range(state.seeds)]
+    folds = list(range(spec.folds)) if spec.folds else [None]
+    return [
+        Cell(label, c[0], c[1], s, spec.entries[label], f)
+        for c in configs
+        for s in range(state.seeds)
+        for f in folds
+    ]
 
 
 def cells_to_train(cells: list[Cell], seat: ShardSeat) -> list[Cell]:
@@ -148,7 +154,7 @@ def _rounds(
         if (state.seeds, len(state.alive), len(mine)) != said:
             said = (state.seeds, len(state.alive), len(mine))
             log(
-                f"race: round with {state.seeds} seeds, {len(state.alive)} configurations in the race, "
+                f"race: round with {rules.units(state.seeds)}, {len(state.alive)} configurations in the race, "
                 f"{len(mine)} cells here"
             )
         status = (

@@ -4,7 +4,7 @@ Each fold run wrote its test and validation outputs with the images' positions i
 (``pool_index``); per configuration and repeat, the folds' test outputs give every pooled image one
 test prediction and their validation outputs one validation prediction (docs/method.md,
 "Cross-validated studies"). The pooled runs read like the seeds of an official-split study: their
-metrics come from one confusion matrix over all images, and :class:`~imbal.study.analysis.folds.Folds`
+metrics come from one confusion matrix over all images, and :class:`~imbal.study.analysis.outputs.Folds`
 tells the statistics which fold each image was tested in.
 """
 
@@ -23,8 +23,7 @@ from imbal.errors import RunFolderError
 from imbal.evaluator import Evaluator
 from imbal.metrics import METRICS
 from imbal.naming import HELD_OUT
-from imbal.study.analysis.folds import Folds
-from imbal.study.analysis.outputs import Config, SplitOutputs, StudyOutputs
+from imbal.study.analysis.outputs import Config, Folds, SplitOutputs, StudyOutputs, assemble_folds
 
 
 def _agreed(rows: pd.DataFrame, values: list[Any], what: str) -> Any:
@@ -79,29 +78,6 @@ def _pool_labels(loaded: dict) -> np.ndarray:
     return labels
 
 
-def _assemble(
-    where: str, fold_outputs: list[tuple[int, dict]], labels: np.ndarray, classes: int
-) -> np.ndarray:
-    """One pooled run's logits ``(N, C)`` from its folds' outputs of one split: each image exactly once."""
-    logits = np.zeros((len(labels), classes), dtype=np.float32)
-    filled = np.zeros(len(labels), dtype=bool)
-    for fold, out in fold_outputs:
-        idx = out[rd.POOL_INDEX]
-        if not np.array_equal(labels[idx], out["labels"]):
-            raise RunFolderError(
-                f"{where} fold {fold}: its labels disagree with the pool; the folds come from different data"
-            )
-        if filled[idx].any():
-            raise RunFolderError(f"{where} fold {fold}: its images were already predicted by another fold")
-        filled[idx] = True
-        logits[idx] = out["logits"]
-    if not filled.all():
-        raise RunFolderError(
-            f"{where}: its folds leave {int((~filled).sum())} pooled images without a prediction"
-        )
-    return logits
-
-
 def _fold_ids(groups: dict, loaded: dict, repeats: list[int], n: int, k: int) -> np.ndarray:
     """``(R, N)`` test fold of every image per repeat; every configuration of a repeat must share it,
     and each fold's validation images must be the next fold's."""
@@ -150,7 +126,7 @@ def pool_folds(
     logits = {
         s: np.stack(
             [
-                _assemble(
+                assemble_folds(
                     f"{c[0]}/{c[1]} repeat {r}",
                     sorted((f, o[s]) for f, o in loaded[(c, r)].items()),
                     labels,

@@ -28,7 +28,7 @@ from scipy.optimize import minimize
 
 from imbal.metrics import confusion_matrices, confusion_scores
 from imbal.study.analysis.archive import load_archive
-from imbal.study.analysis.decision import Grid
+from imbal.study.analysis.choice import Grid
 from imbal.study.analysis.outputs import StudyOutputs
 from imbal.study.simulation.studies import TARGET_NAMES, Calibration, draw, null
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imbal.study.analysis.decision import Grid, confirm, recommendation
-from imbal.study.analysis.outputs import Config
+from imbal.study.analysis.choice import Grid, confirm
+from imbal.study.analysis.decision import recommendation
+from imbal.study.analysis.outputs import Config, StudyOutputs
 from imbal.study.analysis.plan import Plan
 from imbal.study.analysis.stats import Verdict
+from imbal.study.race.repeats import replay_repeats
 from imbal.study.race.rules import RaceOutcome, Rules, replay
 from imbal.study.simulation.studies import (
     CONFIGS,
@@ -23,6 +25,7 @@ from imbal.study.simulation.studies import (
     Calibration,
     Truth,
     draw,
+    draw_folds,
     scores_matrix,
     trained_part,
 )
@@ -100,43 +103,75 @@ def _unique_best(effects: np.ndarray) -> Config | None:
     return CONFIGS[int(order[0])] if effects[order[0]] > effects[order[1]] + 1e-12 else None
 
 
+def _setting(
+    pattern: str, calibration: Calibration, rules: Rules, seed: int
+) -> tuple[np.ndarray, Truth, np.random.Generator]:
+    """A pattern's true effects, its calibrated truth at the race's seed (repeat) limit, and the random stream."""
+    effects = race_truth(pattern)
+    scale, tails = race_noise(pattern)
+    truth = Truth(effects, calibration, rules.max_seeds, run_sd_scale=scale, heavy_tails=tails)
+    return effects, truth, np.random.default_rng(seed)
+
+
 def simulate_races(
     pattern: str, studies: int, plan: Plan, rules: Rules, calibration: Calibration = RETINA, seed: int = 0
 ) -> list[RaceResult]:
     """Races on calibrated simulated studies of ``pattern`` (validation images' noise in every pair), each
     followed by the report's test confirmation."""
-    effects = race_truth(pattern)
-    scale, tails = race_noise(pattern)
-    truth = Truth(effects, calibration, rules.max_seeds, run_sd_scale=scale, heavy_tails=tails)
-    best = _unique_best(effects)
-    rng = np.random.default_rng(seed)
+    effects, truth, rng = _setting(pattern, calibration, rules, seed)
     out = []
     for _ in range(studies):
         study = draw(truth, rng)
         x, g = scores_matrix(study, plan.primary, influence=True)
         outcome = replay(plan.sign * x, study.configs, study.baseline, rules, plan.sign * g, study.val.labels)
-        trained: dict[Config, int] = {}
-        for r in outcome.rounds:
-            for c in r.alive:
-                trained[c] = r.seeds
-        trained[study.baseline] = outcome.rounds[-1].seeds
-        grid = Grid(trained_part(study, trained))
-        conf = confirm(grid, plan) if len(grid.configs) > 1 else None
-        alt = conf.fold_choices[0] if conf is not None else None
-        rec = recommendation(study.baseline, alt, conf.verdict if conf else None)
-        top = effects.max()
-        out.append(
-            RaceResult(
-                outcome.runs,
-                len(CONFIGS) * rules.max_seeds,
-                float(top - effects[CONFIGS.index(outcome.choice)]),
-                float(top - effects[CONFIGS.index(rec)]),
-                rec == study.baseline,
-                conf.verdict if conf else None,
-                best is not None and _dropped(outcome, best),
-            )
-        )
+        out.append(_confirmed(study, outcome, effects, plan, len(CONFIGS) * rules.max_seeds))
     return out
+
+
+def simulate_fold_races(
+    pattern: str,
+    studies: int,
+    plan: Plan,
+    rules: Rules,
+    calibration: Calibration = RETINA,
+    seed: int = 0,
+    partition_sd: float = 0.0,
+) -> list[RaceResult]:
+    """Races over the repeats of calibrated simulated cross-validated studies (``rules.folds`` folds,
+    ``rules.max_seeds`` repeats), each followed by the report's cross-fitted test confirmation."""
+    effects, truth, rng = _setting(pattern, calibration, rules, seed)
+    out = []
+    for _ in range(studies):
+        study = draw_folds(truth, rng, rules.folds, partition_sd)
+        outcome = replay_repeats(study, plan, rules)
+        out.append(_confirmed(study, outcome, effects, plan, len(CONFIGS) * rules.max_seeds * rules.folds))
+    return out
+
+
+def _confirmed(
+    study: StudyOutputs, outcome: RaceOutcome, effects: np.ndarray, plan: Plan, grid_runs: int
+) -> RaceResult:
+    """A race's result after the report's confirmation on the runs it trained."""
+    best = _unique_best(effects)
+    trained: dict[Config, int] = {}
+    for r in outcome.rounds:
+        for c in r.alive:
+            trained[c] = r.seeds
+    trained[study.baseline] = outcome.rounds[-1].seeds
+    grid = Grid(trained_part(study, trained))
+    conf = confirm(grid, plan) if len(grid.configs) > 1 else None
+    alt = conf.fold_choices[0] if conf is not None else None
+    rec = recommendation(study.baseline, alt, conf.verdict if conf else None)
+    top = effects.max()
+    return RaceResult(
+        outcome.runs,
+        grid_runs,
+        float(top - effects[CONFIGS.index(outcome.choice)]),
+        float(top - effects[CONFIGS.index(rec)]),
+        rec == study.baseline,
+        conf.verdict if conf else None,
+        best is not None and _dropped(outcome, best),
+    )
 
 
 def reference_race(x: np.ndarray, rules: Rules) -> tuple[int, int]:

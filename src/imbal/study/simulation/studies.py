@@ -32,8 +32,7 @@ from scipy.special import ndtri
 
 from imbal.data.folds import assign_folds
 from imbal.study.analysis.decision import decide
-from imbal.study.analysis.folds import Folds
-from imbal.study.analysis.outputs import BASELINE, Config, SplitOutputs, StudyOutputs
+from imbal.study.analysis.outputs import BASELINE, Config, Folds, SplitOutputs, StudyOutputs
 from imbal.study.analysis.plan import Plan
 from imbal.study.analysis.stats import Verdict, seeds_needed
 

@@ -3,6 +3,7 @@
     python -m imbal.study.simulation.tables [N]         # the report's rule, N studies per row (2000)
     python -m imbal.study.simulation.tables race [N]    # the race, N races per row (1000)
     python -m imbal.study.simulation.tables cv [N]      # cross-validated studies, N per row (1000)
+    python -m imbal.study.simulation.tables cv-race [N] # the race over repeats, N races per row (1000)
 
 Every row runs on studies drawn with the noise of the published RetinaMNIST and VesselMNIST3D studies
 (:mod:`imbal.study.simulation.studies`), and states its Monte Carlo standard error.
@@ -16,12 +17,18 @@ from dataclasses import replace
 
 import numpy as np
 
-from imbal.study.analysis.decision import Grid
+from imbal.study.analysis.choice import Grid
 from imbal.study.analysis.plan import Plan
 from imbal.study.analysis.stats import Estimate, Verdict, power, verdict
 from imbal.study.race.rules import Rules
 from imbal.study.simulation.calibrate import simulated
-from imbal.study.simulation.races import PATTERNS, score_races, simulate_races
+from imbal.study.simulation.races import (
+    PATTERNS,
+    RaceResult,
+    score_races,
+    simulate_fold_races,
+    simulate_races,
+)
 from imbal.study.simulation.studies import (
     CALIBRATIONS,
     CONFIGS,
@@ -271,13 +278,7 @@ def race_report(studies: int = 1000) -> str:
     for cal in (*CALIBRATIONS.values(), bigger):
         for pattern in PATTERNS:
             res = simulate_races(pattern, studies, Plan(), Rules(), cal, seed=8)
-            best = "-" if pattern in ("all equal",) else f"{np.mean([r.best_dropped for r in res]):.1%}"
-            lines.append(
-                f"| {cal.name} | {pattern} | {np.mean([r.runs / r.grid for r in res]):.1%} | {best} | "
-                f"{np.mean([r.choice_regret > 0.02 + 1e-9 for r in res]):.1%} | "
-                f"{np.mean([r.final_regret > 0.02 + 1e-9 for r in res]):.1%} | "
-                f"{np.mean([r.final_is_baseline for r in res]):.1%} |"
-            )
+            lines.append(_race_row(cal.name, pattern, res))
     lines += [
         "",
         "| model | pattern | race: share of the grid | reference: share | race: P(the best dropped) | race: P(choice > margin below the best) | reference: same |",
@@ -294,18 +295,51 @@ def race_report(studies: int = 1000) -> str:
     return "\n".join(lines)
 
 
+def _race_row(noise: str, pattern: str, res: list[RaceResult]) -> str:
+    best = "-" if pattern == "all equal" else f"{np.mean([r.best_dropped for r in res]):.1%}"
+    return (
+        f"| {noise} | {pattern} | {np.mean([r.runs / r.grid for r in res]):.1%} | {best} | "
+        f"{np.mean([r.choice_regret > 0.02 + 1e-9 for r in res]):.1%} | "
+        f"{np.mean([r.final_regret > 0.02 + 1e-9 for r in res]):.1%} | "
+        f"{np.mean([r.final_is_baseline for r in res]):.1%} |"
+    )
+
+
+def cv_race_report(studies: int = 1000) -> str:
+    """The race-over-repeats table of docs/method.md ("A race over repeats"), as Markdown lines."""
+    rules = Rules(min_seeds=1, max_seeds=3, folds=5)
+    lines = [
+        "| noise | pattern | share of the 16 x 3 x 5 grid | P(the best dropped) | P(choice > margin below the best) | P(recommendation > margin below the best) | P(recommendation is the baseline) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for cal in CALIBRATIONS.values():
+        for pattern in PATTERNS:
+            res = simulate_fold_races(pattern, studies, Plan(), rules, cal, seed=9)
+            lines.append(_race_row(cal.name, pattern, res))
+        for pattern in ("one modest winner", "all equal"):
+            res = simulate_fold_races(pattern, studies, Plan(), rules, cal, seed=10, partition_sd=cal.run_sd)
+            lines.append(
+                _race_row(f"{cal.name}, a shift shared by a repeat's folds (1 x the run SD)", pattern, res)
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "words", nargs="*", metavar="[race|cv] [N]", help="'race' or 'cv' for those tables; N per row"
+        "words",
+        nargs="*",
+        metavar="[race|cv|cv-race] [N]",
+        help="'race', 'cv' or 'cv-race' for those tables; N per row",
     )
     args = ap.parse_args(argv)
     words = list(args.words)
-    kind = words.pop(0) if words and words[0] in ("race", "cv") else "report"
+    tables = {"report": report, "race": race_report, "cv": cv_report, "cv-race": cv_race_report}
+    kind = words.pop(0) if words and words[0] in tables else "report"
     if len(words) > 1 or (words and not words[0].isdigit()):
-        ap.error(f"expected [race|cv] [N], got {' '.join(args.words)}")
+        ap.error(f"expected [race|cv|cv-race] [N], got {' '.join(args.words)}")
     n = int(words[0]) if words else (2000 if kind == "report" else 1000)
-    print({"report": report, "race": race_report, "cv": cv_report}[kind](n))
+    print(tables[kind](n))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import pandas as pd
 
 from imbal.data.folds import fold_balance
 from imbal.metrics import METRICS
-from imbal.study.analysis.decision import Decision, NonInferiority
+from imbal.study.analysis.choice import NonInferiority
+from imbal.study.analysis.decision import Decision
 from imbal.study.analysis.outputs import Config
 from imbal.study.analysis.plan import Plan
 from imbal.study.analysis.stats import MAX_SEEDS, Estimate, Verdict
