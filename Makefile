@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export IMBAL_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: venv demo test lint typecheck format bench reproduce reproduce-2d reproduce-3d reproduce-cv-2d reproduce-cv-3d clean
+.PHONY: venv demo test lint typecheck format bench reproduce reproduce-2d reproduce-3d reproduce-cv-2d reproduce-cv-3d reproduce-cv-race clean
 
 $(BIN)/imbal: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -69,6 +69,13 @@ reproduce-cv-3d: venv
 	$(BIN)/imbal grid --config configs/study_vessel_cv.yaml --out runs/vessel_cv --jobs 2 --quiet
 	$(BIN)/imbal report runs/vessel_cv
 	$(BIN)/python docs/reproduction/claims.py --publish runs/vessel_cv vessel_cv
+
+# the race over repeats on RetinaMNIST (2 repeats at most); its first round reuses reproduce-cv-2d's runs
+reproduce-cv-race: reproduce-cv-2d
+	mkdir -p runs/retina_cv_race && cp -rn runs/retina_cv/runs runs/retina_cv_race/
+	$(BIN)/imbal recommend --config configs/study_retinamnist_cv_race.yaml --out runs/retina_cv_race --quiet
+	rm -rf docs/reproduction/retina_cv_race && mkdir -p docs/reproduction/retina_cv_race
+	cp -r runs/retina_cv_race/report.md runs/retina_cv_race/runs.csv runs/retina_cv_race/plan.json runs/retina_cv_race/race.json runs/retina_cv_race/tables runs/retina_cv_race/figures docs/reproduction/retina_cv_race/
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

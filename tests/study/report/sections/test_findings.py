@@ -239,3 +239,20 @@ def test_rule_text_names_the_plans_metrics_margins_and_baseline():
     assert text.endswith(
         "oversample / ce stays unless the alternative is confirmed better: a screen it fails is reported, never acted on alone."
     )
+
+
+@pytest.mark.parametrize("repeats", [1, 2])
+def test_an_undecided_cross_validated_study_names_what_more_repeats_can_lower(repeats):
+    """The image level of a cross-validated study holds the fold models' own per-image noise, which repeats
+    average: its limit is stated for the repeats run, never as a floor for any number of them."""
+    from imbal.study.analysis.decision import decide
+    from imbal.study.report.sections.findings import _answer
+    from tests.study.analysis.test_crossval import _study as cv_study
+
+    d = decide(cv_study(configs=2, repeats=repeats, seed=3), Plan())
+    assert d.confirmation is not None and d.confirmation.verdict is Verdict.INCONCLUSIVE
+    answer = _answer(d)
+    reads = "1 repeat of fold models reads them" if repeats == 1 else "2 repeats of fold models read them"
+    floor = d.confirmation.estimate.image_floor()
+    assert f"the noise of these 1600 images, as {reads}, limits it to ±{floor:.3f} (more repeats" in answer
+    assert "never the images' sampling noise" in answer and "at best" not in answer
