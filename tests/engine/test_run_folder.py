@@ -257,3 +257,13 @@ def test_a_failed_data_load_leaves_out_untouched(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--dataset", str(tmp_path / "missing.npz"), "--out", str(out)]) == 2
     assert not out.exists()  # a fixed rerun into the same --out is not refused as "another run"
+
+
+def test_a_stored_config_says_whether_and_which_fold_it_trained():
+    from imbal.engine import run_dir
+
+    official = {"seed": 2, "cv_folds": 0, "cv_fold": 0}
+    assert not run_dir.is_fold_run(official) and run_dir.fold_of(official) is None
+    fold = {"seed": 2, "cv_folds": 5, "cv_fold": 3}
+    assert run_dir.is_fold_run(fold) and run_dir.fold_of(fold) == 3
+    assert run_dir.fold_of({"cv_folds": 5}) == 0  # a missing cv_fold reads as the config default, fold 0

@@ -142,6 +142,11 @@ def is_fold_run(config: dict) -> bool:
     return int(config.get("cv_folds") or 0) > 0
 
 
+def fold_of(config: dict) -> int | None:
+    """The fold a run's stored config tested (None: not a cross-validation fold run)."""
+    return int(config.get("cv_fold") or 0) if is_fold_run(config) else None
+
+
 def cell_dir(root: Path, dataset: str, sampler: str, loss: str, seed: int, fold: int | None = None) -> Path:
     """A study cell's folder; a cross-validation cell's last part names its fold too (``seed0-fold3``)."""
     last = f"seed{seed}" if fold is None else f"seed{seed}-fold{fold}"

@@ -168,7 +168,7 @@ def _fold_outputs(labels, pool, fold_logits):
     }
 
 
-def test_the_races_pooling_refuses_folds_of_different_partitions():
+def test_the_races_pooling_refuses_folds_of_different_partitions_and_runs_without_pool_index():
     from imbal.study.race.repeats import pooled_validation
 
     logits = [[1.0, 0.0], [0.0, 1.0]]
@@ -179,6 +179,9 @@ def test_the_races_pooling_refuses_folds_of_different_partitions():
     assert pooled.folds.ids.tolist() == [[0, 0, 1, 1, 2, 2]] and pooled.minority == 0
     with pytest.raises(RunFolderError, match="must share its partition"):
         pooled_validation({(("uniform", "ce"), 0): a, (("uniform", "mcc"), 0): b}, 3, None, PLAN)
+    old = {f: {k: v for k, v in o.items() if k != rd.POOL_INDEX} for f, o in a.items()}
+    with pytest.raises(RunFolderError, match="hold no pool_index"):
+        pooled_validation({(("uniform", "ce"), 0): old}, 3, None, PLAN)
 
 
 def test_a_round_of_a_race_over_repeats_asks_for_every_fold_of_its_repeats(tmp_path):

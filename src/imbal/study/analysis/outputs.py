@@ -74,6 +74,19 @@ class Folds:
         return mask
 
 
+def pool_labels(outputs: list[dict]) -> np.ndarray:
+    """Every pooled image's label, from fold runs' outputs (each with its images' ``pool_index``)."""
+    if any(POOL_INDEX not in o for o in outputs):
+        raise RunFolderError(
+            "a fold run's outputs hold no pool_index (trained before imbal 0.x cross-validation): train it again"
+        )
+    n = 1 + max(int(o[POOL_INDEX].max()) for o in outputs)
+    labels = np.full(n, -1, dtype=np.int64)
+    for o in outputs:
+        labels[o[POOL_INDEX]] = o["labels"]
+    return labels
+
+
 def assemble_folds(
     where: str, fold_outputs: list[tuple[int, dict]], labels: np.ndarray, classes: int
 ) -> np.ndarray:

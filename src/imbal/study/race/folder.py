@@ -175,14 +175,13 @@ def check_runs_fit(root: Path, spec: StudySpec) -> None:
                 f"{root} holds runs of another data set ({rd.cell_label(run)!r}); use another --out"
             )
         stored = rd.read_json(run / rd.METRICS_FILE).get("config", {})
-        fold = stored.get("cv_fold") if rd.is_fold_run(stored) else None
         cell = Cell(
             label,
             stored.get("sampler"),
             stored.get("loss"),
             int(stored.get("seed", 0)),
             spec.entries[label],
-            None if fold is None else int(fold),
+            rd.fold_of(stored),
         )
         diff = spec.changed_settings(cell, stored, root)
         if diff:

@@ -20,7 +20,14 @@ import numpy as np
 from imbal.engine import run_dir as rd
 from imbal.errors import RunFolderError
 from imbal.study.analysis.crossval import Runs, cv_pairs, view_scores
-from imbal.study.analysis.outputs import Config, Folds, SplitOutputs, StudyOutputs, assemble_folds
+from imbal.study.analysis.outputs import (
+    Config,
+    Folds,
+    SplitOutputs,
+    StudyOutputs,
+    assemble_folds,
+    pool_labels,
+)
 from imbal.study.analysis.plan import Plan
 from imbal.study.race.rules import Evidence, RaceOutcome, Rules, progress
 
@@ -99,11 +106,8 @@ def pooled_validation(
     repeat: every image's one validation prediction, and each image's fold (run f validates on fold f + 1).
     A race reads validation only: the pooled study's test split holds the same arrays, never test outputs."""
     first = next(iter(next(iter(loaded.values())).values()))
-    n = 1 + max(int(o[rd.POOL_INDEX].max()) for g in loaded.values() for o in g.values())
-    labels = np.full(n, -1, dtype=np.int64)
-    for g in loaded.values():
-        for o in g.values():
-            labels[o[rd.POOL_INDEX]] = o["labels"]
+    labels = pool_labels([o for g in loaded.values() for o in g.values()])
+    n = len(labels)
     repeats = sorted({r for _, r in loaded})
     ids = np.full((len(repeats), n), -1, dtype=np.int64)
     for (config, r), g in loaded.items():

@@ -157,7 +157,7 @@ def _row(run: Path) -> dict:
         "select_metric": m.get("select_metric"),
     }
     if rd.is_fold_run(cfg):  # a fold run: which fold it tested (runs.csv lists it)
-        row["cv_fold"] = int(cfg.get("cv_fold", 0))
+        row["cv_fold"] = rd.fold_of(cfg)
     for k in METRICS:
         row[k] = _metric(c, k, cm)
     return row

@@ -23,7 +23,14 @@ from imbal.errors import RunFolderError
 from imbal.evaluator import Evaluator
 from imbal.metrics import METRICS
 from imbal.naming import HELD_OUT
-from imbal.study.analysis.outputs import Config, Folds, SplitOutputs, StudyOutputs, assemble_folds
+from imbal.study.analysis.outputs import (
+    Config,
+    Folds,
+    SplitOutputs,
+    StudyOutputs,
+    assemble_folds,
+    pool_labels,
+)
 
 
 def _agreed(rows: pd.DataFrame, values: list[Any], what: str) -> Any:
@@ -47,7 +54,11 @@ def _group_runs(rows: pd.DataFrame, k: int) -> tuple[dict[tuple[Config, int], di
     for row in rows.itertuples():
         cfg = row.config
         key = ((row.sampler, row.loss), int(cfg.get("cv_repeat", 0)))
-        fold = int(cfg.get("cv_fold", 0))
+        fold = rd.fold_of(cfg)
+        if fold is None:
+            raise RunFolderError(
+                f"{row.run_dir} trained no fold; a cross-validated data set holds fold runs only"
+            )
         if fold in groups.get(key, {}):
             raise RunFolderError(
                 f"{row.run_dir} and {groups[key][fold].run_dir} are both fold {fold} of {key[0][0]}/{key[0][1]} "
@@ -61,21 +72,6 @@ def _group_runs(rows: pd.DataFrame, k: int) -> tuple[dict[tuple[Config, int], di
         if (c, r) not in complete
     ]
     return complete, left
-
-
-def _pool_labels(loaded: dict) -> np.ndarray:
-    """Every pooled image's label, from the fold runs' outputs (their pool_index)."""
-    outs = [o[s] for g in loaded.values() for o in g.values() for s in HELD_OUT]
-    missing = [o for o in outs if rd.POOL_INDEX not in o]
-    if missing:
-        raise RunFolderError(
-            "a fold run's outputs hold no pool_index (trained before imbal 0.x cross-validation): train it again"
-        )
-    n = 1 + max(int(o[rd.POOL_INDEX].max()) for o in outs)
-    labels = np.full(n, -1, dtype=np.int64)
-    for o in outs:
-        labels[o[rd.POOL_INDEX]] = o["labels"]
-    return labels
 
 
 def _fold_ids(groups: dict, loaded: dict, repeats: list[int], n: int, k: int) -> np.ndarray:
@@ -119,7 +115,7 @@ def pool_folds(
         key: {f: {s: load(Path(r.run_dir), s) for s in HELD_OUT} for f, r in g.items()}
         for key, g in groups.items()
     }
-    labels = _pool_labels(loaded)
+    labels = pool_labels([o[s] for g in loaded.values() for o in g.values() for s in HELD_OUT])
     repeats = sorted({r for _, r in groups})
     ids = _fold_ids(groups, loaded, repeats, len(labels), k)
     keys = sorted(groups, key=lambda key: (key[0] != baseline, key[1], key[0]))
